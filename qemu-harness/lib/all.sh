@@ -1,0 +1,16 @@
+# shellcheck shell=bash
+# Source every harness library, in dependency order.
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=lib/kernel.sh
+source "$HARNESS_DIR/lib/kernel.sh"
+# shellcheck source=lib/stage.sh
+source "$HARNESS_DIR/lib/stage.sh"
+# shellcheck source=lib/vm.sh
+source "$HARNESS_DIR/lib/vm.sh"
+# shellcheck source=lib/build.sh
+source "$HARNESS_DIR/lib/build.sh"
+# shellcheck source=lib/scenario.sh
+source "$HARNESS_DIR/lib/scenario.sh"
+# shellcheck source=lib/scenarios.sh
+source "$HARNESS_DIR/lib/scenarios.sh"

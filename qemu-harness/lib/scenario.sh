@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# Helpers for scenarios: one VM per scenario, boots, and assertions on what
+# the guest printed. A scenario runs in a subshell; scn_fail records the
+# reason and exits that subshell.
+
+SCN_NAME=
+SCN_VM=
+SCN_LOG=
+SCN_BOOT=0
+
+scn_init() {
+    SCN_NAME=$1
+    SCN_VM=$VMS_DIR/$1
+    SCN_BOOT=0
+    SCN_LOG=
+    vm_create "$SCN_VM" "$ARTEFACTS_DIR/disk.img"
+}
+
+scn_fail() {
+    echo "$*" >"$SCN_VM/fail-reason"
+    [[ -n $SCN_LOG ]] && echo "$SCN_LOG" >"$SCN_VM/fail-log"
+    exit 1
+}
+
+# scn_boot [--tampered] [--append STR] [--recovery-key] [control lines...]
+# Boots the scenario's VM once; the console goes to boot-N.log. Fails the
+# scenario on a timeout or a QEMU error, not on what the guest did.
+scn_boot() {
+    local initrd=$ARTEFACTS_DIR/initramfs.cpio.gz extra='' control rc=0
+    local -a fwcfg=()
+    while (($#)); do
+        case $1 in
+        --tampered) initrd=$ARTEFACTS_DIR/initramfs-tampered.cpio.gz ;;
+        --append) extra=$2; shift ;;
+        --recovery-key) fwcfg+=("recovery-key=$ARTEFACTS_DIR/recovery.key") ;;
+        *) break ;;
+        esac
+        shift
+    done
+    SCN_BOOT=$((SCN_BOOT + 1))
+    SCN_LOG=$SCN_VM/boot-$SCN_BOOT.log
+    control=$SCN_VM/control-$SCN_BOOT
+    printf '%s\n' "$@" >"$control"
+    fwcfg+=("control=$control")
+    log "$SCN_NAME: boot $SCN_BOOT${extra:+ (cmdline + \"$extra\")}${*:+ [$*]}"
+    vm_boot "$SCN_VM" "$initrd" "$SCN_LOG" "$extra" "${fwcfg[@]}" || rc=$?
+    case $rc in
+    0) ;;
+    124) scn_fail "boot $SCN_BOOT timed out after ${VM_TIMEOUT}s (QEMU killed)" ;;
+    *) scn_fail "boot $SCN_BOOT: QEMU failed (rc=$rc, see $SCN_VM/qemu.log)" ;;
+    esac
+}
+
+# True when the last boot's console has a line matching the ERE.
+seen() {
+    grep -aqE "$1" "$SCN_LOG"
+}
+
+expect() {
+    seen "$1" || scn_fail "boot $SCN_BOOT: ${2:-expected /$1/ on the console}"
+}
+
+expect_not() {
+    if seen "$1"; then
+        scn_fail "boot $SCN_BOOT: ${2:-unexpected /$1/ on the console}"
+    fi
+}
+
+# Value of the last "HARNESS: <what> rc=N" marker, or "none".
+marker_rc() {
+    local v
+    v=$(grep -aoE "HARNESS: $1 rc=[0-9]+" "$SCN_LOG" | tail -n 1 | sed 's/.*rc=//')
+    echo "${v:-none}"
+}
+
+expect_sealroot_rc() {
+    local want=$1 got
+    got=$(marker_rc sealroot)
+    [[ $got == "$want" ]] ||
+        scn_fail "boot $SCN_BOOT: sealroot exit code $got, expected $want$(first_failure)"
+}
+
+# The guest's own failure line, if any, to explain a failed expectation.
+first_failure() {
+    local f
+    f=$(grep -aoE 'HARNESS: FAIL .*' "$SCN_LOG" | head -n 1)
+    [[ -n $f ]] && echo " (${f#HARNESS: })"
+}
+
+# The root file system of this image is up (its id, written at build time).
+expect_root_up() {
+    expect "ROOT-MARKER: root-id=$(cat "$ARTEFACTS_DIR/root-id")\$" \
+        "the root file system did not come up (no ROOT-MARKER)$(first_failure)"
+}
+
+expect_root_not_mounted() {
+    expect_not 'HARNESS: root mounted' "the root was mounted although it must not be"
+    expect_not 'ROOT-MARKER:' "the root's init ran although the root must stay locked"
+    expect 'HARNESS: FAIL ' "the initramfs did not report the refusal"
+}
+
+# Host-side check of the volume after enrollment: a sealroot token exists, the
+# provisioning key no longer opens it, the escrowed recovery key still does.
+expect_enrolled_volume() {
+    local disk=$SCN_VM/disk.img
+    cryptsetup luksDump "$disk" | grep -qE '^[[:space:]]+[0-9]+: sealroot' ||
+        scn_fail "after boot $SCN_BOOT: no sealroot token in the LUKS2 header"
+    if cryptsetup open --test-passphrase --key-file "$ARTEFACTS_DIR/provision.key" "$disk" 2>/dev/null; then
+        scn_fail "after boot $SCN_BOOT: the provisioning key still opens the volume"
+    fi
+    cryptsetup open --test-passphrase --key-file "$ARTEFACTS_DIR/recovery.key" "$disk" 2>/dev/null ||
+        scn_fail "after boot $SCN_BOOT: the escrowed recovery key no longer opens the volume"
+}
+
+# Kernel timestamp (ms) of the first console line matching the ERE.
+kernel_ms_of() {
+    grep -aE "$1" "$SCN_LOG" | head -n 1 |
+        sed -nE 's/^[^[]*\[ *([0-9]+)\.([0-9]{6})\].*/\1 \2/p' |
+        awk '{ printf "%d\n", $1 * 1000 + $2 / 1000 }'
+}

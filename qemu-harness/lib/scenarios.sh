@@ -1,0 +1,88 @@
+# shellcheck shell=bash
+# The boot scenarios. Each gets a fresh VM (copy of the built disk, fresh
+# OVMF variable store, fresh swtpm state) and fails through scn_fail.
+
+SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock)
+REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
+
+describe_scenario() {
+    case $1 in
+    first-boot-enroll) echo "first boot enrolls the TPM and mounts the root; provisioning keyslot removed" ;;
+    unlock) echo "second boot unlocks with the TPM only" ;;
+    tamper-initrd) echo "an initramfs with one extra file is refused (PCR 9), the original still unlocks" ;;
+    tamper-cmdline) echo "policy without PCR 9; init=/bin/sh on the command line is refused via PCR 15" ;;
+    reboot-loop) echo "$REBOOT_LOOP_BOOTS consecutive reboots of one VM all unlock" ;;
+    new-tpm-recovery) echo "a factory-fresh TPM is refused cleanly; the escrowed recovery key opens the root" ;;
+    relock) echo "from the real root, a second sealroot unlock --dry-run fails with exit code 4" ;;
+    *) return 1 ;;
+    esac
+}
+
+# First boot: enroll, then check the volume from the host.
+enroll_boot() {
+    scn_boot mode=tpm "$@"
+    expect_sealroot_rc 0
+    expect_root_up
+    expect_enrolled_volume
+}
+
+unlock_boot() {
+    scn_boot mode=tpm "$@"
+    expect_sealroot_rc 0
+    expect 'HARNESS: root mounted'
+    expect_root_up
+}
+
+scenario_first_boot_enroll() {
+    enroll_boot
+}
+
+scenario_unlock() {
+    enroll_boot
+    unlock_boot
+}
+
+scenario_tamper_initrd() {
+    enroll_boot
+    scn_boot --tampered mode=tpm
+    expect_sealroot_rc 4
+    expect 'PCR 9 differs' "sealroot did not name PCR 9 as the reason"
+    expect_root_not_mounted
+    # Nothing was damaged: the untouched initramfs still unlocks.
+    unlock_boot
+}
+
+scenario_tamper_cmdline() {
+    enroll_boot pcrs=0,4,7
+    unlock_boot
+    scn_boot --append "init=/bin/sh" mode=tpm
+    expect_sealroot_rc 4
+    expect 'PCR 15 differs' "sealroot did not name PCR 15 (its command-line PCR) as the reason"
+    expect_not 'PCR 9 differs' "PCR 9 is not in this policy but was reported"
+    expect_root_not_mounted
+}
+
+scenario_reboot_loop() {
+    local i
+    enroll_boot root_action=reboot
+    for i in $(seq "$REBOOT_LOOP_BOOTS"); do
+        unlock_boot root_action=reboot
+        expect 'ROOT: reboot' "reboot $i: the root did not reboot"
+    done
+}
+
+scenario_new_tpm_recovery() {
+    enroll_boot
+    vm_reset_tpm "$SCN_VM"
+    scn_boot --recovery-key mode=recovery
+    expect_sealroot_rc 8
+    expect 'HARNESS: recovery rc=0' "the recovery key did not open the volume$(first_failure)"
+    expect_root_up
+}
+
+scenario_relock() {
+    enroll_boot root_checks=relock
+    expect 'ROOT-CHECK: relock rc=4' "after enrollment: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')"
+    unlock_boot root_checks=relock
+    expect 'ROOT-CHECK: relock rc=4' "after a TPM unlock: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')"
+}

@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# Boot one VM: swtpm + QEMU (TCG, q35, OVMF) with a hard timeout. Every
+# process is started here and killed here, by PID.
+
+OVMF_CODE=${SEALROOT_HARNESS_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+OVMF_VARS=${SEALROOT_HARNESS_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+VM_MEMORY=${SEALROOT_HARNESS_MEMORY:-1024}
+VM_TIMEOUT=${SEALROOT_HARNESS_TIMEOUT:-180}
+# Fixed kernel command line: it is measured (PCR 9 and sealroot's PCR 15),
+# so every boot that should unlock uses exactly this string.
+VM_CMDLINE_BASE="console=ttyS0,115200 printk.time=1 printk.devkmsg=on loglevel=6 panic=-1"
+
+VM_SWTPM_PID=
+VM_QEMU_PID=
+
+# Kill whatever this shell started and has not reaped yet (also the trap
+# handler): SIGTERM, then SIGKILL after 5 s. Only our own PIDs, never by name.
+vm_kill_all() {
+    local pid i
+    for pid in "$VM_QEMU_PID" "$VM_SWTPM_PID"; do
+        [[ -n $pid ]] || continue
+        kill "$pid" 2>/dev/null || true
+        for i in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    VM_QEMU_PID=
+    VM_SWTPM_PID=
+}
+
+# Create a VM directory: per-VM OVMF variable store, TPM state, disk copy.
+vm_create() {
+    local vmdir=$1 disk=$2
+    rm -rf "$vmdir"
+    mkdir -p "$vmdir/tpm"
+    cp "$OVMF_VARS" "$vmdir/OVMF_VARS.fd"
+    cp --sparse=always "$disk" "$vmdir/disk.img"
+    echo 0 >"$vmdir/boots"
+}
+
+# Replace the VM's TPM with a factory-fresh one (new SRK, empty NV).
+vm_reset_tpm() {
+    local vmdir=$1
+    rm -rf "$vmdir/tpm"
+    mkdir -p "$vmdir/tpm"
+}
+
+vm_start_swtpm() {
+    local vmdir=$1 sock=$1/swtpm.sock _
+    rm -f "$sock"
+    swtpm socket --tpm2 \
+        --tpmstate dir="$vmdir/tpm" \
+        --ctrl type=unixio,path="$sock" \
+        --log file="$vmdir/swtpm.log",level=1 \
+        --terminate &
+    VM_SWTPM_PID=$!
+    for _ in $(seq 100); do
+        [[ -S $sock ]] && return 0
+        kill -0 "$VM_SWTPM_PID" 2>/dev/null || die "swtpm exited at start (see $vmdir/swtpm.log)"
+        sleep 0.05
+    done
+    die "swtpm socket $sock did not appear"
+}
+
+# vm_boot VMDIR INITRD CONSOLE_LOG CMDLINE_EXTRA [NAME=FILE...]
+# Boots until the guest powers off (or reboots: -no-reboot makes QEMU exit)
+# or the timeout hits. Each NAME=FILE becomes the fw_cfg file
+# opt/sealroot-harness/NAME (not measured by OVMF: PCRs do not change).
+# Returns 0 when QEMU exited by itself, 124 on timeout, 125 on a QEMU error.
+# Writes the console to CONSOLE_LOG and the wall time in ms to VMDIR/last-ms.
+vm_boot() {
+    local vmdir=$1 initrd=$2 console=$3 extra=$4 item
+    local kernel cmdline start deadline rc=0 n
+    shift 4
+    kernel=$(kernel_image_in "$KERNEL_DIR")
+    cmdline=$VM_CMDLINE_BASE${extra:+ $extra}
+    local -a fwcfg=()
+    for item in "$@"; do
+        fwcfg+=(-fw_cfg "name=opt/sealroot-harness/${item%%=*},file=${item#*=}")
+    done
+
+    n=$(($(cat "$vmdir/boots") + 1))
+    echo "$n" >"$vmdir/boots"
+    vm_start_swtpm "$vmdir"
+    start=$(now_ms)
+    qemu-system-x86_64 \
+        -nodefaults -no-user-config -no-reboot \
+        -accel tcg -machine q35 -cpu max -m "$VM_MEMORY" -smp 1 \
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
+        -drive "if=pflash,format=raw,unit=1,file=$vmdir/OVMF_VARS.fd" \
+        -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+        -chardev "socket,id=chrtpm,path=$vmdir/swtpm.sock" \
+        -tpmdev emulator,id=tpm0,chardev=chrtpm \
+        -device tpm-crb,tpmdev=tpm0 \
+        -drive "file=$vmdir/disk.img,format=raw,if=none,id=disk0,cache=unsafe" \
+        -device virtio-blk-pci,drive=disk0 \
+        "${fwcfg[@]}" \
+        -display none -monitor none -serial "file:$console" \
+        >"$vmdir/qemu.log" 2>&1 &
+    VM_QEMU_PID=$!
+    deadline=$((start + VM_TIMEOUT * 1000))
+    while kill -0 "$VM_QEMU_PID" 2>/dev/null; do
+        if (($(now_ms) > deadline)); then
+            log "boot $n of $(basename "$vmdir") hit the ${VM_TIMEOUT}s timeout; killing QEMU (pid $VM_QEMU_PID)"
+            echo "HARNESS-HOST: TIMEOUT after ${VM_TIMEOUT}s, QEMU killed" >>"$console"
+            rc=124
+            break
+        fi
+        sleep 0.1
+    done
+    echo $(($(now_ms) - start)) >"$vmdir/last-ms"
+    if ((rc == 0)); then
+        wait "$VM_QEMU_PID" || rc=$?
+        # QEMU's own failure (bad option, missing file) is not a guest result.
+        if ((rc != 0)); then
+            log "QEMU exited with $rc: $(tail -3 "$vmdir/qemu.log")"
+            rc=125
+        fi
+        VM_QEMU_PID=
+    fi
+    vm_kill_all
+    return "$rc"
+}

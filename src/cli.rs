@@ -1,0 +1,155 @@
+//! Command-line definition (the stable contract documented in README.md).
+
+use crate::logging::Sink;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealroot",
+    version,
+    about = "Unlock a LUKS2 root volume with a TPM-sealed, PCR-bound key",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Log sink: kmsg inside an initramfs and stderr elsewhere by default.
+    #[arg(long, value_enum, default_value_t = Sink::Auto, global = true)]
+    pub log: Sink,
+    /// Verbose logging (also shows tss-esapi/libcryptsetup messages).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TpmArgs {
+    /// TPM TCTI (else $TPM2TOOLS_TCTI, else device:/dev/tpmrm0).
+    #[arg(long, value_name = "SPEC")]
+    pub tcti: Option<String>,
+    /// Seconds to wait for the TPM to appear/answer.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub tpm_timeout: f64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CmdlineArgs {
+    /// Read the kernel command line to measure from this file.
+    #[arg(long, value_name = "PATH", default_value = "/proc/cmdline")]
+    pub cmdline_file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a TPM-sealed keyslot (and a recovery key) to a LUKS2 volume.
+    Enroll {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        /// Existing passphrase/key file that opens the volume (every byte counts).
+        #[arg(long, value_name = "FILE")]
+        unlock_key_file: PathBuf,
+        /// Comma-separated firmware PCRs (sealroot's PCR 15 is always added).
+        #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
+        pcrs: String,
+        /// PCR bank (only sha256).
+        #[arg(long, default_value = "sha256")]
+        bank: String,
+        /// Also require a PIN (PolicyAuthValue; subject to DA lockout).
+        #[arg(long)]
+        pin: bool,
+        /// Read the PIN from this file instead of $SEALROOT_PIN or a prompt.
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        /// Store the blob in this file instead of a LUKS2 token.
+        #[arg(long, value_name = "PATH")]
+        blob_file: Option<PathBuf>,
+        /// Do not create a recovery key.
+        #[arg(long)]
+        no_recovery_key: bool,
+        /// Write the recovery key to this new file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "PATH", conflicts_with = "no_recovery_key")]
+        recovery_key_file: Option<PathBuf>,
+        /// Predict sealroot's PCR for this kernel command line instead of
+        /// the one in --cmdline-file (for image builds).
+        #[arg(long, value_name = "STRING")]
+        boot_cmdline: Option<String>,
+        #[command(flatten)]
+        tpm: TpmArgs,
+        #[command(flatten)]
+        cmdline: CmdlineArgs,
+    },
+    /// Unseal the key and open the volume (the boot path).
+    Unlock {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        /// Mapping name: /dev/mapper/NAME.
+        #[arg(long)]
+        name: String,
+        /// Verify the unsealed key against its keyslot; create no mapping.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_name = "PATH")]
+        blob_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        /// First boot: when the volume has no token, open it with this key,
+        /// enroll against this boot's PCRs and remove the key's keyslot.
+        #[arg(long, value_name = "FILE")]
+        provision_key_file: Option<PathBuf>,
+        /// PCRs for first-boot enrollment.
+        #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
+        pcrs: String,
+        #[command(flatten)]
+        tpm: TpmArgs,
+        #[command(flatten)]
+        cmdline: CmdlineArgs,
+    },
+    /// Show each sealroot token: PCRs expected vs current, and a verdict.
+    Status {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "PATH")]
+        blob_file: Option<PathBuf>,
+        #[command(flatten)]
+        tpm: TpmArgs,
+        #[command(flatten)]
+        cmdline: CmdlineArgs,
+    },
+    /// Seal a new key to the current PCR values and retire the old one.
+    Reseal {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        #[arg(long, value_name = "LIST")]
+        pcrs: Option<String>,
+        /// Authorise with this key instead of unsealing the current one.
+        #[arg(long, value_name = "FILE")]
+        unlock_key_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        blob_file: Option<PathBuf>,
+        /// Which token, when the volume has several.
+        #[arg(long, value_name = "ID")]
+        token: Option<u32>,
+        #[arg(long, value_name = "STRING")]
+        boot_cmdline: Option<String>,
+        #[command(flatten)]
+        tpm: TpmArgs,
+        #[command(flatten)]
+        cmdline: CmdlineArgs,
+    },
+    /// Remove a sealroot token and its keyslot.
+    Remove {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        #[arg(long, value_name = "ID")]
+        token: u32,
+    },
+    /// Remove sealroot tokens whose keyslot no longer exists.
+    Cleanup {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+    },
+}

@@ -1,0 +1,165 @@
+//! Typed errors and the documented exit codes they map to.
+//!
+//! Every failure class the boot path can hit has its own exit code so that an
+//! initramfs script (or a human reading `dmesg`) can tell "wrong PCRs" from
+//! "no TPM" from "corrupt blob" without parsing text. Messages carry the path
+//! or the PCR they concern and never any secret material.
+
+use std::path::{Path, PathBuf};
+
+/// Documented process exit codes (see README and docs/format.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Internal error or an unexpected condition not covered below.
+    Internal = 1,
+    /// Bad command line or option value; nothing was touched.
+    Usage = 2,
+    /// The TPM could not be reached within the timeout, or failed to answer.
+    NoTpm = 3,
+    /// Current PCR values differ from the sealed policy.
+    PcrMismatch = 4,
+    /// The blob/token is corrupt, unsupported, or fails authentication.
+    BlobInvalid = 5,
+    /// Wrong PIN, or the TPM is in dictionary-attack lockout.
+    PinOrLockout = 6,
+    /// libcryptsetup failed: bad keyslot, device not LUKS2, activation failed.
+    Luks = 7,
+    /// The storage root key at 0x81000001 is missing or is not the pinned one.
+    TpmIdentity = 8,
+    /// The volume has no sealroot token (and no blob file was given).
+    NotEnrolled = 9,
+    /// Platform (SEV-SNP) verification failed.
+    Platform = 10,
+    /// A file could not be read or written (missing, permissions, disk full).
+    Io = 11,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// All errors sealroot reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("usage: {0}")]
+    Usage(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("TPM unavailable ({tcti}): {reason}")]
+    NoTpm { tcti: String, reason: String },
+
+    #[error("TPM command {command} failed: {detail}")]
+    Tpm {
+        command: &'static str,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    PcrMismatch(crate::pcr::Mismatch),
+
+    #[error("blob {origin}: {reason}")]
+    BlobInvalid { origin: String, reason: String },
+
+    #[error("{0}")]
+    PinOrLockout(String),
+
+    #[error("LUKS {path}: {reason}")]
+    Luks { path: PathBuf, reason: String },
+
+    #[error("TPM identity: {0}")]
+    TpmIdentity(String),
+
+    #[error("{path}: no sealroot token on this volume{hint}")]
+    NotEnrolled { path: PathBuf, hint: String },
+
+    #[error("platform verification failed: {0}")]
+    Platform(String),
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Io { .. } => Exit::Io,
+            Error::NoTpm { .. } | Error::Tpm { .. } => Exit::NoTpm,
+            Error::PcrMismatch(_) => Exit::PcrMismatch,
+            Error::BlobInvalid { .. } => Exit::BlobInvalid,
+            Error::PinOrLockout(_) => Exit::PinOrLockout,
+            Error::Luks { .. } => Exit::Luks,
+            Error::TpmIdentity(_) => Exit::TpmIdentity,
+            Error::NotEnrolled { .. } => Exit::NotEnrolled,
+            Error::Platform(_) => Exit::Platform,
+            Error::Internal(_) => Exit::Internal,
+        }
+    }
+
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn blob(origin: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BlobInvalid {
+            origin: origin.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn luks(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        Error::Luks {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_stable() {
+        let all = [
+            Exit::Ok,
+            Exit::Internal,
+            Exit::Usage,
+            Exit::NoTpm,
+            Exit::PcrMismatch,
+            Exit::BlobInvalid,
+            Exit::PinOrLockout,
+            Exit::Luks,
+            Exit::TpmIdentity,
+            Exit::NotEnrolled,
+            Exit::Platform,
+            Exit::Io,
+        ];
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(e.code() as usize, i, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn io_error_carries_path() {
+        let e = Error::io("/x/y", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(e.to_string().starts_with("/x/y: "));
+        assert_eq!(e.exit(), Exit::Io);
+    }
+}

@@ -1,0 +1,23 @@
+//! sealroot: early-boot unlocker for TPM-sealed LUKS2 root volumes.
+//!
+//! Pure logic (PCR arithmetic, policy digests, the blob format, the
+//! envelope, self-PCR prediction) lives in modules with no I/O; the edges
+//! that touch the TPM ([`tpm`]), libcryptsetup ([`luks`]) and the log sink
+//! ([`logging`]) are small and separate; [`ops`] composes them into the
+//! commands the binary exposes.
+
+pub mod blob;
+pub mod cli;
+pub mod envelope;
+pub mod error;
+pub mod logging;
+pub mod luks;
+pub mod ops;
+pub mod pcr;
+pub mod policy;
+pub mod secret;
+pub mod selfpcr;
+pub mod testhooks;
+pub mod tpm;
+
+pub use error::{Error, Exit, Result};

@@ -1,0 +1,298 @@
+//! The `sealroot` binary: parse arguments, run a command, map its error to
+//! a documented exit code (README.md, docs/format.md).
+
+use clap::Parser;
+use sealroot::cli::{Cli, CmdlineArgs, Command, TpmArgs};
+use sealroot::ops::{self, PinSource, TpmOpts};
+use sealroot::{logging, pcr, tpm, Error, Exit, Result};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            });
+        }
+    };
+    // tpm2-tss prints its own warnings to stderr; sealroot reports failures
+    // itself, with context. TSS2_LOG set by the user still wins.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
+    logging::init(cli.log, cli.verbose);
+    sealroot::luks::init_logging();
+    let to_kmsg = match cli.log {
+        logging::Sink::Kmsg => true,
+        logging::Sink::Stderr => false,
+        logging::Sink::Auto => logging::in_initramfs(),
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            if to_kmsg {
+                eprintln!("sealroot: error: {e}");
+            }
+            ExitCode::from(e.exit().code())
+        }
+    }
+}
+
+fn tpm_opts(t: &TpmArgs) -> Result<TpmOpts> {
+    if !(t.tpm_timeout.is_finite() && t.tpm_timeout >= 0.0 && t.tpm_timeout <= 3600.0) {
+        return Err(Error::Usage(format!(
+            "--tpm-timeout must be between 0 and 3600 seconds, got {}",
+            t.tpm_timeout
+        )));
+    }
+    Ok(TpmOpts {
+        tcti: tpm::tcti_spec(t.tcti.as_deref()),
+        timeout: Duration::from_secs_f64(t.tpm_timeout),
+    })
+}
+
+fn pcr_list(s: &str) -> Result<Vec<u32>> {
+    pcr::parse_list(s).map_err(|e| Error::Usage(format!("--pcrs {s:?}: {e}")))
+}
+
+fn cmdline(c: &CmdlineArgs, override_: Option<String>) -> Result<String> {
+    match override_ {
+        Some(s) => Ok(s),
+        None => ops::read_cmdline(&c.cmdline_file),
+    }
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Enroll {
+            device,
+            unlock_key_file,
+            pcrs,
+            bank,
+            pin,
+            pin_file,
+            blob_file,
+            no_recovery_key,
+            recovery_key_file,
+            boot_cmdline,
+            tpm,
+            cmdline: c,
+        } => {
+            // Validate every option before touching anything.
+            if bank != pcr::BANK_SHA256 {
+                return Err(Error::Usage(format!(
+                    "--bank {bank:?}: only sha256 is supported"
+                )));
+            }
+            let pcrs = pcr_list(&pcrs)?;
+            let tpm = tpm_opts(&tpm)?;
+            if pin_file.is_some() && !pin {
+                return Err(Error::Usage("--pin-file needs --pin".into()));
+            }
+            if let Some(f) = &recovery_key_file {
+                if f.exists() {
+                    return Err(Error::Usage(format!(
+                        "{}: recovery key file already exists; refusing to overwrite it",
+                        f.display()
+                    )));
+                }
+            }
+            let cmdline = cmdline(&c, boot_cmdline)?;
+            let unlock_key = ops::read_key_file(&unlock_key_file)?;
+            let pin = if pin {
+                let src = PinSource { file: pin_file };
+                Some(src.get("sealroot: new PIN: ")?)
+            } else {
+                None
+            };
+            let out = ops::enroll::run(&ops::enroll::EnrollArgs {
+                device: device.clone(),
+                unlock_key,
+                pcrs,
+                pin,
+                blob_file,
+                recovery: !no_recovery_key,
+                cmdline,
+                tpm,
+            })?;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "enrolled {}: keyslot {}{}, PCRs {} (sha256){}",
+                device.display(),
+                out.added.keyslot,
+                out.added
+                    .token
+                    .map(|t| format!(", token {t}"))
+                    .unwrap_or_default(),
+                out.added
+                    .blob
+                    .pcrs
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                if out.added.blob.pin { ", PIN" } else { "" }
+            );
+            if let Some((rk, slot)) = &out.recovery {
+                match &recovery_key_file {
+                    Some(f) => {
+                        write_new_private(f, format!("{}\n", rk.as_str()).as_bytes())?;
+                        let _ = writeln!(
+                            stdout,
+                            "recovery key (keyslot {slot}) written to {}",
+                            f.display()
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            stdout,
+                            "\nRecovery key (keyslot {slot}). It is shown only once; store it somewhere safe:\n\n    {}\n",
+                            rk.as_str()
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Unlock {
+            device,
+            name,
+            dry_run,
+            blob_file,
+            pin_file,
+            provision_key_file,
+            pcrs,
+            tpm,
+            cmdline: c,
+        } => {
+            let pcrs = pcr_list(&pcrs)?;
+            let tpm = tpm_opts(&tpm)?;
+            if name.is_empty() || name.contains('/') || name.len() > 127 {
+                return Err(Error::Usage(format!(
+                    "--name {name:?}: not a valid mapping name"
+                )));
+            }
+            let provision_key = provision_key_file
+                .as_deref()
+                .map(ops::read_key_file)
+                .transpose()?;
+            let cmdline = cmdline(&c, None)?;
+            ops::unlock::run(&ops::unlock::UnlockArgs {
+                device,
+                name,
+                dry_run,
+                blob_file,
+                cmdline,
+                pin: PinSource { file: pin_file },
+                provision_key,
+                pcrs,
+                tpm,
+            })?;
+            Ok(())
+        }
+        Command::Status {
+            device,
+            json,
+            blob_file,
+            tpm,
+            cmdline: c,
+        } => {
+            let tpm = tpm_opts(&tpm)?;
+            let cmdline = cmdline(&c, None)?;
+            let r = ops::status::run(&ops::status::StatusArgs {
+                device,
+                blob_file,
+                cmdline,
+                tpm,
+            })?;
+            let text = if json {
+                serde_json::to_string_pretty(&r).expect("report serialises") + "\n"
+            } else {
+                ops::status::render(&r)
+            };
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            Ok(())
+        }
+        Command::Reseal {
+            device,
+            pcrs,
+            unlock_key_file,
+            pin_file,
+            blob_file,
+            token,
+            boot_cmdline,
+            tpm,
+            cmdline: c,
+        } => {
+            let pcrs = pcrs.as_deref().map(pcr_list).transpose()?;
+            let tpm = tpm_opts(&tpm)?;
+            let cmdline = cmdline(&c, boot_cmdline)?;
+            let unlock_key = unlock_key_file
+                .as_deref()
+                .map(ops::read_key_file)
+                .transpose()?;
+            let added = ops::reseal::run(&ops::reseal::ResealArgs {
+                device: device.clone(),
+                pcrs,
+                unlock_key,
+                pin: PinSource { file: pin_file },
+                blob_file,
+                token,
+                cmdline,
+                tpm,
+            })?;
+            println!(
+                "resealed {}: keyslot {}{}",
+                device.display(),
+                added.keyslot,
+                added
+                    .token
+                    .map(|t| format!(", token {t}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Remove { device, token } => {
+            let slots = ops::remove::remove(&device, token)?;
+            println!(
+                "removed token {token} and keyslot(s) {:?} from {}",
+                slots,
+                device.display()
+            );
+            Ok(())
+        }
+        Command::Cleanup { device } => {
+            let removed = ops::remove::cleanup(&device)?;
+            println!(
+                "removed {} dangling token(s) {:?} from {}",
+                removed.len(),
+                removed,
+                device.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Create `path` (must not exist) with mode 0600 and write `data`.
+fn write_new_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,190 @@
+//! `sealroot enroll`: add a TPM-sealed keyslot, its blob, and a recovery key.
+//!
+//! Crash safety (token mode): the token is written first, unassigned; then
+//! the keyslot; then the token is assigned to it. An interruption leaves at
+//! worst a token whose keyslot does not exist, which `status` reports and
+//! `cleanup` removes; never a keyslot nobody can identify.
+
+use super::{pin_auth, TpmOpts};
+use crate::blob::Blob;
+use crate::envelope;
+use crate::luks::{Kdf, Volume};
+use crate::pcr;
+use crate::policy;
+use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes};
+use crate::selfpcr::Measurements;
+use crate::testhooks::checkpoint;
+use crate::tpm::Tpm;
+use crate::Result;
+use log::info;
+use std::path::{Path, PathBuf};
+
+/// What to seal to.
+pub struct SealSpec<'a> {
+    /// Firmware PCRs (the self PCR is added automatically).
+    pub pcrs: &'a [u32],
+    /// The boot-time inputs of the self PCR.
+    pub measurements: Measurements,
+    pub pin: Option<&'a SecretBytes>,
+}
+
+/// A freshly added TPM keyslot.
+pub struct Added {
+    pub keyslot: u32,
+    pub token: Option<u32>,
+    pub blob: Blob,
+    pub secret: Key32,
+}
+
+/// Create a secret, seal it, and add its keyslot and token (or blob file),
+/// authorised by `existing` (any passphrase/key that opens the volume).
+pub fn add_sealed(
+    vol: &mut Volume,
+    tpm: &mut Tpm,
+    spec: &SealSpec,
+    existing: &[u8],
+    blob_file: Option<&Path>,
+) -> Result<Added> {
+    let uuid = vol.uuid()?;
+    let srk = tpm.srk(true)?;
+    let all = pcr::with_self(spec.pcrs);
+    let firmware: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|&p| p != pcr::SELF_PCR)
+        .collect();
+    let fw_values = tpm.pcr_read(&firmware)?;
+    let values: Vec<pcr::Digest> = all
+        .iter()
+        .map(|&p| {
+            if p == pcr::SELF_PCR {
+                spec.measurements.expected()
+            } else {
+                fw_values[firmware.iter().position(|&f| f == p).expect("present")]
+            }
+        })
+        .collect();
+    let policy_digest = policy::compute(&all, &values, spec.pin.is_some());
+    let secret = random_key(Some(&tpm.random32()?))?;
+    let kek = random_key(Some(&tpm.random32()?))?;
+    let keyslot = vol.free_keyslot()?;
+    let nonce = random_bytes::<{ envelope::NONCE_LEN }>()?;
+    let binding = envelope::Binding {
+        version: crate::blob::FORMAT_VERSION,
+        volume_uuid: &uuid,
+        policy_digest: &policy_digest,
+        keyslot,
+    };
+    let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
+    let auth = spec.pin.map(pin_auth);
+    let (tpm_public, tpm_private) = tpm.seal(&srk, &policy_digest, &kek, auth.as_ref())?;
+    drop(kek);
+    let mut blob = Blob {
+        keyslot,
+        assigned: false,
+        volume_uuid: uuid,
+        pcrs: all,
+        values,
+        self_measurements: spec.measurements,
+        policy_digest,
+        srk_name: srk.name.clone(),
+        tpm_public,
+        tpm_private,
+        pin: spec.pin.is_some(),
+        nonce,
+        ciphertext,
+    };
+    checkpoint("enroll:sealed");
+    let token = match blob_file {
+        None => {
+            let id = vol.add_token(&blob.to_value())?;
+            checkpoint("enroll:token-written");
+            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            checkpoint("enroll:keyslot-added");
+            blob.assigned = true;
+            vol.replace_token(id, &blob.to_value())?;
+            checkpoint("enroll:token-assigned");
+            Some(id)
+        }
+        Some(f) => {
+            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            checkpoint("enroll:keyslot-added");
+            blob.assigned = true;
+            super::write_atomic(f, blob.to_json_pretty().as_bytes())?;
+            checkpoint("enroll:blob-written");
+            None
+        }
+    };
+    info!(
+        "sealed keyslot {keyslot} to PCRs {} (sha256){}{}",
+        blob.pcrs
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        if blob.pin { " with a PIN" } else { "" },
+        match token {
+            Some(t) => format!(", token {t}"),
+            None => format!(", blob file {}", blob_file.expect("file mode").display()),
+        }
+    );
+    Ok(Added {
+        keyslot,
+        token,
+        blob,
+        secret,
+    })
+}
+
+/// Add an argon2id keyslot for a fresh recovery key.
+pub fn add_recovery(vol: &mut Volume, existing: &[u8]) -> Result<(RecoveryKey, u32)> {
+    let rk = RecoveryKey::generate()?;
+    let slot = vol.free_keyslot()?;
+    vol.add_keyslot(slot, existing, rk.as_str().as_bytes(), Kdf::Argon2id)?;
+    info!("added recovery keyslot {slot} (argon2id)");
+    Ok((rk, slot))
+}
+
+/// Inputs of `sealroot enroll`.
+pub struct EnrollArgs {
+    pub device: PathBuf,
+    pub unlock_key: SecretBytes,
+    pub pcrs: Vec<u32>,
+    pub pin: Option<SecretBytes>,
+    pub blob_file: Option<PathBuf>,
+    pub recovery: bool,
+    /// Kernel command line the volume will boot with.
+    pub cmdline: String,
+    pub tpm: TpmOpts,
+}
+
+pub struct EnrollOutcome {
+    pub added: Added,
+    pub recovery: Option<(RecoveryKey, u32)>,
+}
+
+pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
+    let mut vol = Volume::open(&args.device)?;
+    // Fail before touching the TPM if the unlock key is wrong.
+    vol.check_key(None, args.unlock_key.as_bytes())?;
+    let uuid = vol.uuid()?;
+    let mut tpm = args.tpm.open()?;
+    let spec = SealSpec {
+        pcrs: &args.pcrs,
+        measurements: Measurements::new(&args.cmdline, &uuid),
+        pin: args.pin.as_ref(),
+    };
+    let added = add_sealed(
+        &mut vol,
+        &mut tpm,
+        &spec,
+        args.unlock_key.as_bytes(),
+        args.blob_file.as_deref(),
+    )?;
+    let recovery = if args.recovery {
+        Some(add_recovery(&mut vol, args.unlock_key.as_bytes())?)
+    } else {
+        None
+    };
+    Ok(EnrollOutcome { added, recovery })
+}

@@ -1,0 +1,223 @@
+//! `sealroot status`: each sealroot token, its PCRs expected vs current, and
+//! a verdict. The self PCR is judged by prediction, not by its raw value: in
+//! a booted system it holds the *locked* value by design.
+
+use super::{load_blobs, TpmOpts};
+use crate::blob::Blob;
+use crate::luks::Volume;
+use crate::pcr::{self, Digest};
+use crate::selfpcr::{self, Measurements};
+use crate::Result;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Stable JSON shape (documented in docs/format.md).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub device: String,
+    pub volume_uuid: String,
+    pub active_keyslots: Vec<u32>,
+    pub tokens: Vec<TokenReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenReport {
+    /// LUKS2 token id; null for a blob file.
+    pub token: Option<u32>,
+    pub origin: String,
+    /// "ok", "mismatch", "dangling" or "invalid".
+    pub verdict: String,
+    pub keyslot: Option<u32>,
+    pub keyslot_active: bool,
+    pub bank: String,
+    pub pin: bool,
+    pub pcrs: Vec<PcrReport>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PcrReport {
+    pub index: u32,
+    pub expected: String,
+    pub current: String,
+    /// "match", "differs", "locked" (self PCR after this boot's unlock) or
+    /// "predicted" (self PCR: this system's command line and configuration
+    /// produce the expected value at the next boot).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+pub struct StatusArgs {
+    pub device: PathBuf,
+    pub blob_file: Option<PathBuf>,
+    pub cmdline: String,
+    pub tpm: TpmOpts,
+}
+
+pub fn run(args: &StatusArgs) -> Result<Report> {
+    let mut vol = Volume::open(&args.device)?;
+    let uuid = vol.uuid()?;
+    let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    let mut wanted: Vec<u32> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok())
+        .flat_map(|b| b.pcrs.iter().copied())
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let current = if wanted.is_empty() {
+        vec![]
+    } else {
+        args.tpm.open()?.pcr_read(&wanted)?
+    };
+    let now = Measurements::new(&args.cmdline, &uuid);
+    let tokens = sources
+        .iter()
+        .map(|s| match &s.blob {
+            Err(e) => TokenReport {
+                token: s.token,
+                origin: s.origin.clone(),
+                verdict: "invalid".into(),
+                keyslot: None,
+                keyslot_active: false,
+                bank: String::new(),
+                pin: false,
+                pcrs: vec![],
+                problems: vec![e.to_string()],
+            },
+            Ok(b) => token_report(
+                s.token, &s.origin, b, &mut vol, &uuid, &now, &wanted, &current,
+            ),
+        })
+        .collect();
+    Ok(Report {
+        device: args.device.display().to_string(),
+        volume_uuid: uuid,
+        active_keyslots: vol.active_keyslots(),
+        tokens,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn token_report(
+    token: Option<u32>,
+    origin: &str,
+    b: &Blob,
+    vol: &mut Volume,
+    uuid: &str,
+    now: &Measurements,
+    wanted: &[u32],
+    current: &[Digest],
+) -> TokenReport {
+    let mut problems = Vec::new();
+    let active = vol.keyslot_active(b.keyslot);
+    if !active {
+        problems.push(format!(
+            "keyslot {} does not exist (interrupted enroll or removed keyslot); `sealroot cleanup` removes this token",
+            b.keyslot
+        ));
+    }
+    if !b.volume_uuid.eq_ignore_ascii_case(uuid) {
+        problems.push(format!("belongs to volume {}, not {uuid}", b.volume_uuid));
+    }
+    let mut mismatch = false;
+    let pcrs = b
+        .pcrs
+        .iter()
+        .zip(&b.values)
+        .map(|(&index, expected)| {
+            let cur = current[wanted.iter().position(|&w| w == index).expect("read")];
+            let (state, why) = if cur == *expected {
+                ("match", None)
+            } else if index == pcr::SELF_PCR && cur == selfpcr::locked(expected) {
+                ("locked", None)
+            } else if index == pcr::SELF_PCR && b.self_measurements == *now {
+                ("predicted", None)
+            } else if index == pcr::SELF_PCR {
+                (
+                    "differs",
+                    Some(selfpcr::explain(&b.self_measurements, now, &cur)),
+                )
+            } else {
+                ("differs", None)
+            };
+            if state == "differs" {
+                mismatch = true;
+            }
+            PcrReport {
+                index,
+                expected: hex::encode(expected),
+                current: hex::encode(cur),
+                state: state.into(),
+                why,
+            }
+        })
+        .collect();
+    let verdict = if !problems.is_empty() {
+        if active {
+            "invalid"
+        } else {
+            "dangling"
+        }
+    } else if mismatch {
+        "mismatch"
+    } else {
+        "ok"
+    };
+    TokenReport {
+        token,
+        origin: origin.into(),
+        verdict: verdict.into(),
+        keyslot: Some(b.keyslot),
+        keyslot_active: active,
+        bank: pcr::BANK_SHA256.into(),
+        pin: b.pin,
+        pcrs,
+        problems,
+    }
+}
+
+/// Human-readable rendering.
+pub fn render(r: &Report) -> String {
+    let mut s = format!(
+        "{} (LUKS2 {}), active keyslots: {}\n",
+        r.device,
+        r.volume_uuid,
+        join(&r.active_keyslots)
+    );
+    if r.tokens.is_empty() {
+        s.push_str("no sealroot tokens\n");
+    }
+    for t in &r.tokens {
+        s.push_str(&format!(
+            "{}: {}{}{}\n",
+            t.origin,
+            t.verdict,
+            t.keyslot
+                .map(|k| format!(", keyslot {k}"))
+                .unwrap_or_default(),
+            if t.pin { ", PIN required" } else { "" }
+        ));
+        for p in &t.pcrs {
+            s.push_str(&format!(
+                "  PCR {:>2} {:<9} expected {} current {}\n",
+                p.index, p.state, p.expected, p.current
+            ));
+            if let Some(w) = &p.why {
+                s.push_str(&format!("         why: {w}\n"));
+            }
+        }
+        for p in &t.problems {
+            s.push_str(&format!("  problem: {p}\n"));
+        }
+    }
+    s
+}
+
+fn join(v: &[u32]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

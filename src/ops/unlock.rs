@@ -1,0 +1,266 @@
+//! `sealroot unlock`: the boot path.
+//!
+//! measure → load blobs → compare PCRs (and explain) → unseal over a salted,
+//! encrypted session → lock → decrypt envelope → activate (or only verify the
+//! key with `--dry-run`). With `--provision-key-file` and no token yet, the
+//! first boot enrolls against its own PCRs and drops the provisioning key.
+
+use super::enroll::{add_sealed, SealSpec};
+use super::{load_blobs, lock, measure_self, pin_auth, PinSource, Source, TpmOpts};
+use crate::blob::Blob;
+use crate::envelope;
+use crate::luks::Volume;
+use crate::pcr::{self, Mismatch};
+use crate::secret::SecretBytes;
+use crate::selfpcr::{self, Measurements};
+use crate::testhooks::checkpoint;
+use crate::tpm::Tpm;
+use crate::{Error, Result};
+use log::{info, warn};
+use std::path::PathBuf;
+
+pub struct UnlockArgs {
+    pub device: PathBuf,
+    pub name: String,
+    pub dry_run: bool,
+    pub blob_file: Option<PathBuf>,
+    pub cmdline: String,
+    pub pin: PinSource,
+    /// First-boot enrollment: the image's provisioning key.
+    pub provision_key: Option<SecretBytes>,
+    /// PCRs for first-boot enrollment.
+    pub pcrs: Vec<u32>,
+    pub tpm: TpmOpts,
+}
+
+#[derive(Debug)]
+pub struct Unlocked {
+    pub keyslot: u32,
+    pub origin: String,
+    pub first_boot: bool,
+}
+
+pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
+    let mut vol = Volume::open(&args.device)?;
+    let uuid = vol.uuid()?;
+    let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    if sources.is_empty() {
+        return match &args.provision_key {
+            Some(key) => first_boot(&mut vol, &uuid, key, args),
+            None => Err(Error::NotEnrolled {
+                path: args.device.clone(),
+                hint: "; enroll it with `sealroot enroll`, or pass --blob-file".into(),
+            }),
+        };
+    }
+    // Try assigned tokens first: an unassigned one may be from an
+    // interrupted enrollment.
+    sources.sort_by_key(|s| !matches!(&s.blob, Ok(b) if b.assigned));
+
+    let mut tpm = args.tpm.open()?;
+    let now = Measurements::new(&args.cmdline, &uuid);
+    let mut wanted: Vec<u32> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok())
+        .flat_map(|b| b.pcrs.iter().copied())
+        .collect();
+    wanted.push(pcr::SELF_PCR);
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut current = tpm.pcr_read(&wanted)?;
+    let self_pos = wanted
+        .iter()
+        .position(|&p| p == pcr::SELF_PCR)
+        .expect("added");
+    current[self_pos] = measure_self(&mut tpm, &now, current[self_pos])?;
+
+    let mut first_err: Option<Error> = None;
+    for src in &sources {
+        match try_source(
+            &mut vol, &mut tpm, src, &uuid, &now, &wanted, &current, args,
+        ) {
+            Ok(keyslot) => {
+                return Ok(Unlocked {
+                    keyslot,
+                    origin: src.origin.clone(),
+                    first_boot: false,
+                })
+            }
+            Err(e) => {
+                if sources.len() > 1 {
+                    warn!("{}: {e}", src.origin);
+                }
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_err.expect("at least one source"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn try_source(
+    vol: &mut Volume,
+    tpm: &mut Tpm,
+    src: &Source,
+    uuid: &str,
+    now: &Measurements,
+    wanted: &[u32],
+    current: &[pcr::Digest],
+    args: &UnlockArgs,
+) -> Result<u32> {
+    let blob = match &src.blob {
+        Ok(b) => b,
+        Err(e) => return Err(Error::blob(&src.origin, e.to_string())),
+    };
+    if !blob.volume_uuid.eq_ignore_ascii_case(uuid) {
+        return Err(Error::blob(
+            &src.origin,
+            format!(
+                "belongs to volume {}, not to this volume {uuid} (copied token?)",
+                blob.volume_uuid
+            ),
+        ));
+    }
+    if !vol.keyslot_active(blob.keyslot) {
+        return Err(Error::luks(
+            vol.path(),
+            format!(
+                "{} refers to keyslot {} which does not exist (interrupted enroll? run `sealroot cleanup`)",
+                src.origin, blob.keyslot
+            ),
+        ));
+    }
+    check_pcrs(blob, now, wanted, current)?;
+    let pin = if blob.pin {
+        Some(pin_auth(&args.pin.get("sealroot: PIN: ")?))
+    } else {
+        None
+    };
+    let kek = tpm.unseal(blob, pin.as_ref());
+    drop(pin);
+    let kek = kek?;
+    // The secret has left the TPM: nothing may unseal it again this boot.
+    lock(tpm)?;
+    checkpoint("unlock:locked");
+    let secret =
+        envelope::open(&kek, &blob.nonce, &blob.ciphertext, &blob.binding()).ok_or_else(|| {
+            Error::blob(
+                &src.origin,
+                "envelope does not authenticate (edited token, or one copied from another volume)",
+            )
+        })?;
+    drop(kek);
+    if args.dry_run {
+        vol.check_key(Some(blob.keyslot), secret.as_bytes())?;
+        info!(
+            "dry run: the unsealed key opens keyslot {} of {} (no mapping created)",
+            blob.keyslot,
+            args.device.display()
+        );
+    } else {
+        vol.activate(&args.name, Some(blob.keyslot), secret.as_bytes())?;
+        info!(
+            "unlocked {} as /dev/mapper/{} with keyslot {} ({})",
+            args.device.display(),
+            args.name,
+            blob.keyslot,
+            src.origin
+        );
+    }
+    Ok(blob.keyslot)
+}
+
+/// Compare the blob's expected PCRs with `current` (indexed like `wanted`).
+pub fn check_pcrs(
+    blob: &Blob,
+    now: &Measurements,
+    wanted: &[u32],
+    current: &[pcr::Digest],
+) -> Result<()> {
+    let cur: Vec<pcr::Digest> = blob
+        .pcrs
+        .iter()
+        .map(|p| current[wanted.iter().position(|w| w == p).expect("read")])
+        .collect();
+    let mut diffs = pcr::compare(&blob.pcrs, &blob.values, &cur);
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    for d in &mut diffs {
+        if d.index == pcr::SELF_PCR {
+            d.why = Some(selfpcr::explain(&blob.self_measurements, now, &d.current));
+        }
+    }
+    Err(Error::PcrMismatch(Mismatch {
+        bank: pcr::BANK_SHA256.into(),
+        diffs,
+    }))
+}
+
+/// First boot: open with the provisioning key, enroll against this boot's
+/// PCRs, lock, activate with the new key, then drop the provisioning keyslot.
+fn first_boot(
+    vol: &mut Volume,
+    uuid: &str,
+    provision_key: &SecretBytes,
+    args: &UnlockArgs,
+) -> Result<Unlocked> {
+    let prov_slot = vol.check_key(None, provision_key.as_bytes()).map_err(|e| {
+        Error::luks(
+            &args.device,
+            format!("no sealroot token, and the provisioning key does not open the volume: {e}"),
+        )
+    })?;
+    info!(
+        "first boot: no sealroot token; provisioning key opens keyslot {prov_slot}; enrolling against this boot's PCRs"
+    );
+    let mut tpm: Tpm = args.tpm.open()?;
+    let now = Measurements::new(&args.cmdline, uuid);
+    let cur = tpm.pcr_read(&[pcr::SELF_PCR])?[0];
+    let after = measure_self(&mut tpm, &now, cur)?;
+    if after != now.expected() {
+        return Err(Error::PcrMismatch(Mismatch {
+            bank: pcr::BANK_SHA256.into(),
+            diffs: vec![pcr::PcrDiff {
+                index: pcr::SELF_PCR,
+                expected: now.expected(),
+                current: after,
+                why: Some("PCR was already extended before first-boot enrollment".into()),
+            }],
+        }));
+    }
+    let spec = SealSpec {
+        pcrs: &args.pcrs,
+        measurements: now,
+        pin: None,
+    };
+    let added = add_sealed(vol, &mut tpm, &spec, provision_key.as_bytes(), None)?;
+    checkpoint("firstboot:enrolled");
+    lock(&mut tpm)?;
+    // Prove the new keyslot before dropping the provisioning one.
+    if args.dry_run {
+        vol.check_key(Some(added.keyslot), added.secret.as_bytes())?;
+    } else {
+        vol.activate(&args.name, Some(added.keyslot), added.secret.as_bytes())?;
+    }
+    checkpoint("firstboot:activated");
+    vol.destroy_keyslot(prov_slot)?;
+    info!(
+        "first boot: enrolled keyslot {} (PCRs {}), removed provisioning keyslot {prov_slot}",
+        added.keyslot,
+        added
+            .blob
+            .pcrs
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    Ok(Unlocked {
+        keyslot: added.keyslot,
+        origin: format!("token {}", added.token.unwrap_or_default()),
+        first_boot: true,
+    })
+}

@@ -1,0 +1,157 @@
+//! sealroot's own PCR: what it measures, and how to predict and explain it.
+//!
+//! At unlock time sealroot extends [`SELF_PCR`](crate::pcr::SELF_PCR) with the
+//! kernel command line and with its configuration, then unseals, then extends
+//! a fixed lock event. A booted system therefore never shows the unseal-time
+//! value; `enroll`/`reseal` predict it from these same inputs instead of
+//! reading it, and `status` recognises the "locked" state.
+
+use crate::pcr::{extend, sha256, Digest};
+
+/// Domain tag of the configuration measurement.
+const CONFIG_TAG: &str = "sealroot-config-v1";
+/// The data hashed into the lock event.
+pub const LOCK_EVENT: &[u8] = b"sealroot-lock-v1";
+
+/// The two events sealroot measures before unsealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurements {
+    pub cmdline: Digest,
+    pub config: Digest,
+}
+
+/// Normalise `/proc/cmdline` the way sealroot measures it: surrounding
+/// whitespace (the trailing newline) removed, nothing else touched.
+pub fn normalise_cmdline(raw: &str) -> &str {
+    raw.trim()
+}
+
+impl Measurements {
+    /// Measurements for a command line and the LUKS UUID of the volume.
+    pub fn new(cmdline: &str, volume_uuid: &str) -> Self {
+        Measurements {
+            cmdline: sha256(normalise_cmdline(cmdline).as_bytes()),
+            config: config_digest(volume_uuid),
+        }
+    }
+
+    /// The self-PCR value right after both measurements, i.e. at unseal time.
+    pub fn expected(&self) -> Digest {
+        extend(&extend(&[0; 32], &self.cmdline), &self.config)
+    }
+}
+
+/// Digest of sealroot's security-relevant configuration: the volume it opens.
+pub fn config_digest(volume_uuid: &str) -> Digest {
+    let text = format!(
+        "{CONFIG_TAG}\nvolume-uuid={}\n",
+        volume_uuid.to_ascii_lowercase()
+    );
+    sha256(text.as_bytes())
+}
+
+/// Digest extended as the lock event.
+pub fn lock_digest() -> Digest {
+    sha256(LOCK_EVENT)
+}
+
+/// The self-PCR value after the lock, given its unseal-time value.
+pub fn locked(expected: &Digest) -> Digest {
+    extend(expected, &lock_digest())
+}
+
+/// What the self PCR currently holds, relative to one boot's measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// All zero: nothing measured yet in this boot.
+    Fresh,
+    /// Holds exactly this boot's measurements: ready to unseal.
+    Measured,
+    /// Holds this boot's measurements plus the lock: unsealed once already.
+    Locked,
+    /// Anything else: measured by someone else, or a different cmdline/config.
+    Other,
+}
+
+/// Classify `current` against the measurements of the running boot.
+pub fn classify(current: &Digest, now: &Measurements) -> State {
+    let expected = now.expected();
+    if *current == [0; 32] {
+        State::Fresh
+    } else if *current == expected {
+        State::Measured
+    } else if *current == locked(&expected) {
+        State::Locked
+    } else {
+        State::Other
+    }
+}
+
+/// Explain why the self PCR differs from what a blob expects.
+pub fn explain(enrolled: &Measurements, now: &Measurements, current: &Digest) -> String {
+    let enrolled_expected = enrolled.expected();
+    if *current == locked(&enrolled_expected) || *current == locked(&now.expected()) {
+        return "sealroot already unsealed in this boot and extended the lock; reboot to unlock again"
+            .into();
+    }
+    let mut why = Vec::new();
+    if enrolled.cmdline != now.cmdline {
+        why.push(format!(
+            "kernel command line differs from the enrolled one (sha256 {} now, {} enrolled)",
+            hex::encode(now.cmdline),
+            hex::encode(enrolled.cmdline)
+        ));
+    }
+    if enrolled.config != now.config {
+        why.push("sealroot configuration (volume UUID) differs from the enrolled one".into());
+    }
+    if why.is_empty() {
+        if *current == [0; 32] {
+            why.push("sealroot has not measured this boot yet".into());
+        } else {
+            why.push("extended by something other than sealroot's measurements".into());
+        }
+    }
+    why.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_newline_does_not_matter() {
+        let a = Measurements::new("root=/dev/vda quiet\n", "ABC");
+        let b = Measurements::new("root=/dev/vda quiet", "abc");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn any_cmdline_change_changes_the_value() {
+        let a = Measurements::new("root=/dev/vda", "u");
+        let b = Measurements::new("root=/dev/vda init=/bin/sh", "u");
+        assert_ne!(a.expected(), b.expected());
+    }
+
+    #[test]
+    fn classify_states() {
+        let m = Measurements::new("x", "u");
+        assert_eq!(classify(&[0; 32], &m), State::Fresh);
+        assert_eq!(classify(&m.expected(), &m), State::Measured);
+        assert_eq!(classify(&locked(&m.expected()), &m), State::Locked);
+        assert_eq!(classify(&[7; 32], &m), State::Other);
+    }
+
+    #[test]
+    fn explanations() {
+        let enrolled = Measurements::new("a", "u");
+        let now = Measurements::new("a init=/bin/sh", "u");
+        let s = explain(&enrolled, &now, &now.expected());
+        assert!(s.contains("kernel command line differs"), "{s}");
+        let s = explain(&enrolled, &enrolled, &locked(&enrolled.expected()));
+        assert!(s.contains("already unsealed"), "{s}");
+        let other = Measurements::new("a", "v");
+        let s = explain(&enrolled, &other, &other.expected());
+        assert!(s.contains("volume UUID"), "{s}");
+    }
+}
