@@ -70,7 +70,8 @@ vm_start_swtpm() {
 # or the timeout hits. Each NAME=FILE becomes the fw_cfg file
 # opt/sealroot-harness/NAME (not measured by OVMF: PCRs do not change).
 # Returns 0 when QEMU exited by itself, 124 on timeout, 125 on a QEMU error.
-# Writes the console to CONSOLE_LOG and the wall time in ms to VMDIR/last-ms.
+# Writes the console to CONSOLE_LOG (CRs stripped; raw in CONSOLE_LOG.raw)
+# and the wall time in ms to VMDIR/last-ms.
 vm_boot() {
     local vmdir=$1 initrd=$2 console=$3 extra=$4 item
     local kernel cmdline start deadline rc=0 n
@@ -98,14 +99,14 @@ vm_boot() {
         -drive "file=$vmdir/disk.img,format=raw,if=none,id=disk0,cache=unsafe" \
         -device virtio-blk-pci,drive=disk0 \
         "${fwcfg[@]}" \
-        -display none -monitor none -serial "file:$console" \
+        -display none -monitor none -serial "file:$console.raw" \
         >"$vmdir/qemu.log" 2>&1 &
     VM_QEMU_PID=$!
     deadline=$((start + VM_TIMEOUT * 1000))
     while kill -0 "$VM_QEMU_PID" 2>/dev/null; do
         if (($(now_ms) > deadline)); then
             log "boot $n of $(basename "$vmdir") hit the ${VM_TIMEOUT}s timeout; killing QEMU (pid $VM_QEMU_PID)"
-            echo "HARNESS-HOST: TIMEOUT after ${VM_TIMEOUT}s, QEMU killed" >>"$console"
+            printf "\nHARNESS-HOST: TIMEOUT after %ss, QEMU killed\n" "$VM_TIMEOUT" >>"$console.raw"
             rc=124
             break
         fi
@@ -122,5 +123,7 @@ vm_boot() {
         VM_QEMU_PID=
     fi
     vm_kill_all
+    # The serial console ends lines with CRLF; keep a LF-only copy for grep.
+    tr -d '\r' <"$console.raw" >"$console"
     return "$rc"
 }
