@@ -53,6 +53,11 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             }),
         };
     }
+    // Nothing usable: report the blob's own problem without touching the TPM.
+    if sources.iter().all(|s| s.blob.is_err()) {
+        let s = sources.swap_remove(0);
+        return Err(s.blob.err().expect("checked"));
+    }
     // Try assigned tokens first: an unassigned one may be from an
     // interrupted enrollment.
     sources.sort_by_key(|s| !matches!(&s.blob, Ok(b) if b.assigned));

@@ -1,0 +1,314 @@
+//! Test fixtures: a private swtpm per test, LUKS2 image files, and a runner
+//! for the real `sealroot` binary.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SEALROOT: &str = env!("CARGO_BIN_EXE_sealroot");
+
+/// One swtpm process, killed (by PID) on drop.
+pub struct Swtpm {
+    child: Option<Child>,
+    pub port: u16,
+    pub state: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+impl Swtpm {
+    pub fn start() -> Swtpm {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_path_buf();
+        let mut t = Swtpm {
+            child: None,
+            port: 0,
+            state,
+            _dir: Some(dir),
+        };
+        t.spawn();
+        t
+    }
+
+    fn spawn(&mut self) {
+        for _ in 0..5 {
+            let port = free_port_pair();
+            let child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
+                .arg(format!("dir={}", self.state.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("swtpm is installed");
+            self.child = Some(child);
+            self.port = port;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return;
+                }
+                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    break; // port taken meanwhile: try another
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.kill();
+        }
+        panic!("swtpm did not start");
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Power-cycle: PCRs reset, persistent objects and NV stay (a reboot).
+    pub fn reboot(&mut self) {
+        let st = Command::new("swtpm_ioctl")
+            .args(["--tcp", &format!("127.0.0.1:{}", self.port + 1), "-i"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "swtpm_ioctl -i");
+        self.tpm2(&["startup", "-c"]);
+    }
+
+    /// Run a tpm2-tools command against this TPM (test setup only).
+    pub fn tpm2(&self, args: &[&str]) -> Output {
+        let out = Command::new(format!("tpm2_{}", args[0]))
+            .args(&args[1..])
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TSS2_LOG", "all+NONE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tpm2_{} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn extend(&self, pcr: u32, byte: u8) {
+        let v = hex::encode([byte; 32]);
+        self.tpm2(&["pcrextend", &format!("{pcr}:sha256={v}")]);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A LUKS2 image file with a passphrase keyslot (PBKDF2, fast) in a temp dir.
+pub struct Image {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub key: PathBuf,
+    pub cmdline: PathBuf,
+}
+
+impl Image {
+    pub fn new() -> Image {
+        Self::with_passphrase(b"correct horse battery staple")
+    }
+
+    pub fn with_passphrase(pass: &[u8]) -> Image {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let key = dir.path().join("unlock.key");
+        let cmdline = dir.path().join("cmdline");
+        std::fs::write(&key, pass).unwrap();
+        std::fs::write(
+            &cmdline,
+            "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro quiet\n",
+        )
+        .unwrap();
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(20 << 20).unwrap();
+        let out = Command::new("cryptsetup")
+            .args(["luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2"])
+            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .arg(&key)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "luksFormat: {out:?}");
+        Image {
+            dir,
+            path,
+            key,
+            cmdline,
+        }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn uuid(&self) -> String {
+        let out = Command::new("cryptsetup")
+            .arg("luksUUID")
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `cryptsetup luksDump --dump-json-metadata` parsed.
+    pub fn json(&self) -> serde_json::Value {
+        let out = Command::new("cryptsetup")
+            .args(["luksDump", "--dump-json-metadata"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn keyslots(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.json()["keyslots"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn tokens(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.json()["tokens"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Does `pass` (exact bytes) open any keyslot?
+    pub fn opens(&self, pass: &[u8]) -> bool {
+        let kf = self.file("probe.key");
+        std::fs::write(&kf, pass).unwrap();
+        let st = Command::new("cryptsetup")
+            .args(["open", "--test-passphrase", "--key-file"])
+            .arg(&kf)
+            .arg(&self.path)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        std::fs::remove_file(&kf).unwrap();
+        st.success()
+    }
+
+    pub fn sha256(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&self.path).unwrap()))
+    }
+}
+
+/// Result of one sealroot run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn sealroot(args: &[&str]) -> Run {
+    sealroot_env(args, &[])
+}
+
+pub fn sealroot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(SEALROOT);
+    c.args(args)
+        .arg("--log")
+        .arg("stderr")
+        .env_remove("TPM2TOOLS_TCTI")
+        .env_remove("SEALROOT_PIN")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `sealroot enroll` with the usual test options plus `extra`.
+pub fn enroll(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+    let tcti = tpm.tcti();
+    let mut args = vec![
+        "enroll",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ];
+    args.extend_from_slice(extra);
+    sealroot(&args)
+}
+
+/// `sealroot unlock --dry-run` with the usual test options plus `extra`.
+pub fn unlock(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+    let tcti = tpm.tcti();
+    let mut args = vec![
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "sealroot-test",
+        "--dry-run",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ];
+    args.extend_from_slice(extra);
+    sealroot(&args)
+}

@@ -1,0 +1,657 @@
+//! The core contract of issue #2, against a real swtpm per test and real
+//! LUKS2 image files.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const MISMATCH: i32 = 4;
+
+#[test]
+fn enroll_then_dry_run_unlock_and_status_match() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let r = enroll(&tpm, &img, &["--no-recovery-key"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("PCRs 0,4,7,9,15"), "{r:?}");
+    assert_eq!(img.keyslots(), vec![0, 1]);
+    assert_eq!(img.tokens(), vec![0]);
+    let tok = &img.json()["tokens"]["0"];
+    assert_eq!(tok["type"], "sealroot");
+    assert_eq!(tok["keyslots"], serde_json::json!(["1"]));
+    // The keyslot uses PBKDF2 with the minimum iteration count.
+    let ks = &img.json()["keyslots"]["1"]["kdf"];
+    assert_eq!(ks["type"], "pbkdf2", "{ks}");
+    assert_eq!(ks["iterations"], 1000, "{ks}");
+
+    let tcti = tpm.tcti();
+    let st = sealroot(&[
+        "status",
+        "--device",
+        p(&img.path),
+        "--json",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    assert_eq!(st.code, 0, "{st:?}");
+    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
+    assert_eq!(j["tokens"][0]["pcrs"][4]["index"], 15);
+    assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "predicted");
+
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("opens keyslot 1"), "{u:?}");
+
+    // After the unlock the self PCR is locked, and status says so instead
+    // of flagging a false mismatch.
+    let st = sealroot(&[
+        "status",
+        "--device",
+        p(&img.path),
+        "--json",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
+    assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "locked");
+}
+
+#[test]
+fn extended_pcr_23_is_a_mismatch_that_names_it() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let r = enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,4,7,9,23"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    tpm.extend(23, 0xaa);
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("PCR 23 differs: expected 0000"), "{u:?}");
+    assert!(!u.stderr.contains("PCR 15 differs"), "{u:?}");
+    assert!(!u.stderr.contains("PCR 0 differs"), "{u:?}");
+}
+
+#[test]
+fn second_unlock_in_the_same_boot_fails_until_reboot() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+    let again = unlock(&tpm, &img, &[]);
+    assert_eq!(again.code, MISMATCH, "{again:?}");
+    assert!(again.stderr.contains("PCR 15 differs"), "{again:?}");
+    assert!(
+        again.stderr.contains("already unsealed in this boot"),
+        "{again:?}"
+    );
+    tpm.reboot();
+    let after = unlock(&tpm, &img, &[]);
+    assert_eq!(after.code, 0, "{after:?}");
+}
+
+#[test]
+fn changed_kernel_command_line_is_refused_and_explained() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    std::fs::write(
+        &img.cmdline,
+        "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro quiet init=/bin/sh\n",
+    )
+    .unwrap();
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("PCR 15 differs"), "{u:?}");
+    assert!(u.stderr.contains("kernel command line differs"), "{u:?}");
+}
+
+#[test]
+fn not_enrolled_volume_has_its_own_exit_code() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 9, "{u:?}");
+    assert!(u.stderr.contains("no sealroot token"), "{u:?}");
+}
+
+#[test]
+fn token_copied_to_another_volume_is_refused() {
+    let tpm = Swtpm::start();
+    let a = Image::new();
+    let b = Image::new();
+    assert_eq!(enroll(&tpm, &a, &["--no-recovery-key"]).code, 0);
+    // Give B a keyslot 1 so the copied token's keyslot reference is valid.
+    let out = std::process::Command::new("cryptsetup")
+        .args([
+            "luksAddKey",
+            "-q",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ])
+        .arg("--key-file")
+        .arg(&b.key)
+        .arg(&b.path)
+        .arg(&a.key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = a.json()["tokens"]["0"].clone();
+
+    // 1. Copied verbatim: the blob names volume A.
+    let tf = b.file("token.json");
+    std::fs::write(&tf, token.to_string()).unwrap();
+    import_token(&b, &tf);
+    let u = unlock(&tpm, &b, &[]);
+    assert_eq!(u.code, 5, "{u:?}");
+    assert!(u.stderr.contains("belongs to volume"), "{u:?}");
+
+    // 2. Edited to claim volume B: the envelope's AEAD binding refuses it.
+    let c = Image::new();
+    let out = std::process::Command::new("cryptsetup")
+        .args([
+            "luksAddKey",
+            "-q",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ])
+        .arg("--key-file")
+        .arg(&c.key)
+        .arg(&c.path)
+        .arg(&a.key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut edited = token.clone();
+    edited["volume_uuid"] = c.uuid().into();
+    std::fs::write(&tf, edited.to_string()).unwrap();
+    import_token(&c, &tf);
+    let mut tpm2 = tpm;
+    tpm2.reboot();
+    // sealroot measured C's UUID into PCR 15, so the policy (sealed with
+    // A's) no longer matches: refused before the TPM is asked. (The
+    // envelope's AEAD binding to the UUID is the second layer; see the
+    // envelope unit tests.)
+    let u = unlock(&tpm2, &c, &[]);
+    assert_eq!(u.code, 4, "{u:?}");
+    assert!(
+        u.stderr.contains("configuration (volume UUID) differs"),
+        "{u:?}"
+    );
+    assert!(!u.stderr.contains("extended the lock"), "{u:?}");
+}
+
+fn import_token(img: &Image, json: &std::path::Path) {
+    let out = std::process::Command::new("cryptsetup")
+        .args(["token", "import", "--json-file"])
+        .arg(json)
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn replaced_srk_is_refused_before_any_secret_is_sent() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    // The host swaps the key at 0x81000001 for one it controls.
+    tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
+    let ctx = img.file("evil.ctx");
+    tpm.tpm2(&[
+        "createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc256",
+        "-u",
+        "-",
+        "-c",
+        p(&ctx),
+    ])
+    .status;
+    tpm.tpm2(&["evictcontrol", "-C", "o", "-c", p(&ctx), "0x81000001"]);
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 8, "{u:?}");
+    assert!(
+        u.stderr
+            .contains("not the SRK this volume was sealed under"),
+        "{u:?}"
+    );
+    // Nothing was unsealed, so the lock was not extended either.
+    assert!(!u.stderr.contains("extended the lock"), "{u:?}");
+
+    // A TPM with no SRK at all (cleared) is refused the same way.
+    tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 8, "{u:?}");
+    assert!(u.stderr.contains("no storage root key"), "{u:?}");
+}
+
+#[test]
+fn pin_right_opens_wrong_has_its_own_exit_code() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let pin = img.file("pin");
+    std::fs::write(&pin, "2468\n").unwrap();
+    let r = enroll(
+        &tpm,
+        &img,
+        &["--no-recovery-key", "--pin", "--pin-file", p(&pin)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let wrong = img.file("wrong");
+    std::fs::write(&wrong, "1357\n").unwrap();
+    let u = unlock(&tpm, &img, &["--pin-file", p(&wrong)]);
+    assert_eq!(u.code, 6, "{u:?}");
+    assert!(u.stderr.contains("wrong PIN"), "{u:?}");
+    assert!(!u.stderr.contains("1357"), "PIN leaked: {u:?}");
+    let none = unlock(&tpm, &img, &[]);
+    assert_eq!(none.code, 6, "{none:?}");
+    let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
+    assert_eq!(u.code, 0, "{u:?}");
+    // The environment variable works too (after a reboot).
+    let mut tpm = tpm;
+    tpm.reboot();
+    let tcti = tpm.tcti();
+    let u = sealroot_env(
+        &[
+            "unlock",
+            "--device",
+            p(&img.path),
+            "--name",
+            "x",
+            "--dry-run",
+            "--tcti",
+            &tcti,
+            "--cmdline-file",
+            p(&img.cmdline),
+        ],
+        &[("SEALROOT_PIN", "2468")],
+    );
+    assert_eq!(u.code, 0, "{u:?}");
+}
+
+#[test]
+fn recovery_key_opens_its_own_argon2id_keyslot() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let rk = img.file("recovery.key");
+    let r = enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let key = std::fs::read_to_string(&rk).unwrap();
+    let key = key.trim_end();
+    assert_eq!(key.len(), 71);
+    assert!(!r.stdout.contains(key) && !r.stderr.contains(key), "{r:?}");
+    assert_eq!(img.keyslots(), vec![0, 1, 2]);
+    assert_eq!(img.json()["keyslots"]["2"]["kdf"]["type"], "argon2id");
+    assert!(img.opens(key.as_bytes()));
+    // Printed once on stdout when no file is given.
+    let img2 = Image::new();
+    let r = enroll(&tpm, &img2, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let printed = r
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 71 && l.matches('-').count() == 7)
+        .expect("recovery key printed");
+    assert!(img2.opens(printed.as_bytes()));
+    assert!(!r.stderr.contains(printed));
+}
+
+#[test]
+fn reseal_after_a_pcr_change_makes_unlock_work_again() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(
+        enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7,23"]).code,
+        0
+    );
+    tpm.extend(23, 0x55);
+    assert_eq!(unlock(&tpm, &img, &[]).code, MISMATCH);
+    let tcti = tpm.tcti();
+    let r = sealroot(&[
+        "reseal",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // New keyslot and token replaced the old ones.
+    assert_eq!(img.keyslots(), vec![0, 2]);
+    assert_eq!(img.tokens().len(), 1);
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("opens keyslot 2"), "{u:?}");
+}
+
+#[test]
+fn reseal_authorised_by_the_tpm_itself() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(
+        enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7"]).code,
+        0
+    );
+    let tcti = tpm.tcti();
+    // Widen the policy to PCR 0,7,23 without the passphrase.
+    let r = sealroot(&[
+        "reseal",
+        "--device",
+        p(&img.path),
+        "--pcrs",
+        "0,7,23",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut tpm = tpm;
+    tpm.reboot();
+    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+    tpm.reboot();
+    tpm.extend(23, 1);
+    assert_eq!(unlock(&tpm, &img, &[]).code, MISMATCH);
+}
+
+#[test]
+fn unreachable_tpm_fails_within_the_timeout() {
+    let img = Image::new();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    let t = Instant::now();
+    let r = sealroot(&[
+        "enroll",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+        "--tpm-timeout",
+        "1.5",
+        "--no-recovery-key",
+    ]);
+    let took = t.elapsed();
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("TPM unavailable"), "{r:?}");
+    assert!(r.stderr.contains("within 1.5 s"), "{r:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert_eq!(img.keyslots(), vec![0], "nothing was added");
+
+    let r = sealroot(&[
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--tcti",
+        "device:/nonexistent/tpmrm0",
+        "--tpm-timeout",
+        "0.5",
+        "--blob-file",
+        "/dev/null",
+    ]);
+    // The blob is read first; /dev/null is not a blob.
+    assert_eq!(r.code, 5, "{r:?}");
+}
+
+#[test]
+fn missing_tpm_device_is_reported_with_its_path() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let r = sealroot(&[
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "--tcti",
+        "device:/nonexistent/tpmrm0",
+        "--tpm-timeout",
+        "0.3",
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("/nonexistent/tpmrm0 does not exist"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn bad_cli_input_is_a_usage_error_and_touches_nothing() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let before = img.sha256();
+    let tcti = tpm.tcti();
+    let dev = p(&img.path);
+    let key = p(&img.key);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["enroll", "--device", dev],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--pcrs",
+            "24",
+            "--tcti",
+            &tcti,
+        ],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--pcrs",
+            "1,,2",
+            "--tcti",
+            &tcti,
+        ],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--bank",
+            "sha1",
+            "--tcti",
+            &tcti,
+        ],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--tpm-timeout",
+            "-1",
+        ],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--tcti",
+            "bogus:x",
+        ],
+        vec![
+            "enroll",
+            "--device",
+            dev,
+            "--unlock-key-file",
+            key,
+            "--no-such-flag",
+        ],
+        vec!["unlock", "--device", dev, "--name", "a/b", "--tcti", &tcti],
+        vec!["unlock", "--device", dev],
+        vec!["remove", "--device", dev, "--token", "x"],
+        vec!["remove", "--device", dev, "--token", "0"],
+        vec!["frobnicate"],
+        vec![],
+    ];
+    for c in cases {
+        let r = sealroot(&c);
+        assert_eq!(r.code, 2, "{c:?}: {r:?}");
+        assert!(!r.stderr.is_empty(), "{c:?}: no message");
+    }
+    assert_eq!(img.sha256(), before, "image was modified");
+    // --help is not an error.
+    assert_eq!(sealroot(&["--help"]).code, 0);
+}
+
+#[test]
+fn bad_devices_and_files_have_clear_errors() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let tcti = tpm.tcti();
+    let r = sealroot(&[
+        "enroll",
+        "--device",
+        "/nonexistent/disk",
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 11, "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/disk"), "{r:?}");
+    let r = sealroot(&[
+        "enroll",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        "/nonexistent/key",
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 11, "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/key"), "{r:?}");
+    let plain = img.file("plain.img");
+    std::fs::write(&plain, vec![0u8; 1 << 20]).unwrap();
+    let r = sealroot(&[
+        "enroll",
+        "--device",
+        p(&plain),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("not a LUKS2 volume"), "{r:?}");
+    // Wrong unlock key: refused before the TPM is touched.
+    let wrong = img.file("wrong.key");
+    std::fs::write(&wrong, "nope").unwrap();
+    let r = sealroot(&[
+        "enroll",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&wrong),
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert_eq!(img.keyslots(), vec![0]);
+    // A blob file in a directory that does not exist.
+    let r = enroll(
+        &tpm,
+        &img,
+        &[
+            "--no-recovery-key",
+            "--blob-file",
+            "/nonexistent/dir/blob.json",
+        ],
+    );
+    assert_eq!(r.code, 11, "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/dir/blob.json"), "{r:?}");
+}
+
+#[test]
+fn blob_file_mode_and_newer_format_versions() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let bf = img.file("blob.json");
+    let r = enroll(&tpm, &img, &["--no-recovery-key", "--blob-file", p(&bf)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(img.tokens().is_empty(), "no token in file mode");
+    let u = unlock(&tpm, &img, &["--blob-file", p(&bf)]);
+    assert_eq!(u.code, 0, "{u:?}");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bf).unwrap()).unwrap();
+    v["version"] = 2.into();
+    let newer = img.file("newer.json");
+    std::fs::write(&newer, v.to_string()).unwrap();
+    let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
+    assert_eq!(u.code, 5, "{u:?}");
+    assert!(
+        u.stderr.contains("newer than this sealroot supports"),
+        "{u:?}"
+    );
+    v["version"] = 1.into();
+    v["added_later"] = true.into();
+    std::fs::write(&newer, v.to_string()).unwrap();
+    let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
+    assert_eq!(u.code, 5, "{u:?}");
+    assert!(u.stderr.contains("unknown field"), "{u:?}");
+}
+
+#[test]
+fn remove_deletes_token_and_keyslot_but_never_the_last_one() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let r = sealroot(&["remove", "--device", p(&img.path), "--token", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(img.keyslots(), vec![0]);
+    assert!(img.tokens().is_empty());
+    assert!(img.opens(b"correct horse battery staple"));
+
+    // Enroll again, then drop the passphrase: the TPM keyslot is the last.
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let out = std::process::Command::new("cryptsetup")
+        .args(["luksKillSlot", "-q"])
+        .arg(&img.path)
+        .stdin(std::process::Stdio::null())
+        .arg("0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = sealroot(&["remove", "--device", p(&img.path), "--token", "0"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("last keyslot"), "{r:?}");
+    assert_eq!(img.keyslots(), vec![1]);
+    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+}
