@@ -353,7 +353,8 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_inconsistent_fields() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+        type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("type", Box::new(|v| v["type"] = "systemd-tpm2".into())),
             ("version", Box::new(|v| v["version"] = 0.into())),
             ("bank", Box::new(|v| v["bank"] = "sha1".into())),

@@ -14,7 +14,7 @@ use log::{debug, info};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
-use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
@@ -398,25 +398,13 @@ impl Tpm {
                 c.load(srk.handle, private, public)
             })
             .map_err(|e| match e {
-                tss_esapi::Error::Tss2Error(rc)
-                    if matches!(
-                        rc.kind(),
-                        Some(Tss2ResponseCodeKind::Integrity)
-                            | Some(Tss2ResponseCodeKind::Size)
-                            | Some(Tss2ResponseCodeKind::Value)
-                            | Some(Tss2ResponseCodeKind::Key)
-                            | Some(Tss2ResponseCodeKind::Attributes)
-                            | Some(Tss2ResponseCodeKind::Hash)
-                            | Some(Tss2ResponseCodeKind::Symmetric)
-                            | Some(Tss2ResponseCodeKind::Type)
-                            | Some(Tss2ResponseCodeKind::Insufficient)
-                    ) =>
-                {
-                    Error::blob(
-                        "sealed object",
-                        format!("the TPM rejected it (corrupt, or sealed by another TPM): {e}"),
-                    )
-                }
+                // The SRK was just read, so a parameter-associated TPM error
+                // (or a local marshalling error) means the blob is bad.
+                tss_esapi::Error::Tss2Error(Tss2ResponseCode::FormatOne(_))
+                | tss_esapi::Error::WrapperError(_) => Error::blob(
+                    "sealed object",
+                    format!("the TPM rejected it (corrupt, or sealed by another TPM): {e}"),
+                ),
                 e => classify("Load", e),
             })?;
         let result = self.unseal_loaded(&srk, object, blob, pin_auth);

@@ -207,18 +207,8 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
     // The host swaps the key at 0x81000001 for one it controls.
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
     let ctx = img.file("evil.ctx");
-    tpm.tpm2(&[
-        "createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc256",
-        "-u",
-        "-",
-        "-c",
-        p(&ctx),
-    ])
-    .status;
+    // Same curve, but no noDA attribute: a different key from the seed.
+    tpm.tpm2(&["createprimary", "-C", "o", "-G", "ecc256", "-c", p(&ctx)]);
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", p(&ctx), "0x81000001"]);
     let u = unlock(&tpm, &img, &[]);
     assert_eq!(u.code, 8, "{u:?}");

@@ -56,7 +56,7 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
     // Nothing usable: report the blob's own problem without touching the TPM.
     if sources.iter().all(|s| s.blob.is_err()) {
         let s = sources.swap_remove(0);
-        return Err(s.blob.err().expect("checked"));
+        return Err(s.blob.expect_err("checked"));
     }
     // Try assigned tokens first: an unassigned one may be from an
     // interrupted enrollment.
