@@ -50,7 +50,8 @@ pub fn tcti_spec(cli: Option<&str>) -> String {
 
 /// An open TPM connection.
 pub struct Tpm {
-    ctx: Context,
+    /// The ESYS context; crate-visible so the platform module can read NV.
+    pub(crate) ctx: Context,
     tcti: String,
 }
 
@@ -65,7 +66,7 @@ fn tpm_err(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
 }
 
 /// Map a TSS error to sealroot's classes.
-fn classify(command: &'static str, e: tss_esapi::Error) -> Error {
+pub(crate) fn classify(command: &'static str, e: tss_esapi::Error) -> Error {
     if let tss_esapi::Error::Tss2Error(rc) = e {
         match rc.kind() {
             Some(Tss2ResponseCodeKind::AuthFail) | Some(Tss2ResponseCodeKind::BadAuth) => {

@@ -85,6 +85,7 @@ build_initramfs() {
     fi
     tool=$(keyfile_tool_for "$bin")
     echo "$tool" >"$stage/etc/harness/keyfile-tool"
+    echo "$tool" >"$out/keyfile-tool"
     if [[ $tool == cryptsetup ]]; then
         stage_elf "$stage" "$(command -v cryptsetup)" /usr/sbin/cryptsetup
         verify+=(/usr/sbin/cryptsetup)

@@ -8,12 +8,19 @@ SCN_VM=
 SCN_LOG=
 SCN_BOOT=0
 
+# Create a fresh VM for a scenario and make it the current one.
 scn_init() {
+    vm_create "$VMS_DIR/$1" "$ARTEFACTS_DIR/disk.img"
+    scn_use "$1"
+}
+
+# Make an existing VM the current one (a scenario may drive several).
+scn_use() {
     SCN_NAME=$1
     SCN_VM=$VMS_DIR/$1
-    SCN_BOOT=0
+    SCN_BOOT=$(cat "$SCN_VM/boots")
     SCN_LOG=
-    vm_create "$SCN_VM" "$ARTEFACTS_DIR/disk.img"
+    [[ $SCN_BOOT == 0 ]] || SCN_LOG=$SCN_VM/boot-$SCN_BOOT.log
 }
 
 scn_fail() {
@@ -37,7 +44,7 @@ scn_boot() {
         esac
         shift
     done
-    SCN_BOOT=$((SCN_BOOT + 1))
+    SCN_BOOT=$(($(cat "$SCN_VM/boots") + 1))
     SCN_LOG=$SCN_VM/boot-$SCN_BOOT.log
     control=$SCN_VM/control-$SCN_BOOT
     printf '%s\n' "$@" >"$control"

@@ -7,8 +7,9 @@ OVMF_VARS=${SEALROOT_HARNESS_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 VM_MEMORY=${SEALROOT_HARNESS_MEMORY:-1024}
 VM_TIMEOUT=${SEALROOT_HARNESS_TIMEOUT:-180}
 # Fixed kernel command line: it is measured (PCR 9 and sealroot's PCR 15),
-# so every boot that should unlock uses exactly this string.
-VM_CMDLINE_BASE="console=ttyS0,115200 printk.time=1 printk.devkmsg=on loglevel=6 panic=-1"
+# so every boot that should unlock uses exactly this string. loglevel=7 puts
+# sealroot's info lines (written to /dev/kmsg at level 6) on the console.
+VM_CMDLINE_BASE="console=ttyS0,115200 printk.time=1 printk.devkmsg=on loglevel=7 panic=-1"
 
 VM_SWTPM_PID=
 VM_QEMU_PID=
