@@ -49,7 +49,7 @@ scn_boot() {
     control=$SCN_VM/control-$SCN_BOOT
     printf '%s\n' "$@" >"$control"
     fwcfg+=("control=$control")
-    log "$SCN_NAME: boot $SCN_BOOT${extra:+ (cmdline + \"$extra\")}${*:+ [$*]}"
+    log "$SCN_NAME: boot $SCN_BOOT$([[ $initrd == *tampered* ]] && echo ' (tampered initramfs)')${extra:+ (cmdline + \"$extra\")}${*:+ [$*]}"
     vm_boot "$SCN_VM" "$initrd" "$SCN_LOG" "$extra" "${fwcfg[@]}" || rc=$?
     case $rc in
     0) ;;

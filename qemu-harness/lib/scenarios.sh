@@ -82,7 +82,14 @@ scenario_new_tpm_recovery() {
 
 scenario_relock() {
     enroll_boot root_checks=relock
-    expect 'ROOT-CHECK: relock rc=4' "after enrollment: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')"
+    expect_relocked "after enrollment"
     unlock_boot root_checks=relock
-    expect 'ROOT-CHECK: relock rc=4' "after a TPM unlock: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')"
+    expect_relocked "after a TPM unlock"
+}
+
+expect_relocked() {
+    local got
+    got=$(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')
+    expect 'ROOT-CHECK: relock rc=4' "$1: $got, expected exit code 4"
+    expect 'PCR 15 differs' "$1: sealroot did not name its lock PCR 15"
 }
