@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         logging::Sink::Stderr => false,
         logging::Sink::Auto => logging::in_initramfs(),
     };
-    match run(cli.command) {
+    let code = match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -43,7 +43,9 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit().code())
         }
-    }
+    };
+    sealroot::testhooks::pause_before_exit();
+    code
 }
 
 fn tpm_opts(t: &TpmArgs) -> Result<TpmOpts> {

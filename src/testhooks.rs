@@ -1,20 +1,52 @@
 //! Test-only switches, compiled in only with the `test-hooks` feature (the
-//! integration tests enable it; release builds never contain them).
+//! test suite enables it; a release build has none of them, and every
+//! function here is then a no-op the optimiser removes).
+
+#[cfg(feature = "test-hooks")]
+fn var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn var(_: &str) -> Option<std::ffi::OsString> {
+    None
+}
 
 /// Turn off response parameter encryption, so a test can prove that its
 /// wire-capture check would see the secret.
 pub fn no_param_encryption() -> bool {
-    cfg!(feature = "test-hooks") && std::env::var_os("SEALROOT_TEST_NO_PARAM_ENC").is_some()
+    var("SEALROOT_TEST_NO_PARAM_ENC").is_some()
 }
 
 /// Abort the process at a named step boundary when
 /// `SEALROOT_TEST_CRASH_AT` names it (fault-injection tests).
 pub fn checkpoint(step: &str) {
-    if cfg!(feature = "test-hooks") {
-        if let Some(v) = std::env::var_os("SEALROOT_TEST_CRASH_AT") {
-            if v == step {
-                eprintln!("sealroot: test hook: crashing at {step}");
-                std::process::abort();
+    if let Some(v) = var("SEALROOT_TEST_CRASH_AT") {
+        if v == step {
+            eprintln!("sealroot: test hook: crashing at {step}");
+            std::process::abort();
+        }
+    }
+}
+
+/// Hand a secret to the test harness (hex in `$SEALROOT_TEST_REVEAL_DIR/label`)
+/// so it can search captures, logs and memory for it.
+pub fn reveal(label: &str, bytes: &[u8]) {
+    if let Some(dir) = var("SEALROOT_TEST_REVEAL_DIR") {
+        let hex = zeroize::Zeroizing::new(hex::encode(bytes));
+        let _ = std::fs::write(std::path::Path::new(&dir).join(label), hex.as_bytes());
+    }
+}
+
+/// Wait, before the process exits, while `$SEALROOT_TEST_PAUSE_FILE` exists
+/// (created here), so a test can read `/proc/PID/mem`. At most 60 s.
+pub fn pause_before_exit() {
+    if let Some(f) = var("SEALROOT_TEST_PAUSE_FILE") {
+        let f = std::path::PathBuf::from(f);
+        if std::fs::write(&f, std::process::id().to_string()).is_ok() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while f.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
     }

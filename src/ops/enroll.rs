@@ -78,6 +78,8 @@ pub fn add_sealed(
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
     let (tpm_public, tpm_private) = tpm.seal(&srk, &policy_digest, &kek, auth.as_ref())?;
+    crate::testhooks::reveal("enroll-kek", kek.as_bytes());
+    crate::testhooks::reveal("enroll-secret", secret.as_bytes());
     drop(kek);
     let mut blob = Blob {
         keyslot,

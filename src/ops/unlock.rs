@@ -156,6 +156,8 @@ fn try_source(
                 "envelope does not authenticate (edited token, or one copied from another volume)",
             )
         })?;
+    crate::testhooks::reveal("kek", kek.as_bytes());
+    crate::testhooks::reveal("secret", secret.as_bytes());
     drop(kek);
     if args.dry_run {
         vol.check_key(Some(blob.keyslot), secret.as_bytes())?;
