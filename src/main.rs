@@ -10,7 +10,42 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// glibc tunables that make every freed heap block get overwritten: the
+/// per-thread cache (which skips the overwrite) is off and freed bytes are
+/// perturbed. tpm2-tss frees the buffer that held the unsealed KEK without
+/// wiping it; this scrubs that copy, and any other, the moment it is freed.
+const ALLOC_TUNABLES: &str = "glibc.malloc.tcache_count=0:glibc.malloc.perturb=90";
+
+/// Tunables are read only at process start, so re-execute ourselves once
+/// with them set (same PID, same arguments). If that fails, go on with the
+/// perturbation alone, which mallopt can still switch on.
+fn harden_allocator() {
+    let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if !current.contains(ALLOC_TUNABLES) {
+        use std::os::unix::process::CommandExt;
+        let mut args = std::env::args_os();
+        let argv0 = args.next().unwrap_or_else(|| "sealroot".into());
+        let tunables = if current.is_empty() {
+            ALLOC_TUNABLES.to_string()
+        } else {
+            format!("{current}:{ALLOC_TUNABLES}")
+        };
+        let err = std::process::Command::new("/proc/self/exe")
+            .arg0(argv0)
+            .args(args)
+            .env("GLIBC_TUNABLES", tunables)
+            .exec();
+        log::debug!("could not re-execute with hardened allocator tunables: {err}");
+    }
+    // SAFETY: mallopt only changes allocator tuning; no other thread exists
+    // yet and no pointer is passed.
+    unsafe {
+        libc::mallopt(libc::M_PERTURB, 0x5a);
+    }
+}
+
 fn main() -> ExitCode {
+    harden_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -44,6 +79,9 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit().code())
         }
     };
+    // Overwrite the stack that the commands used: unsealed keys passed
+    // through tss-esapi and AES-GCM locals there.
+    sealroot::secret::scrub_stack();
     sealroot::testhooks::pause_before_exit();
     code
 }

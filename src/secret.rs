@@ -73,6 +73,17 @@ pub fn random_bytes<const N: usize>() -> crate::Result<[u8; N]> {
     Ok(buf)
 }
 
+/// Overwrite 256 KiB of the stack below the caller with zeros. Called when a
+/// command has finished, so copies that library code (tss-esapi's
+/// by-value TPM2B structs, cipher key schedules) left in dead stack frames
+/// do not outlive the command.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 256 * 1024];
+    buf.zeroize();
+    std::hint::black_box(&buf);
+}
+
 /// The modhex alphabet systemd uses for recovery keys: unambiguous and the
 /// same on every keyboard layout.
 const MODHEX: &[u8; 16] = b"cbdefghijklnrtuv";

@@ -2,6 +2,8 @@
 //! for the real `sealroot` binary.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
