@@ -160,6 +160,18 @@ impl Volume {
             .collect()
     }
 
+    /// Whether `slot` uses PBKDF2 (cheap to test a key against, unlike
+    /// argon2 recovery keyslots).
+    pub fn keyslot_is_pbkdf2(&mut self, slot: u32) -> bool {
+        matches!(
+            self.dev.keyslot_handle().get_pbkdf(slot),
+            Ok(CryptPbkdfType {
+                type_: CryptKdf::Pbkdf2,
+                ..
+            })
+        )
+    }
+
     /// Lowest free keyslot.
     pub fn free_keyslot(&mut self) -> Result<u32> {
         (0..=MAX_KEYSLOT)

@@ -6,6 +6,7 @@
 //! first boot enrolls against its own PCRs and drops the provisioning key.
 
 use super::enroll::{add_sealed, SealSpec};
+use super::platform::PlatformOpts;
 use super::{load_blobs, lock, measure_self, pin_auth, PinSource, Source, TpmOpts};
 use crate::blob::Blob;
 use crate::envelope;
@@ -31,6 +32,9 @@ pub struct UnlockArgs {
     /// PCRs for first-boot enrollment.
     pub pcrs: Vec<u32>,
     pub tpm: TpmOpts,
+    /// Where to find platform evidence and certificates, for blobs that
+    /// require SEV-SNP.
+    pub platform: PlatformOpts,
 }
 
 #[derive(Debug)]
@@ -85,11 +89,14 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             &mut vol, &mut tpm, src, &uuid, &now, &wanted, &current, args,
         ) {
             Ok(keyslot) => {
+                if let Some(key) = &args.provision_key {
+                    finish_first_boot(&mut vol, &sources, key)?;
+                }
                 return Ok(Unlocked {
                     keyslot,
                     origin: src.origin.clone(),
                     first_boot: false,
-                })
+                });
             }
             Err(e) => {
                 if sources.len() > 1 {
@@ -137,6 +144,9 @@ fn try_source(
             ),
         ));
     }
+    // The platform first: nothing is unsealed on a platform that fails
+    // the blob's requirement.
+    super::platform::check_blob(tpm, &args.platform, blob)?;
     check_pcrs(blob, now, wanted, current)?;
     let pin = if blob.pin {
         Some(pin_auth(&args.pin.get("sealroot: PIN: ")?))
@@ -177,6 +187,26 @@ fn try_source(
         );
     }
     Ok(blob.keyslot)
+}
+
+/// A first boot interrupted after enrolling left the provisioning keyslot
+/// behind: now that the TPM path has worked, remove it. Only PBKDF2 keyslots
+/// no token refers to are tried, so this costs microseconds per boot.
+fn finish_first_boot(vol: &mut Volume, sources: &[Source], key: &SecretBytes) -> Result<()> {
+    let ours: Vec<u32> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok().map(|b| b.keyslot))
+        .collect();
+    for slot in vol.active_keyslots() {
+        if ours.contains(&slot) || !vol.keyslot_is_pbkdf2(slot) {
+            continue;
+        }
+        if vol.check_key(Some(slot), key.as_bytes()).is_ok() {
+            vol.destroy_keyslot(slot)?;
+            info!("completed an interrupted first boot: removed provisioning keyslot {slot}");
+        }
+    }
+    Ok(())
 }
 
 /// Compare the blob's expected PCRs with `current` (indexed like `wanted`).
@@ -242,6 +272,7 @@ fn first_boot(
         pcrs: &args.pcrs,
         measurements: now,
         pin: None,
+        platform: None,
     };
     let added = add_sealed(vol, &mut tpm, &spec, provision_key.as_bytes(), None)?;
     checkpoint("firstboot:enrolled");

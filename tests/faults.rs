@@ -1,0 +1,382 @@
+//! Fault injection: every state-changing command is killed at each step
+//! boundary (test hook) and at random instants (SIGKILL). After every kill
+//! the volume still opens with the old secret or the new one, no keyslot is
+//! left without a token, and any dangling token is reported by `status` and
+//! removed by `cleanup`. Needs `--features test-hooks`.
+#![cfg(feature = "test-hooks")]
+
+mod common;
+use common::*;
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASS: &[u8] = b"correct horse battery staple";
+
+/// xorshift64*: reproducible random delays; the seed is printed.
+struct Rng(u64);
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("FAULT_SEED={seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// Run sealroot, SIGKILLed after `kill_after` (if still running).
+fn run_killed(args: &[&str], env: &[(&str, &str)], kill_after: Option<Duration>) -> Option<i32> {
+    let mut c = Command::new(SEALROOT);
+    c.args(args)
+        .args(["--log", "stderr"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    if let Some(d) = kill_after {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = child.kill();
+    }
+    child.wait().unwrap().code()
+}
+
+fn sealroot_tokens(img: &Image) -> Vec<(u32, u32)> {
+    let j = img.json();
+    j["tokens"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| t["type"] == "sealroot")
+        .map(|(id, t)| (id.parse().unwrap(), t["keyslot"].as_u64().unwrap() as u32))
+        .collect()
+}
+
+/// The invariants after any interruption. `fixed` are keyslots that exist
+/// outside sealroot (passphrase, recovery). Returns the number of dangling
+/// tokens cleanup removed.
+fn check_invariants(img: &Image, tpm: &Swtpm, fixed: &[u32], ctx: &str) -> usize {
+    let slots: BTreeSet<u32> = img.keyslots().into_iter().collect();
+    let toks = sealroot_tokens(img);
+    let referenced: BTreeSet<u32> = toks.iter().map(|t| t.1).collect();
+    for s in &slots {
+        assert!(
+            fixed.contains(s) || referenced.contains(s),
+            "{ctx}: keyslot {s} has no token (keyslots {slots:?}, tokens {toks:?})"
+        );
+    }
+    let tcti = tpm.tcti();
+    let st = sealroot(&[
+        "status",
+        "--device",
+        p(&img.path),
+        "--json",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ]);
+    assert_eq!(st.code, 0, "{ctx}: status {st:?}");
+    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let dangling: Vec<u64> = j["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["verdict"] == "dangling")
+        .map(|t| t["token"].as_u64().unwrap())
+        .collect();
+    for (id, ks) in &toks {
+        let is_dangling = !slots.contains(ks);
+        assert_eq!(
+            is_dangling,
+            dangling.contains(&(*id as u64)),
+            "{ctx}: status must report exactly the dangling tokens: {st:?}"
+        );
+    }
+    let c = sealroot(&["cleanup", "--device", p(&img.path)]);
+    assert_eq!(c.code, 0, "{ctx}: cleanup {c:?}");
+    for (_, ks) in sealroot_tokens(img) {
+        assert!(
+            img.keyslots().contains(&ks),
+            "{ctx}: cleanup left a dangling token"
+        );
+    }
+    dangling.len()
+}
+
+/// TPM unlock works after a reboot (old or new secret).
+fn tpm_unlocks(img: &Image, tpm: &mut Swtpm, ctx: &str) {
+    tpm.reboot();
+    let u = unlock(tpm, img, &[]);
+    assert_eq!(
+        u.code, 0,
+        "{ctx}: TPM unlock failed after the interruption: {u:?}"
+    );
+}
+
+const ENROLL_STEPS: &[&str] = &[
+    "enroll:sealed",
+    "enroll:token-written",
+    "enroll:keyslot-added",
+    "enroll:token-assigned",
+];
+
+fn enroll_args<'a>(img: &'a Image, tcti: &'a str) -> Vec<&'a str> {
+    vec![
+        "enroll",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+        "--no-recovery-key",
+    ]
+}
+
+#[test]
+fn enroll_killed_at_every_step_and_at_random() {
+    let mut tpm = Swtpm::start();
+    let tcti = tpm.tcti();
+    let mut rng = Rng::new();
+    let mut runs = 0;
+    // Step boundaries.
+    for step in ENROLL_STEPS {
+        let img = Image::new();
+        let code = run_killed(
+            &enroll_args(&img, &tcti),
+            &[("SEALROOT_TEST_CRASH_AT", step)],
+            None,
+        );
+        assert_ne!(code, Some(0), "{step}: hook did not fire");
+        assert!(img.opens(PASS), "{step}: passphrase lost");
+        check_invariants(&img, &tpm, &[0], step);
+        runs += 1;
+    }
+    // Random instants within a typical enroll's duration.
+    let img = Image::new();
+    let t = Instant::now();
+    assert_eq!(run_killed(&enroll_args(&img, &tcti), &[], None), Some(0));
+    let span = t.elapsed().as_micros() as u64 + 1;
+    for i in 0..50 {
+        let img = Image::new();
+        let d = Duration::from_micros(rng.below(span));
+        run_killed(&enroll_args(&img, &tcti), &[], Some(d));
+        let ctx = format!("enroll random #{i} ({d:?})");
+        assert!(img.opens(PASS), "{ctx}: passphrase lost");
+        check_invariants(&img, &tpm, &[0], &ctx);
+        if !sealroot_tokens(&img).is_empty() {
+            tpm_unlocks(&img, &mut tpm, &ctx);
+        }
+        runs += 1;
+    }
+    eprintln!("enroll fault runs: {runs}");
+}
+
+#[test]
+fn reseal_killed_at_every_step_and_at_random() {
+    let mut tpm = Swtpm::start();
+    let tcti = tpm.tcti();
+    let mut rng = Rng::new();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let reseal = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "reseal",
+            "--device",
+            p(&img.path),
+            "--unlock-key-file",
+            p(&img.key),
+            "--tcti",
+            &tcti,
+            "--cmdline-file",
+            p(&img.cmdline),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    // Leave exactly one token so the next reseal has no ambiguity.
+    let normalise = |tpm: &Swtpm| {
+        let toks = sealroot_tokens(&img);
+        for (id, _) in toks.iter().skip(1) {
+            let r = sealroot(&[
+                "remove",
+                "--device",
+                p(&img.path),
+                "--token",
+                &id.to_string(),
+            ]);
+            assert_eq!(r.code, 0, "{r:?}");
+        }
+        assert_eq!(sealroot_tokens(&img).len(), 1, "{:?}", tpm.port);
+    };
+    let mut runs = 0;
+    let steps: Vec<&str> = ENROLL_STEPS
+        .iter()
+        .copied()
+        .chain(["reseal:new-complete", "remove:keyslot-destroyed"])
+        .collect();
+    for step in &steps {
+        let args = reseal(&[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let code = run_killed(&args, &[("SEALROOT_TEST_CRASH_AT", step)], None);
+        assert_ne!(code, Some(0), "{step}: hook did not fire");
+        check_invariants(&img, &tpm, &[0], step);
+        tpm_unlocks(&img, &mut tpm, step);
+        normalise(&tpm);
+        runs += 1;
+    }
+    let args = reseal(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    assert_eq!(run_killed(&args, &[], None), Some(0));
+    let span = t.elapsed().as_micros() as u64 + 1;
+    for i in 0..70 {
+        let d = Duration::from_micros(rng.below(span));
+        run_killed(&args, &[], Some(d));
+        let ctx = format!("reseal random #{i} ({d:?})");
+        check_invariants(&img, &tpm, &[0], &ctx);
+        tpm_unlocks(&img, &mut tpm, &ctx);
+        normalise(&tpm);
+        runs += 1;
+    }
+    eprintln!("reseal fault runs: {runs}");
+}
+
+#[test]
+fn remove_killed_at_every_step_and_at_random() {
+    let tpm = Swtpm::start();
+    let mut rng = Rng::new();
+    let mut runs = 0;
+    let mut span = 0;
+    for i in 0..41 {
+        let img = Image::new();
+        assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+        let args = ["remove", "--device", p(&img.path), "--token", "0"];
+        let (env, kill): (Vec<(&str, &str)>, Option<Duration>) = match i {
+            0 => (
+                vec![("SEALROOT_TEST_CRASH_AT", "remove:keyslot-destroyed")],
+                None,
+            ),
+            1 => (vec![], None),
+            _ => (vec![], Some(Duration::from_micros(rng.below(span)))),
+        };
+        let t = Instant::now();
+        let code = run_killed(&args, &env, kill);
+        if i == 0 {
+            assert_ne!(code, Some(0), "hook did not fire");
+        }
+        if i == 1 {
+            assert_eq!(code, Some(0));
+            span = t.elapsed().as_micros() as u64 + 1;
+        }
+        let ctx = format!("remove #{i} ({kill:?})");
+        assert!(img.opens(PASS), "{ctx}: passphrase lost");
+        check_invariants(&img, &tpm, &[0], &ctx);
+        runs += 1;
+    }
+    eprintln!("remove fault runs: {runs}");
+}
+
+#[test]
+fn first_boot_killed_at_every_step_and_at_random() {
+    let mut tpm = Swtpm::start();
+    let mut rng = Rng::new();
+    let mut runs = 0;
+    let steps = ENROLL_STEPS
+        .iter()
+        .copied()
+        .chain(["firstboot:enrolled", "firstboot:activated"]);
+    let mut cases: Vec<(Option<&str>, bool)> = steps.map(|s| (Some(s), false)).collect();
+    cases.push((None, false)); // a clean run, to time it
+    cases.extend((0..45).map(|_| (None, true)));
+    let mut span = 0;
+    for (i, (step, random)) in cases.into_iter().enumerate() {
+        let img = Image::with_passphrase(b"provisioning key");
+        let rec = img.file("rec");
+        std::fs::write(&rec, PASS).unwrap();
+        let out = Command::new("cryptsetup")
+            .args([
+                "luksAddKey",
+                "-q",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+            ])
+            .arg("--key-file")
+            .arg(&img.key)
+            .arg(&img.path)
+            .arg(&rec)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        tpm.reboot();
+        let tcti = tpm.tcti();
+        let args = [
+            "unlock",
+            "--device",
+            p(&img.path),
+            "--name",
+            "root",
+            "--dry-run",
+            "--tcti",
+            &tcti,
+            "--cmdline-file",
+            p(&img.cmdline),
+            "--provision-key-file",
+            p(&img.key),
+        ];
+        let env: Vec<(&str, &str)> = step
+            .map(|s| vec![("SEALROOT_TEST_CRASH_AT", s)])
+            .unwrap_or_default();
+        let kill = random.then(|| Duration::from_micros(rng.below(span)));
+        let t = Instant::now();
+        let code = run_killed(&args, &env, kill);
+        if step.is_none() && !random {
+            assert_eq!(code, Some(0));
+            span = t.elapsed().as_micros() as u64 + 1;
+        }
+        let ctx = format!("first boot #{i} {step:?} {kill:?}");
+        assert!(img.opens(PASS), "{ctx}: recovery lost");
+        check_invariants(&img, &tpm, &[0, 1], &ctx);
+        // The next boot always comes up, and finishes the job.
+        tpm.reboot();
+        let again = sealroot(&args);
+        assert_eq!(again.code, 0, "{ctx}: next boot failed: {again:?}");
+        assert!(
+            !img.opens(b"provisioning key"),
+            "{ctx}: provisioning key still works"
+        );
+        assert_eq!(sealroot_tokens(&img).len(), 1, "{ctx}");
+        runs += 1;
+    }
+    eprintln!("first-boot fault runs: {runs}");
+}
