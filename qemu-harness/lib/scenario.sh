@@ -5,8 +5,36 @@
 
 SCN_NAME=
 SCN_VM=
+GUARDED_PID=
 SCN_LOG=
 SCN_BOOT=0
+
+# Run "$@" in a background subshell that kills its QEMU and swtpm however it
+# ends (EXIT trap), and forward SIGINT/SIGTERM sent to this script to it, so
+# an interrupted or timed-out run leaves no VM behind.
+run_isolated() {
+    local rc=0
+    trap 'forward_signal 130' INT
+    trap 'forward_signal 143' TERM
+    (
+        trap vm_kill_all EXIT
+        trap 'exit 143' TERM
+        "$@"
+    ) &
+    GUARDED_PID=$!
+    wait "$GUARDED_PID" || rc=$?
+    GUARDED_PID=
+    return "$rc"
+}
+
+forward_signal() {
+    if [[ -n $GUARDED_PID ]]; then
+        kill -TERM "$GUARDED_PID" 2>/dev/null || true
+        wait "$GUARDED_PID" 2>/dev/null || true
+    fi
+    log "interrupted"
+    exit "$1"
+}
 
 # Create a fresh VM for a scenario and make it the current one.
 scn_init() {
@@ -117,6 +145,26 @@ expect_enrolled_volume() {
     fi
     cryptsetup open --test-passphrase --key-file "$ARTEFACTS_DIR/recovery.key" "$disk" 2>/dev/null ||
         scn_fail "after boot $SCN_BOOT: the escrowed recovery key no longer opens the volume"
+}
+
+# Token ids of the sealroot tokens in the VM's LUKS2 header.
+sealroot_tokens() {
+    cryptsetup luksDump "$SCN_VM/disk.img" |
+        awk '/^Tokens:/ { t = 1; next } /^[A-Z]/ { t = 0 } t && $2 == "sealroot" { sub(":", "", $1); print $1 }'
+}
+
+# Comma-separated PCR indices a sealroot token binds (first token if no id).
+token_pcrs() {
+    local id=${1:-$(sealroot_tokens | head -n 1)}
+    [[ -n $id ]] || return 0
+    cryptsetup token export --token-id "$id" "$SCN_VM/disk.img" |
+        grep -oE '"index":[0-9]+' | cut -d: -f2 | paste -sd, -
+}
+
+expect_token_pcrs() {
+    local got
+    got=$(token_pcrs)
+    [[ $got == "$1" ]] || scn_fail "after boot $SCN_BOOT: token binds PCRs '$got', expected '$1'"
 }
 
 # Kernel timestamp (ms) of the first console line matching the ERE.

@@ -35,6 +35,7 @@ unlock_boot() {
 
 scenario_first_boot_enroll() {
     enroll_boot
+    expect_token_pcrs 0,4,7,9,15
 }
 
 scenario_unlock() {
@@ -54,6 +55,7 @@ scenario_tamper_initrd() {
 
 scenario_tamper_cmdline() {
     enroll_boot pcrs=0,4,7
+    expect_token_pcrs 0,4,7,15
     unlock_boot
     scn_boot --append "init=/bin/sh" mode=tpm
     expect_sealroot_rc 4
