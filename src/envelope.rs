@@ -21,6 +21,8 @@ pub struct Binding<'a> {
     pub volume_uuid: &'a str,
     pub policy_digest: &'a [u8; 32],
     pub keyslot: u32,
+    /// Digest of the blob's platform requirement, when it has one.
+    pub platform: Option<[u8; 32]>,
 }
 
 impl Binding<'_> {
@@ -34,6 +36,10 @@ impl Binding<'_> {
         v.extend_from_slice(uuid.as_bytes());
         v.extend_from_slice(self.policy_digest);
         v.extend_from_slice(&self.keyslot.to_be_bytes());
+        if let Some(p) = &self.platform {
+            v.extend_from_slice(b"platform\0");
+            v.extend_from_slice(p);
+        }
         v
     }
 }
@@ -44,7 +50,7 @@ pub fn seal(kek: &Key32, nonce: &[u8; NONCE_LEN], secret: &Key32, b: &Binding) -
     let aad = b.aad();
     cipher
         .encrypt(
-            Nonce::from_slice(nonce),
+            &Nonce::from(*nonce),
             Payload {
                 msg: secret.as_bytes(),
                 aad: &aad,
@@ -55,7 +61,8 @@ pub fn seal(kek: &Key32, nonce: &[u8; NONCE_LEN], secret: &Key32, b: &Binding) -
 
 /// Decrypt and authenticate; `None` when anything does not match.
 pub fn open(kek: &Key32, nonce: &[u8], ciphertext: &[u8], b: &Binding) -> Option<Key32> {
-    if nonce.len() != NONCE_LEN || ciphertext.len() != CIPHERTEXT_LEN {
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+    if ciphertext.len() != CIPHERTEXT_LEN {
         return None;
     }
     let cipher = Aes256Gcm::new_from_slice(kek.as_bytes()).ok()?;
@@ -63,7 +70,7 @@ pub fn open(kek: &Key32, nonce: &[u8], ciphertext: &[u8], b: &Binding) -> Option
     let plain = Zeroizing::new(
         cipher
             .decrypt(
-                Nonce::from_slice(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: &aad,
@@ -84,6 +91,7 @@ mod tests {
             volume_uuid: uuid,
             policy_digest: pd,
             keyslot: 1,
+            platform: None,
         }
     }
 
@@ -128,5 +136,26 @@ mod tests {
         assert!(open(&kek, &nonce, &ct, &b).is_none());
         assert!(open(&kek, &nonce[..11], &ct, &binding("aaaa", &pd)).is_none());
         assert!(open(&kek, &nonce, &ct[..40], &binding("aaaa", &pd)).is_none());
+    }
+
+    #[test]
+    fn platform_requirement_is_bound() {
+        let kek = Key32::from_bytes([7; 32]);
+        let secret = Key32::from_bytes([9; 32]);
+        let pd = [3u8; 32];
+        let nonce = [5u8; 12];
+        // Without a platform requirement the associated data is unchanged
+        // (blobs from before the field existed still open).
+        let plain = binding("aaaa", &pd);
+        assert!(!plain.aad().windows(9).any(|w| w == b"platform\0"));
+        let mut with = binding("aaaa", &pd);
+        with.platform = Some([1; 32]);
+        let ct = seal(&kek, &nonce, &secret, &with);
+        assert!(open(&kek, &nonce, &ct, &with).is_some());
+        // Requirement removed or edited: the envelope does not open.
+        assert!(open(&kek, &nonce, &ct, &plain).is_none());
+        let mut other = binding("aaaa", &pd);
+        other.platform = Some([2; 32]);
+        assert!(open(&kek, &nonce, &ct, &other).is_none());
     }
 }
