@@ -6,6 +6,8 @@ OVMF_CODE=${SEALROOT_HARNESS_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${SEALROOT_HARNESS_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 VM_MEMORY=${SEALROOT_HARNESS_MEMORY:-1024}
 VM_TIMEOUT=${SEALROOT_HARNESS_TIMEOUT:-180}
+# TCG emulation works everywhere (no /dev/kvm needed); kvm is much faster.
+VM_ACCEL=${SEALROOT_HARNESS_ACCEL:-tcg}
 # Fixed kernel command line: it is measured (PCR 9 and sealroot's PCR 15),
 # so every boot that should unlock uses exactly this string. loglevel=7 puts
 # sealroot's info lines (written to /dev/kmsg at level 6) on the console.
@@ -90,7 +92,7 @@ vm_boot() {
     start=$(now_ms)
     qemu-system-x86_64 \
         -nodefaults -no-user-config -no-reboot \
-        -accel tcg -machine q35 -cpu max -m "$VM_MEMORY" -smp 1 \
+        -accel "$VM_ACCEL" -machine q35 -cpu max -m "$VM_MEMORY" -smp 1 \
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
         -drive "if=pflash,format=raw,unit=1,file=$vmdir/OVMF_VARS.fd" \
         -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
