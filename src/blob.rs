@@ -5,6 +5,8 @@
 //! lists are errors, because the blob is untrusted input from the disk.
 
 use crate::pcr::{Digest, BANK_SHA256, MAX_PCR, SELF_PCR};
+use crate::platform::policy::WirePolicy;
+use crate::platform::Policy;
 use crate::selfpcr::Measurements;
 use crate::{Error, Result};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -43,6 +45,9 @@ struct Wire {
     pin: bool,
     nonce: String,
     ciphertext: String,
+    /// Optional platform (SEV-SNP) requirement; absent in older blobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform: Option<WirePolicy>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,6 +89,8 @@ pub struct Blob {
     pub pin: bool,
     pub nonce: [u8; crate::envelope::NONCE_LEN],
     pub ciphertext: Vec<u8>,
+    /// Platform requirement checked before any unseal (docs/platform.md).
+    pub platform: Option<Policy>,
 }
 
 impl Blob {
@@ -190,6 +197,7 @@ impl Blob {
                 crate::envelope::CIPHERTEXT_LEN
             ));
         }
+        let platform = w.platform.map(Policy::from_wire).transpose()?;
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -204,6 +212,7 @@ impl Blob {
             pin: w.pin,
             nonce,
             ciphertext,
+            platform,
         })
     }
 
@@ -241,6 +250,7 @@ impl Blob {
             pin: self.pin,
             nonce: B64.encode(self.nonce),
             ciphertext: B64.encode(&self.ciphertext),
+            platform: self.platform.as_ref().map(Policy::to_wire),
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -264,6 +274,7 @@ impl Blob {
             volume_uuid: &self.volume_uuid,
             policy_digest: &self.policy_digest,
             keyslot: self.keyslot,
+            platform: self.platform.as_ref().map(Policy::digest),
         }
     }
 }
@@ -319,6 +330,7 @@ pub(crate) mod tests {
             pin: false,
             nonce: [3; 12],
             ciphertext: vec![8; 48],
+            platform: None,
         }
     }
 

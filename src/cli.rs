@@ -39,6 +39,43 @@ pub struct CmdlineArgs {
     pub cmdline_file: PathBuf,
 }
 
+/// The SEV-SNP requirement `enroll` stores in the blob (and `platform`
+/// judges against). See docs/platform.md.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SnpPolicyArgs {
+    /// Require a verified SEV-SNP platform; `unlock` checks it before unsealing.
+    #[arg(long)]
+    pub require_snp: bool,
+    /// Allowed launch measurement (96 hex digits); repeat for several (default: any).
+    #[arg(long = "snp-measurement", value_name = "HEX", requires = "require_snp")]
+    pub snp_measurements: Vec<String>,
+    /// Minimum reported TCB, e.g. bootloader=3,tee=0,snp=8,microcode=115 (fmc=N on Turin).
+    #[arg(long, value_name = "SPEC", requires = "require_snp")]
+    pub snp_min_tcb: Option<String>,
+    /// Guest policy flags that must be set (comma-separated, e.g. single-socket).
+    #[arg(long, value_name = "FLAGS", requires = "require_snp")]
+    pub snp_policy_require: Option<String>,
+    /// Guest policy flags that must be clear (e.g. smt,migrate-ma); debug always is.
+    #[arg(long, value_name = "FLAGS", requires = "require_snp")]
+    pub snp_policy_forbid: Option<String>,
+    /// Accept a report whose signature cannot be checked because no VCEK for
+    /// its chip and TCB is available (one that is available must verify).
+    #[arg(long, requires = "require_snp")]
+    pub snp_unsigned_ok: bool,
+}
+
+/// AMD certificates: stored in the blob by `enroll`, read at run time by
+/// `unlock` and `platform`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SnpCertArgs {
+    /// VCEK certificate (DER or PEM, from AMD KDS); repeat for several chips/TCBs.
+    #[arg(long = "snp-vcek", value_name = "FILE")]
+    pub snp_vceks: Vec<PathBuf>,
+    /// ASK (and ARK) certificates (PEM, KDS `cert_chain`); the ARK is pinned.
+    #[arg(long = "snp-chain", value_name = "FILE")]
+    pub snp_chains: Vec<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add a TPM-sealed keyslot (and a recovery key) to a LUKS2 volume.
@@ -74,6 +111,10 @@ pub enum Command {
         #[arg(long, value_name = "STRING")]
         boot_cmdline: Option<String>,
         #[command(flatten)]
+        snp: SnpPolicyArgs,
+        #[command(flatten)]
+        snp_certs: SnpCertArgs,
+        #[command(flatten)]
         tpm: TpmArgs,
         #[command(flatten)]
         cmdline: CmdlineArgs,
@@ -99,6 +140,11 @@ pub enum Command {
         /// PCRs for first-boot enrollment.
         #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
         pcrs: String,
+        #[command(flatten)]
+        snp_certs: SnpCertArgs,
+        /// SNP guest device (bare SEV-SNP guests without an HCL report).
+        #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
+        sev_guest: PathBuf,
         #[command(flatten)]
         tpm: TpmArgs,
         #[command(flatten)]
@@ -151,5 +197,32 @@ pub enum Command {
     Cleanup {
         #[arg(long, value_name = "PATH")]
         device: PathBuf,
+    },
+    /// Show what the platform is (SEV-SNP, TDX, none), its report, and the
+    /// verdict against a policy given by options or by an enrolled blob.
+    Platform {
+        #[arg(long)]
+        json: bool,
+        /// Judge against the requirement of this volume's sealroot token.
+        #[arg(long, value_name = "PATH", conflicts_with = "require_snp")]
+        device: Option<PathBuf>,
+        /// Judge against the requirement in this blob file.
+        #[arg(long, value_name = "PATH", conflicts_with = "require_snp")]
+        blob_file: Option<PathBuf>,
+        /// Which token, when the volume has several with a requirement.
+        #[arg(long, value_name = "ID", requires = "device")]
+        token: Option<u32>,
+        #[command(flatten)]
+        snp: SnpPolicyArgs,
+        #[command(flatten)]
+        snp_certs: SnpCertArgs,
+        /// SNP guest device (bare SEV-SNP guests without an HCL report).
+        #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
+        sev_guest: PathBuf,
+        /// TDX guest device (detection only).
+        #[arg(long, value_name = "PATH", default_value = "/dev/tdx_guest")]
+        tdx_guest: PathBuf,
+        #[command(flatten)]
+        tpm: TpmArgs,
     },
 }

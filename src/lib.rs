@@ -14,6 +14,7 @@ pub mod logging;
 pub mod luks;
 pub mod ops;
 pub mod pcr;
+pub mod platform;
 pub mod policy;
 pub mod secret;
 pub mod selfpcr;

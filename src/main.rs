@@ -2,8 +2,10 @@
 //! a documented exit code (README.md, docs/format.md).
 
 use clap::Parser;
-use sealroot::cli::{Cli, CmdlineArgs, Command, TpmArgs};
+use sealroot::cli::{Cli, CmdlineArgs, Command, SnpCertArgs, SnpPolicyArgs, TpmArgs};
+use sealroot::ops::platform::PlatformOpts;
 use sealroot::ops::{self, PinSource, TpmOpts};
+use sealroot::platform::{self, Policy};
 use sealroot::{logging, pcr, tpm, Error, Exit, Result};
 use std::io::Write;
 use std::path::Path;
@@ -110,6 +112,64 @@ fn cmdline(c: &CmdlineArgs, override_: Option<String>) -> Result<String> {
     }
 }
 
+/// The SEV-SNP requirement the options describe, with the certificates to
+/// store in it (checked to chain to AMD now, so a wrong file fails here).
+fn snp_policy(p: &SnpPolicyArgs, c: &SnpCertArgs) -> Result<Option<Policy>> {
+    if !p.require_snp {
+        if !c.snp_vceks.is_empty() || !c.snp_chains.is_empty() {
+            return Err(Error::Usage(
+                "--snp-vcek/--snp-chain are stored in the blob only with --require-snp".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let usage = |flag: &str, e: String| Error::Usage(format!("{flag}: {e}"));
+    let policy = Policy {
+        measurements: p
+            .snp_measurements
+            .iter()
+            .map(|m| platform::policy::parse_measurement(m))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| usage("--snp-measurement", e))?,
+        min_tcb: p
+            .snp_min_tcb
+            .as_deref()
+            .map(platform::policy::parse_min_tcb)
+            .transpose()
+            .map_err(|e| usage("--snp-min-tcb", e))?,
+        guest_policy_require: p
+            .snp_policy_require
+            .as_deref()
+            .map(platform::policy::parse_guest_policy_names)
+            .transpose()
+            .map_err(|e| usage("--snp-policy-require", e))?
+            .unwrap_or(0),
+        guest_policy_forbid: p
+            .snp_policy_forbid
+            .as_deref()
+            .map(platform::policy::parse_guest_policy_names)
+            .transpose()
+            .map_err(|e| usage("--snp-policy-forbid", e))?
+            .unwrap_or(0),
+        unsigned_ok: p.snp_unsigned_ok,
+        vceks: ops::platform::read_cert_files(&c.snp_vceks)?,
+        ca: ops::platform::read_cert_files(&c.snp_chains)?,
+    };
+    if policy.measurements.len() > platform::policy::MAX_MEASUREMENTS {
+        return Err(usage(
+            "--snp-measurement",
+            format!("at most {}", platform::policy::MAX_MEASUREMENTS),
+        ));
+    }
+    if policy.vceks.len() + policy.ca.len() > 2 * platform::policy::MAX_CERTS {
+        return Err(Error::Usage("too many certificates".into()));
+    }
+    policy.validate().map_err(Error::Usage)?;
+    platform::report::validate_certs(&policy.vceks, &policy.ca)
+        .map_err(|e| usage("--snp-vcek/--snp-chain", e))?;
+    Ok(Some(policy))
+}
+
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Enroll {
@@ -123,6 +183,8 @@ fn run(cmd: Command) -> Result<()> {
             no_recovery_key,
             recovery_key_file,
             boot_cmdline,
+            snp,
+            snp_certs,
             tpm,
             cmdline: c,
         } => {
@@ -134,6 +196,14 @@ fn run(cmd: Command) -> Result<()> {
             }
             let pcrs = pcr_list(&pcrs)?;
             let tpm = tpm_opts(&tpm)?;
+            let platform = snp_policy(&snp, &snp_certs)?;
+            if let Some(p) = &platform {
+                if p.vceks.is_empty() && !p.unsigned_ok {
+                    log::warn!(
+                        "--require-snp without --snp-vcek: unlock will need --snp-vcek files for the report's chip and TCB"
+                    );
+                }
+            }
             if pin_file.is_some() && !pin {
                 return Err(Error::Usage("--pin-file needs --pin".into()));
             }
@@ -162,6 +232,7 @@ fn run(cmd: Command) -> Result<()> {
                 recovery: !no_recovery_key,
                 cmdline,
                 tpm,
+                platform,
             })?;
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
@@ -211,10 +282,13 @@ fn run(cmd: Command) -> Result<()> {
             pin_file,
             provision_key_file,
             pcrs,
+            snp_certs,
+            sev_guest,
             tpm,
             cmdline: c,
         } => {
             let pcrs = pcr_list(&pcrs)?;
+            let platform = platform_opts(&snp_certs, sev_guest, None)?;
             let tpm = tpm_opts(&tpm)?;
             if name.is_empty() || name.contains('/') || name.len() > 127 {
                 return Err(Error::Usage(format!(
@@ -236,6 +310,7 @@ fn run(cmd: Command) -> Result<()> {
                 provision_key,
                 pcrs,
                 tpm,
+                platform,
             })?;
             Ok(())
         }
@@ -310,6 +385,59 @@ fn run(cmd: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::Platform {
+            json,
+            device,
+            blob_file,
+            token,
+            snp,
+            snp_certs,
+            sev_guest,
+            tdx_guest,
+            tpm,
+        } => {
+            let tpm = tpm_opts(&tpm)?;
+            let opts = platform_opts(&snp_certs, sev_guest, Some(tdx_guest))?;
+            let (policy, policy_digest) = if snp.require_snp {
+                // Certificates are given at run time here, not stored.
+                let p = snp_policy(&snp, &SnpCertArgs::default())?.expect("required");
+                (Some((p, "command line".to_string())), [0; 32])
+            } else if device.is_some() || blob_file.is_some() {
+                let (p, origin, digest) = ops::platform::policy_from_blob(
+                    device.as_deref(),
+                    blob_file.as_deref(),
+                    token,
+                )?;
+                (Some((p, origin)), digest)
+            } else {
+                (None, [0; 32])
+            };
+            let r = ops::platform::run(&ops::platform::PlatformArgs {
+                tpm,
+                opts,
+                policy,
+                policy_digest,
+            })?;
+            let text = if json {
+                serde_json::to_string_pretty(&r).expect("report serialises") + "\n"
+            } else {
+                ops::platform::render(&r)
+            };
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            if r.verdict == "fail" {
+                let f = r
+                    .checks
+                    .iter()
+                    .find(|c| c.status == platform::Status::Fail)
+                    .expect("a failed check");
+                return Err(platform::Failure {
+                    check: f.check,
+                    detail: f.detail.clone(),
+                }
+                .into());
+            }
+            Ok(())
+        }
         Command::Cleanup { device } => {
             let removed = ops::remove::cleanup(&device)?;
             println!(
@@ -321,6 +449,25 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where `unlock`/`platform` look for evidence, and the certificates given
+/// as files.
+fn platform_opts(
+    c: &SnpCertArgs,
+    sev_guest: std::path::PathBuf,
+    tdx_guest: Option<std::path::PathBuf>,
+) -> Result<PlatformOpts> {
+    let mut o = PlatformOpts {
+        sev_guest,
+        ..PlatformOpts::default()
+    };
+    if let Some(t) = tdx_guest {
+        o.tdx_guest = t;
+    }
+    o.certs.vceks = ops::platform::read_cert_files(&c.snp_vceks)?;
+    o.certs.ca = ops::platform::read_cert_files(&c.snp_chains)?;
+    Ok(o)
 }
 
 /// Create `path` (must not exist) with mode 0600 and write `data`.

@@ -457,6 +457,14 @@ impl Tpm {
                     )
                     .map_err(tpm_err("TR_SetAuth"))?;
             }
+            // The TPM flushes the session itself after a successful Unseal:
+            // one FlushContext fewer on the boot path.
+            let (attrs, mask) = SessionAttributesBuilder::new()
+                .with_continue_session(false)
+                .build();
+            self.ctx
+                .tr_sess_set_attributes(session, attrs, mask)
+                .map_err(tpm_err("TR_SetAttributes"))?;
             let data = self
                 .ctx
                 .execute_with_session(Some(session), |c| c.unseal(object.into()))
@@ -474,7 +482,16 @@ impl Tpm {
             Key32::from_slice(data.value())
                 .ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key"))
         })();
-        self.flush_session(session);
+        match result {
+            // Unseal succeeded: the TPM already flushed the session; only
+            // release ESYS's record of it (no TPM command). tss-esapi reports
+            // closing a flushable handle as an error, which is expected here.
+            Ok(_) => {
+                let mut h: ObjectHandle = tss_esapi::handles::SessionHandle::from(session).into();
+                let _ = self.ctx.tr_close(&mut h);
+            }
+            Err(_) => self.flush_session(session),
+        }
         result
     }
 

@@ -10,6 +10,7 @@ use crate::blob::Blob;
 use crate::envelope;
 use crate::luks::{Kdf, Volume};
 use crate::pcr;
+use crate::platform::Policy;
 use crate::policy;
 use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes};
 use crate::selfpcr::Measurements;
@@ -26,6 +27,8 @@ pub struct SealSpec<'a> {
     /// The boot-time inputs of the self PCR.
     pub measurements: Measurements,
     pub pin: Option<&'a SecretBytes>,
+    /// Platform requirement to store in the blob (and bind the envelope to).
+    pub platform: Option<&'a Policy>,
 }
 
 /// A freshly added TPM keyslot.
@@ -74,6 +77,7 @@ pub fn add_sealed(
         volume_uuid: &uuid,
         policy_digest: &policy_digest,
         keyslot,
+        platform: spec.platform.map(Policy::digest),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -95,6 +99,7 @@ pub fn add_sealed(
         pin: spec.pin.is_some(),
         nonce,
         ciphertext,
+        platform: spec.platform.cloned(),
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {
@@ -118,13 +123,18 @@ pub fn add_sealed(
         }
     };
     info!(
-        "sealed keyslot {keyslot} to PCRs {} (sha256){}{}",
+        "sealed keyslot {keyslot} to PCRs {} (sha256){}{}{}",
         blob.pcrs
             .iter()
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
             .join(","),
         if blob.pin { " with a PIN" } else { "" },
+        if blob.platform.is_some() {
+            ", SEV-SNP required"
+        } else {
+            ""
+        },
         match token {
             Some(t) => format!(", token {t}"),
             None => format!(", blob file {}", blob_file.expect("file mode").display()),
@@ -158,6 +168,8 @@ pub struct EnrollArgs {
     /// Kernel command line the volume will boot with.
     pub cmdline: String,
     pub tpm: TpmOpts,
+    /// Platform requirement (SEV-SNP), checked by `unlock` before unsealing.
+    pub platform: Option<Policy>,
 }
 
 pub struct EnrollOutcome {
@@ -175,6 +187,7 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         pcrs: &args.pcrs,
         measurements: Measurements::new(&args.cmdline, &uuid),
         pin: args.pin.as_ref(),
+        platform: args.platform.as_ref(),
     };
     let added = add_sealed(
         &mut vol,

@@ -5,6 +5,7 @@
 //! fixture command lines.
 
 pub mod enroll;
+pub mod platform;
 pub mod remove;
 pub mod reseal;
 pub mod status;

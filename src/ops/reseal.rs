@@ -103,6 +103,8 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         pcrs: &firmware,
         measurements: now,
         pin: pin.as_ref(),
+        // The platform requirement is kept as enrolled.
+        platform: old.platform.as_ref(),
     };
     let added = add_sealed(
         &mut vol,

@@ -79,8 +79,10 @@ impl Swtpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
-    /// Power-cycle: PCRs reset, persistent objects and NV stay (a reboot).
+    /// Reboot: orderly TPM2_Shutdown as the kernel does, power cycle, then
+    /// Startup. PCRs reset; persistent objects, NV and DA state stay.
     pub fn reboot(&mut self) {
+        self.tpm2(&["shutdown", "-c"]);
         let st = Command::new("swtpm_ioctl")
             .args(["--tcp", &format!("127.0.0.1:{}", self.port + 1), "-i"])
             .status()
