@@ -31,7 +31,11 @@ fn a_thousand_unlock_and_relock_cycles() {
             assert_eq!(handle_count(&tpm, "handles-transient"), 0, "cycle {i}");
             assert_eq!(handle_count(&tpm, "handles-loaded-session"), 0, "cycle {i}");
             assert_eq!(handle_count(&tpm, "handles-saved-session"), 0, "cycle {i}");
-            assert_eq!(handle_count(&tpm, "handles-persistent"), persistent, "cycle {i}");
+            assert_eq!(
+                handle_count(&tpm, "handles-persistent"),
+                persistent,
+                "cycle {i}"
+            );
         }
     }
 }
@@ -43,11 +47,25 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     let pin = img.file("pin");
     std::fs::write(&pin, "4242").unwrap();
     assert_eq!(
-        enroll(&tpm, &img, &["--no-recovery-key", "--pin", "--pin-file", p(&pin)]).code,
+        enroll(
+            &tpm,
+            &img,
+            &["--no-recovery-key", "--pin", "--pin-file", p(&pin)]
+        )
+        .code,
         0
     );
     // Three failures allowed, a long recovery time.
-    tpm.tpm2(&["dictionarylockout", "-s", "-n", "3", "-t", "3600", "-l", "3600"]);
+    tpm.tpm2(&[
+        "dictionarylockout",
+        "-s",
+        "-n",
+        "3",
+        "-t",
+        "3600",
+        "-l",
+        "3600",
+    ]);
     let wrong = img.file("wrong");
     std::fs::write(&wrong, "0000").unwrap();
     let mut saw_lockout = false;
