@@ -39,10 +39,12 @@ fn harden_allocator() {
             .exec();
         log::debug!("could not re-execute with hardened allocator tunables: {err}");
     }
-    // SAFETY: mallopt only changes allocator tuning; no other thread exists
-    // yet and no pointer is passed.
+    // SAFETY: mallopt and prctl only change process settings; no other
+    // thread exists yet and no pointer is passed. A non-dumpable process
+    // writes no core dump, so a crash cannot put a key on disk.
     unsafe {
         libc::mallopt(libc::M_PERTURB, 0x5a);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 
