@@ -50,8 +50,13 @@ impl Log for Logger {
                     Level::Info => 6,
                     _ => 7,
                 };
+                // One write() per record: the kernel turns every write on
+                // /dev/kmsg into its own log line.
+                let text = r.args().to_string();
                 if let Ok(mut f) = f.lock() {
-                    let _ = writeln!(f, "<{prio}>sealroot: {}", r.args());
+                    for line in text.lines() {
+                        let _ = f.write_all(format!("<{prio}>sealroot: {line}\n").as_bytes());
+                    }
                 }
             }
             None => {
