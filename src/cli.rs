@@ -133,6 +133,11 @@ pub enum Command {
         blob_file: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         pin_file: Option<PathBuf>,
+        /// Open with this passphrase/key file instead of the TPM (recovery;
+        /// every byte counts, as cryptsetup's --key-file). PCR 15 is still
+        /// locked when a TPM answers, so nothing can unseal afterwards.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["provision_key_file", "blob_file", "pin_file"])]
+        key_file: Option<PathBuf>,
         /// First boot: when the volume has no token, open it with this key,
         /// enroll against this boot's PCRs and remove the key's keyslot.
         #[arg(long, value_name = "FILE")]

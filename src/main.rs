@@ -282,6 +282,7 @@ fn run(cmd: Command) -> Result<()> {
             dry_run,
             blob_file,
             pin_file,
+            key_file,
             provision_key_file,
             pcrs,
             snp_certs,
@@ -296,6 +297,10 @@ fn run(cmd: Command) -> Result<()> {
                 return Err(Error::Usage(format!(
                     "--name {name:?}: not a valid mapping name"
                 )));
+            }
+            if let Some(f) = key_file {
+                let key = ops::read_key_file(&f)?;
+                return ops::unlock::with_key(&device, &name, dry_run, &key, &tpm).map(|_| ());
             }
             let provision_key = provision_key_file
                 .as_deref()

@@ -94,6 +94,10 @@ pub fn explain(enrolled: &Measurements, now: &Measurements, current: &Digest) ->
         return "sealroot already unsealed in this boot and extended the lock; reboot to unlock again"
             .into();
     }
+    if *current == locked(&[0; 32]) {
+        return "sealroot opened the volume with a key file in this boot and locked the PCR; reboot to unlock with the TPM"
+            .into();
+    }
     let mut why = Vec::new();
     if enrolled.cmdline != now.cmdline {
         why.push(format!(

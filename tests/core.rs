@@ -645,3 +645,67 @@ fn remove_deletes_token_and_keyslot_but_never_the_last_one() {
     assert_eq!(img.keyslots(), vec![1]);
     assert_eq!(unlock(&tpm, &img, &[]).code, 0);
 }
+
+#[test]
+fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let rk = img.file("rk");
+    assert_eq!(enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]).code, 0);
+    let key = img.file("rk.exact");
+    std::fs::write(&key, std::fs::read_to_string(&rk).unwrap().trim_end()).unwrap();
+    let tcti = tpm.tcti();
+    let r = sealroot(&[
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "--key-file",
+        p(&key),
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("opened") && r.stderr.contains("keyslot 2"),
+        "{r:?}"
+    );
+    // The booted system cannot replay sealroot's measurements and unseal.
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 4, "{u:?}");
+    assert!(u.stderr.contains("with a key file in this boot"), "{u:?}");
+    // A wrong key file: LUKS error; no TPM at all: still opens.
+    let wrong = img.file("wrong");
+    std::fs::write(&wrong, "nope").unwrap();
+    let r = sealroot(&[
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "--key-file",
+        p(&wrong),
+        "--tcti",
+        &tcti,
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let r = sealroot(&[
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "--key-file",
+        p(&img.key),
+        "--tcti",
+        "device:/nonexistent",
+        "--tpm-timeout",
+        "0.2",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("could not lock PCR 15"), "{r:?}");
+}

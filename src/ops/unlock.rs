@@ -189,6 +189,38 @@ fn try_source(
     Ok(blob.keyslot)
 }
 
+/// Open with a passphrase or key file (recovery), no TPM needed. When a TPM
+/// answers within a second, PCR 15 is locked as after a TPM unlock, so the
+/// booted system cannot replay sealroot's measurements and unseal.
+pub fn with_key(
+    device: &std::path::Path,
+    name: &str,
+    dry_run: bool,
+    key: &SecretBytes,
+    tpm: &TpmOpts,
+) -> Result<u32> {
+    let mut vol = Volume::open(device)?;
+    let slot = if dry_run {
+        vol.check_key(None, key.as_bytes())?
+    } else {
+        vol.activate(name, None, key.as_bytes())?
+    };
+    info!(
+        "opened {} with a key file (keyslot {slot}){}",
+        device.display(),
+        if dry_run { ", dry run" } else { "" }
+    );
+    let quick = TpmOpts {
+        tcti: tpm.tcti.clone(),
+        timeout: tpm.timeout.min(std::time::Duration::from_secs(1)),
+    };
+    match quick.open().and_then(|mut t| lock(&mut t)) {
+        Ok(()) => {}
+        Err(e) => warn!("could not lock PCR {} ({e}); continuing", pcr::SELF_PCR),
+    }
+    Ok(slot)
+}
+
 /// A first boot interrupted after enrolling left the provisioning keyslot
 /// behind: now that the TPM path has worked, remove it. Only PBKDF2 keyslots
 /// no token refers to are tried, so this costs microseconds per boot.
