@@ -145,6 +145,10 @@ pub enum Command {
         /// PCRs for first-boot enrollment.
         #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
         pcrs: String,
+        /// With --require-snp: a requirement checked before unsealing any
+        /// token, and stored by first-boot enrollment.
+        #[command(flatten)]
+        snp: SnpPolicyArgs,
         #[command(flatten)]
         snp_certs: SnpCertArgs,
         /// SNP guest device (bare SEV-SNP guests without an HCL report).

@@ -205,6 +205,11 @@ fn run(cmd: Command) -> Result<()> {
                         "--require-snp without --snp-vcek: unlock will need --snp-vcek files for the report's chip and TCB"
                     );
                 }
+                if p.measurements.is_empty() {
+                    log::warn!(
+                        "--require-snp without --snp-measurement: any launch measurement will be accepted"
+                    );
+                }
             }
             if pin_file.is_some() && !pin {
                 return Err(Error::Usage("--pin-file needs --pin".into()));
@@ -285,6 +290,7 @@ fn run(cmd: Command) -> Result<()> {
             key_file,
             provision_key_file,
             pcrs,
+            snp,
             snp_certs,
             sev_guest,
             tpm,
@@ -292,6 +298,8 @@ fn run(cmd: Command) -> Result<()> {
         } => {
             let pcrs = pcr_list(&pcrs)?;
             let platform = platform_opts(&snp_certs, sev_guest, None)?;
+            // Certificates are read at run time here (platform_opts).
+            let require = snp_policy(&snp, &SnpCertArgs::default())?;
             let tpm = tpm_opts(&tpm)?;
             if name.is_empty() || name.contains('/') || name.len() > 127 {
                 return Err(Error::Usage(format!(
@@ -318,6 +326,7 @@ fn run(cmd: Command) -> Result<()> {
                 pcrs,
                 tpm,
                 platform,
+                require,
             })?;
             Ok(())
         }

@@ -569,3 +569,94 @@ fn enroll_validates_the_snp_options_before_touching_anything() {
         "{u:?}"
     );
 }
+
+#[test]
+fn first_boot_checks_and_stores_a_command_line_requirement() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    provision_hcl(&tpm, img.dir.path());
+    // A requirement the platform does not meet: nothing is enrolled and the
+    // provisioning keyslot stays.
+    let mut wrong = vec!["--provision-key-file", p(&img.key)];
+    wrong.extend_from_slice(&[
+        "--require-snp",
+        "--snp-measurement",
+        OTHER_MEASUREMENT,
+        "--snp-unsigned-ok",
+    ]);
+    let u = unlock_nodev(&tpm, &img, &wrong);
+    assert_eq!(u.code, PLATFORM, "{u:?}");
+    assert!(u.stderr.contains("measurement check failed"), "{u:?}");
+    assert_eq!(img.tokens(), Vec::<u32>::new());
+    assert_eq!(img.keyslots(), vec![0]);
+    assert!(img.opens(b"correct horse battery staple"));
+
+    // The matching requirement: enrolled, and stored in the token.
+    let mut args = vec!["--provision-key-file", p(&img.key)];
+    args.extend_from_slice(MATCHING);
+    let u = unlock_nodev(&tpm, &img, &args);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("platform verified"), "{u:?}");
+    let tok = &img.json()["tokens"]["0"];
+    assert_eq!(
+        tok["platform"]["measurements"][0], HCL_MEASUREMENT,
+        "{tok:#}"
+    );
+    assert!(!img.opens(b"correct horse battery staple"));
+
+    // Later boots check the stored requirement without being told.
+    let mut t = tpm;
+    t.reboot();
+    let u = unlock_nodev(&t, &img, &[]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("platform verified"), "{u:?}");
+    // ... and a command-line requirement is checked in addition to it.
+    t.reboot();
+    let u = unlock_nodev(
+        &t,
+        &img,
+        &[
+            "--require-snp",
+            "--snp-min-tcb",
+            "snp=9",
+            "--snp-unsigned-ok",
+        ],
+    );
+    assert_eq!(u.code, PLATFORM, "{u:?}");
+    assert!(
+        u.stderr.contains("tcb check failed") && u.stderr.contains("snp 8 < 9"),
+        "{u:?}"
+    );
+}
+
+#[test]
+fn the_hcl_report_at_another_vmpl_is_refused() {
+    // The paravisor requests the HCL report's SNP report at VMPL 0. A report
+    // at another VMPL in the NV index was not written by it. (Changing the
+    // field breaks the signature too, which the sample cannot show: its
+    // VCEK is not available, so the policy here allows an unsigned report.)
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    provision_hcl(&tpm, img.dir.path());
+    let f = img.file("vmpl");
+    std::fs::write(&f, [2u8]).unwrap();
+    // HCL header (32) + VMPL field at 0x30 of the SNP report.
+    tpm.tpm2(&[
+        "nvwrite",
+        "0x01400001",
+        "-C",
+        "o",
+        "--offset",
+        "80",
+        "-i",
+        p(&f),
+    ]);
+    let mut args = vec!["--json"];
+    args.extend_from_slice(MATCHING);
+    let r = platform_cmd(&tpm, &img, &args);
+    assert_eq!(r.code, PLATFORM, "{r:?}");
+    let j = json(&r);
+    assert_eq!(j["report"]["vmpl"], 2);
+    assert_eq!(check(&j, "vmpl")["status"], "fail");
+    assert!(r.stderr.contains("vmpl check failed"), "{r:?}");
+}

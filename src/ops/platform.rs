@@ -109,36 +109,50 @@ pub fn gather(
     Ok(Evidence::None { looked })
 }
 
-/// `unlock`: verify the platform a blob requires, before anything is
-/// unsealed. Blobs without a requirement pass without looking.
-pub fn check_blob(tpm: &mut Tpm, opts: &PlatformOpts, blob: &Blob) -> Result<()> {
-    let Some(policy) = &blob.platform else {
+/// `unlock`: verify the platform a blob requires (and `extra`, a
+/// requirement given on the command line), before anything is unsealed.
+/// Without any requirement this does nothing.
+pub fn check_blob(
+    tpm: &mut Tpm,
+    opts: &PlatformOpts,
+    blob: &Blob,
+    extra: Option<&Policy>,
+) -> Result<()> {
+    let policies: Vec<&Policy> = blob.platform.iter().chain(extra).collect();
+    check(tpm, opts, &policies, &blob.policy_digest)
+}
+
+/// Gather the evidence once and check it against every policy; the first
+/// failed check is the error.
+pub fn check(
+    tpm: &mut Tpm,
+    opts: &PlatformOpts,
+    policies: &[&Policy],
+    policy_digest: &[u8; 32],
+) -> Result<()> {
+    if policies.is_empty() {
         return Ok(());
-    };
+    }
     let nonce = random_bytes::<32>()?;
-    let rd = platform::bare_report_data(&nonce, &blob.policy_digest);
+    let rd = platform::bare_report_data(&nonce, policy_digest);
     let evidence = gather(Ok(tpm), opts, &rd)?;
-    let a = platform::assess(&evidence, Some(policy), &opts.certs);
-    for o in &a.outcomes {
-        debug!("platform {}: {:?}: {}", o.check, o.status, o.detail);
+    let mut signed = None;
+    for policy in policies {
+        let a = platform::assess(&evidence, Some(policy), &opts.certs);
+        for o in &a.outcomes {
+            debug!("platform {}: {:?}: {}", o.check, o.status, o.detail);
+        }
+        if let Some(f) = platform::first_failure(&a.outcomes) {
+            return Err(f.into());
+        }
+        signed = signed.or(a.product);
     }
-    if let Some(f) = platform::first_failure(&a.outcomes) {
-        return Err(f.into());
-    }
-    let signed = a
-        .outcomes
-        .iter()
-        .any(|o| o.check == platform::Check::Signature && o.status == Status::Pass);
     info!(
         "platform verified: SEV-SNP via {}{}",
         evidence.source().unwrap_or_default(),
-        if signed {
-            format!(
-                ", report signed by a {} VCEK",
-                a.product.map(|p| p.name()).unwrap_or("?")
-            )
-        } else {
-            ", report signature NOT verified (no VCEK; allowed by the policy)".into()
+        match signed {
+            Some(p) => format!(", report signed by a {p} VCEK"),
+            None => ", report signature NOT verified (no VCEK; allowed by the policy)".into(),
         }
     );
     Ok(())

@@ -12,6 +12,7 @@ use crate::blob::Blob;
 use crate::envelope;
 use crate::luks::Volume;
 use crate::pcr::{self, Mismatch};
+use crate::platform::Policy;
 use crate::secret::SecretBytes;
 use crate::selfpcr::{self, Measurements};
 use crate::testhooks::checkpoint;
@@ -35,6 +36,10 @@ pub struct UnlockArgs {
     /// Where to find platform evidence and certificates, for blobs that
     /// require SEV-SNP.
     pub platform: PlatformOpts,
+    /// A platform requirement from the command line: checked before any
+    /// blob is unsealed (besides the blob's own), and stored by first-boot
+    /// enrollment, which checks it before enrolling.
+    pub require: Option<Policy>,
 }
 
 #[derive(Debug)]
@@ -146,7 +151,7 @@ fn try_source(
     }
     // The platform first: nothing is unsealed on a platform that fails
     // the blob's requirement.
-    super::platform::check_blob(tpm, &args.platform, blob)?;
+    super::platform::check_blob(tpm, &args.platform, blob, args.require.as_ref())?;
     check_pcrs(blob, now, wanted, current)?;
     let pin = if blob.pin {
         Some(pin_auth(&args.pin.get("sealroot: PIN: ")?))
@@ -300,11 +305,15 @@ fn first_boot(
             }],
         }));
     }
+    // Seal nothing on a platform that fails the requirement to be stored.
+    if let Some(p) = &args.require {
+        super::platform::check(&mut tpm, &args.platform, &[p], &[0; 32])?;
+    }
     let spec = SealSpec {
         pcrs: &args.pcrs,
         measurements: now,
         pin: None,
-        platform: None,
+        platform: args.require.as_ref(),
     };
     let added = add_sealed(vol, &mut tpm, &spec, provision_key.as_bytes(), None)?;
     checkpoint("firstboot:enrolled");

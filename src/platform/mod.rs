@@ -37,6 +37,8 @@ pub enum Check {
     ReportFormat,
     /// Bare SNP: `report_data` carries this boot's nonce and policy digest.
     ReportData,
+    /// Azure: the HCL report was requested at VMPL 0 (by the paravisor).
+    Vmpl,
     /// A VCEK for this chip and TCB chains to AMD's ARK.
     Vcek,
     /// The report is signed by that VCEK.
@@ -60,6 +62,7 @@ impl Check {
             Check::AttestationKey => "attestation-key",
             Check::ReportFormat => "report-format",
             Check::ReportData => "report-data",
+            Check::Vmpl => "vmpl",
             Check::Vcek => "vcek",
             Check::Signature => "signature",
             Check::Debug => "debug",
@@ -336,6 +339,19 @@ pub fn assess(evidence: &Evidence, policy: Option<&Policy>, extra: &Certs) -> As
                     Check::ReportFormat,
                     format!("SNP report version {}, VMPL {}", r.version(), r.vmpl()),
                 ));
+                if let Evidence::AzureHcl { .. } = evidence {
+                    out.push(if r.vmpl() == 0 {
+                        Outcome::pass(Check::Vmpl, "requested at VMPL 0 (the paravisor)")
+                    } else {
+                        Outcome::fail(
+                            Check::Vmpl,
+                            format!(
+                                "the HCL report's SNP report was requested at VMPL {}, not by the paravisor at VMPL 0",
+                                r.vmpl()
+                            ),
+                        )
+                    });
+                }
                 if let Evidence::SevGuest { expected, .. } = evidence {
                     out.push(if r.report_data() == expected {
                         Outcome::pass(
