@@ -159,6 +159,29 @@ pub enum Command {
         #[command(flatten)]
         cmdline: CmdlineArgs,
     },
+    /// Open the volume named on the kernel command line (rd.sealroot.*) or
+    /// in crypttab (a `sealroot` option): the initramfs entry point.
+    Boot {
+        /// crypttab to read (a missing file means none).
+        #[arg(long, value_name = "PATH", default_value = "/etc/crypttab")]
+        crypttab: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for the volume's device node to appear.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        device_timeout: f64,
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        #[command(flatten)]
+        snp_certs: SnpCertArgs,
+        /// SNP guest device (bare SEV-SNP guests without an HCL report).
+        #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
+        sev_guest: PathBuf,
+        #[command(flatten)]
+        tpm: TpmArgs,
+        #[command(flatten)]
+        cmdline: CmdlineArgs,
+    },
     /// Show each sealroot token: PCRs expected vs current, and a verdict.
     Status {
         #[arg(long, value_name = "PATH")]

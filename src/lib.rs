@@ -7,6 +7,7 @@
 //! commands the binary exposes.
 
 pub mod blob;
+pub mod bootcfg;
 pub mod cli;
 pub mod envelope;
 pub mod error;

@@ -330,6 +330,35 @@ fn run(cmd: Command) -> Result<()> {
             })?;
             Ok(())
         }
+        Command::Boot {
+            crypttab,
+            dry_run,
+            device_timeout,
+            pin_file,
+            snp_certs,
+            sev_guest,
+            tpm,
+            cmdline: c,
+        } => {
+            let tpm = tpm_opts(&tpm)?;
+            if !(device_timeout.is_finite() && (0.0..=3600.0).contains(&device_timeout)) {
+                return Err(Error::Usage(format!(
+                    "--device-timeout must be between 0 and 3600 seconds, got {device_timeout}"
+                )));
+            }
+            let platform = platform_opts(&snp_certs, sev_guest, None)?;
+            let cmdline = cmdline(&c, None)?;
+            ops::boot::run(&ops::boot::BootArgs {
+                crypttab,
+                cmdline,
+                dry_run,
+                device_timeout: Duration::from_secs_f64(device_timeout),
+                pin: PinSource { file: pin_file },
+                tpm,
+                platform,
+            })?;
+            Ok(())
+        }
         Command::Status {
             device,
             json,

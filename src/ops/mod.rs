@@ -4,6 +4,7 @@
 //! line text) so tests can point them at image files, a private swtpm and
 //! fixture command lines.
 
+pub mod boot;
 pub mod enroll;
 pub mod platform;
 pub mod remove;

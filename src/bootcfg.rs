@@ -1,0 +1,433 @@
+//! Boot configuration from the kernel command line and `/etc/crypttab`
+//! (pure). This is how the initramfs integrations tell sealroot what to
+//! open without a shell in between; the syntax follows cryptsetup's and
+//! systemd's conventions and is documented in docs/distro.md.
+//!
+//! Kernel command line (`rd.sealroot=0` disables sealroot):
+//! `rd.sealroot.uuid=UUID | rd.sealroot.device=PATH`, `rd.sealroot.name=NAME`,
+//! `rd.sealroot.pcrs=0,4,7,9`, `rd.sealroot.provision-key=PATH`,
+//! `rd.sealroot.blob=PATH`, `rd.sealroot.tcti=SPEC`, `rd.sealroot.timeout=SECS`.
+//!
+//! crypttab: `NAME DEVICE KEYFILE OPTIONS`, a line is sealroot's when OPTIONS
+//! contains `sealroot`; `sealroot-pcrs=0+4+7+9`, `sealroot-provision-key=`,
+//! `sealroot-blob=`, `sealroot-tcti=`, `sealroot-timeout=` refine it. Other
+//! options belong to cryptsetup and are left alone. Unknown `sealroot*`
+//! keys are errors, so a typo cannot silently weaken the configuration.
+
+use std::path::PathBuf;
+
+/// Where the volume is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRef {
+    Path(PathBuf),
+    Uuid(String),
+    PartUuid(String),
+    Label(String),
+}
+
+impl DeviceRef {
+    /// Parse `UUID=…`, `PARTUUID=…`, `LABEL=…` or an absolute path.
+    pub fn parse(s: &str) -> Result<DeviceRef, String> {
+        let check = |v: &str, what: &str| {
+            if v.is_empty() || v.contains('/') || v.len() > 128 {
+                Err(format!("bad {what} {v:?}"))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        if let Some(v) = s.strip_prefix("UUID=") {
+            Ok(DeviceRef::Uuid(check(v, "UUID")?.to_ascii_lowercase()))
+        } else if let Some(v) = s.strip_prefix("PARTUUID=") {
+            Ok(DeviceRef::PartUuid(
+                check(v, "PARTUUID")?.to_ascii_lowercase(),
+            ))
+        } else if let Some(v) = s.strip_prefix("LABEL=") {
+            Ok(DeviceRef::Label(check(v, "LABEL")?))
+        } else if s.starts_with('/') && !s.contains('\0') {
+            Ok(DeviceRef::Path(PathBuf::from(s)))
+        } else {
+            Err(format!(
+                "device {s:?} is not UUID=, PARTUUID=, LABEL= or an absolute path"
+            ))
+        }
+    }
+
+    /// The device node udev creates for it.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            DeviceRef::Path(p) => p.clone(),
+            DeviceRef::Uuid(u) => PathBuf::from(format!("/dev/disk/by-uuid/{u}")),
+            DeviceRef::PartUuid(u) => PathBuf::from(format!("/dev/disk/by-partuuid/{u}")),
+            DeviceRef::Label(l) => PathBuf::from(format!("/dev/disk/by-label/{l}")),
+        }
+    }
+}
+
+/// One volume sealroot should open at boot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeCfg {
+    pub name: String,
+    pub device: DeviceRef,
+    pub pcrs: Option<Vec<u32>>,
+    pub provision_key: Option<PathBuf>,
+    pub blob: Option<PathBuf>,
+    pub tcti: Option<String>,
+    pub timeout: Option<f64>,
+}
+
+/// What the kernel command line says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CmdlineCfg {
+    /// `rd.sealroot=0`.
+    pub disabled: bool,
+    pub device: Option<DeviceRef>,
+    pub name: Option<String>,
+    pub pcrs: Option<Vec<u32>>,
+    pub provision_key: Option<PathBuf>,
+    pub blob: Option<PathBuf>,
+    pub tcti: Option<String>,
+    pub timeout: Option<f64>,
+}
+
+/// Split a kernel command line into parameters; double quotes group.
+pub fn split_cmdline(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+fn name_ok(n: &str) -> Result<String, String> {
+    if n.is_empty() || n.len() > 127 || n.contains('/') || n.chars().any(|c| c.is_control()) {
+        return Err(format!("bad mapping name {n:?}"));
+    }
+    Ok(n.to_string())
+}
+
+fn path_ok(p: &str, what: &str) -> Result<PathBuf, String> {
+    if !p.starts_with('/') || p.contains('\0') {
+        return Err(format!("{what} {p:?} is not an absolute path"));
+    }
+    Ok(PathBuf::from(p))
+}
+
+fn timeout_ok(t: &str) -> Result<f64, String> {
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("bad timeout {t:?} (seconds, 0-3600)")),
+    }
+}
+
+fn tcti_ok(t: &str) -> Result<String, String> {
+    if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control()) {
+        return Err(format!("bad TCTI {t:?}"));
+    }
+    Ok(t.to_string())
+}
+
+/// Parse sealroot's options from a kernel command line.
+pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
+    let mut c = CmdlineCfg::default();
+    for param in split_cmdline(s) {
+        let (key, value) = match param.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (param.as_str(), None),
+        };
+        let Some(rest) = key.strip_prefix("rd.sealroot") else {
+            continue;
+        };
+        let need = || value.ok_or_else(|| format!("{key} needs a value"));
+        match rest {
+            "" => {
+                c.disabled = match value {
+                    None | Some("1") | Some("yes") | Some("on") => false,
+                    Some("0") | Some("no") | Some("off") => true,
+                    Some(v) => return Err(format!("rd.sealroot={v:?}: use 0 or 1")),
+                }
+            }
+            ".uuid" => c.device = Some(DeviceRef::parse(&format!("UUID={}", need()?))?),
+            ".device" => c.device = Some(DeviceRef::parse(need()?)?),
+            ".name" => c.name = Some(name_ok(need()?)?),
+            ".pcrs" => c.pcrs = Some(crate::pcr::parse_list(need()?)?),
+            ".provision-key" => c.provision_key = Some(path_ok(need()?, key)?),
+            ".blob" => c.blob = Some(path_ok(need()?, key)?),
+            ".tcti" => c.tcti = Some(tcti_ok(need()?)?),
+            ".timeout" => c.timeout = Some(timeout_ok(need()?)?),
+            _ => return Err(format!("unknown option {key}")),
+        }
+    }
+    Ok(c)
+}
+
+/// Undo crypttab/fstab octal escapes (`\040` for a space).
+fn unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let oct = b
+                .get(i + 1..i + 4)
+                .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+                .ok_or_else(|| format!("bad escape in {s:?}"))?;
+            let v = oct.iter().fold(0u32, |a, d| a * 8 + u32::from(d - b'0'));
+            if v == 0 || v > 255 {
+                return Err(format!("bad escape in {s:?}"));
+            }
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8"))
+}
+
+/// The sealroot lines of a crypttab (`line number: problem` on error).
+pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let opts = fields.get(3).copied().unwrap_or("");
+        let opts: Vec<&str> = opts.split(',').collect();
+        if !opts.iter().any(|o| {
+            let k = o.split_once('=').map_or(*o, |(k, _)| k);
+            k == "sealroot" || k.starts_with("sealroot-")
+        }) {
+            continue;
+        }
+        let at = |e: String| format!("crypttab line {}: {e}", n + 1);
+        if !opts.contains(&"sealroot") {
+            return Err(at("sealroot-* options without the sealroot option".into()));
+        }
+        if fields.len() > 4 {
+            return Err(at("more than 4 fields".into()));
+        }
+        let name = name_ok(&unescape(fields[0]).map_err(at)?).map_err(at)?;
+        let device = DeviceRef::parse(&unescape(fields[1]).map_err(at)?).map_err(at)?;
+        let mut v = VolumeCfg {
+            name,
+            device,
+            pcrs: None,
+            provision_key: None,
+            blob: None,
+            tcti: None,
+            timeout: None,
+        };
+        for o in opts {
+            let (k, val) = match o.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (o, None),
+            };
+            if k != "sealroot" && !k.starts_with("sealroot-") {
+                continue; // cryptsetup's own option
+            }
+            let need = || val.ok_or_else(|| at(format!("{k} needs a value")));
+            match k {
+                "sealroot" if val.is_none() => {}
+                "sealroot" => return Err(at("the sealroot option takes no value".into())),
+                "sealroot-pcrs" => {
+                    v.pcrs = Some(crate::pcr::parse_list(&need()?.replace('+', ",")).map_err(at)?)
+                }
+                "sealroot-provision-key" => {
+                    v.provision_key = Some(path_ok(need()?, k).map_err(at)?)
+                }
+                "sealroot-blob" => v.blob = Some(path_ok(need()?, k).map_err(at)?),
+                "sealroot-tcti" => v.tcti = Some(tcti_ok(need()?).map_err(at)?),
+                "sealroot-timeout" => v.timeout = Some(timeout_ok(need()?).map_err(at)?),
+                _ => return Err(at(format!("unknown option {o:?}"))),
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The volumes to open: the command line's (completed from a crypttab line
+/// for the same device), else crypttab's. Empty when disabled.
+pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<VolumeCfg>, String> {
+    if cmdline.disabled {
+        return Ok(vec![]);
+    }
+    let Some(dev) = &cmdline.device else {
+        if cmdline.name.is_some() || cmdline.provision_key.is_some() || cmdline.blob.is_some() {
+            return Err(
+                "rd.sealroot.* options given without rd.sealroot.uuid or rd.sealroot.device".into(),
+            );
+        }
+        // Command-line options without a device refine every crypttab entry.
+        return Ok(crypttab
+            .iter()
+            .cloned()
+            .map(|mut v| {
+                v.pcrs = cmdline.pcrs.clone().or(v.pcrs);
+                v.tcti = cmdline.tcti.clone().or(v.tcti);
+                v.timeout = cmdline.timeout.or(v.timeout);
+                v
+            })
+            .collect());
+    };
+    let base = crypttab.iter().find(|v| &v.device == dev);
+    let name = cmdline
+        .name
+        .clone()
+        .or_else(|| base.map(|b| b.name.clone()))
+        .unwrap_or_else(|| match dev {
+            DeviceRef::Uuid(u) => format!("luks-{u}"),
+            _ => "root".to_string(),
+        });
+    Ok(vec![VolumeCfg {
+        name,
+        device: dev.clone(),
+        pcrs: cmdline
+            .pcrs
+            .clone()
+            .or_else(|| base.and_then(|b| b.pcrs.clone())),
+        provision_key: cmdline
+            .provision_key
+            .clone()
+            .or_else(|| base.and_then(|b| b.provision_key.clone())),
+        blob: cmdline
+            .blob
+            .clone()
+            .or_else(|| base.and_then(|b| b.blob.clone())),
+        tcti: cmdline
+            .tcti
+            .clone()
+            .or_else(|| base.and_then(|b| b.tcti.clone())),
+        timeout: cmdline.timeout.or_else(|| base.and_then(|b| b.timeout)),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_options() {
+        let c = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root rd.sealroot.uuid=ABCD-12 \
+             rd.sealroot.name=root rd.sealroot.pcrs=0,7 rd.sealroot.timeout=2.5 \
+             \"rd.sealroot.tcti=device:/dev/tpmrm0\" quiet",
+        )
+        .unwrap();
+        assert_eq!(c.device, Some(DeviceRef::Uuid("abcd-12".into())));
+        assert_eq!(c.name.as_deref(), Some("root"));
+        assert_eq!(c.pcrs, Some(vec![0, 7]));
+        assert_eq!(c.timeout, Some(2.5));
+        assert_eq!(c.tcti.as_deref(), Some("device:/dev/tpmrm0"));
+        assert!(!c.disabled);
+        assert!(parse_cmdline("rd.sealroot=0").unwrap().disabled);
+        assert_eq!(
+            parse_cmdline("quiet splash").unwrap(),
+            CmdlineCfg::default()
+        );
+    }
+
+    #[test]
+    fn cmdline_errors() {
+        for bad in [
+            "rd.sealroot.uuid",
+            "rd.sealroot.uuid=",
+            "rd.sealroot.uid=abc",
+            "rd.sealroot.pcrs=99",
+            "rd.sealroot.name=a/b",
+            "rd.sealroot.provision-key=relative",
+            "rd.sealroot.timeout=-1",
+            "rd.sealroot=maybe",
+            "rd.sealroot.device=sda",
+        ] {
+            assert!(parse_cmdline(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn crypttab_lines() {
+        let t = "# comment\n\
+                 swap /dev/sdb none plain,cipher=aes-xts-plain64\n\
+                 root UUID=1234-ab none luks,discard,sealroot,sealroot-pcrs=0+4+7+9,sealroot-provision-key=/etc/sealroot/provision.key\n\
+                 data\\040disk LABEL=data none sealroot\n";
+        let v = parse_crypttab(t).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "root");
+        assert_eq!(v[0].device, DeviceRef::Uuid("1234-ab".into()));
+        assert_eq!(
+            v[0].device.path(),
+            PathBuf::from("/dev/disk/by-uuid/1234-ab")
+        );
+        assert_eq!(v[0].pcrs, Some(vec![0, 4, 7, 9]));
+        assert_eq!(
+            v[0].provision_key,
+            Some(PathBuf::from("/etc/sealroot/provision.key"))
+        );
+        assert_eq!(v[1].name, "data disk");
+        assert_eq!(v[1].device.path(), PathBuf::from("/dev/disk/by-label/data"));
+    }
+
+    #[test]
+    fn crypttab_errors_name_the_line() {
+        let e = parse_crypttab("\nroot UUID=1 none sealroot,sealroot-pcr=7\n").unwrap_err();
+        assert!(e.starts_with("crypttab line 2:"), "{e}");
+        for bad in [
+            "root sda none sealroot",
+            "root UUID=1 none sealroot,sealroot-pcrs",
+            "root UUID=1 none sealroot,sealroot-pcrs=0+24",
+            "root UUID=1 none sealroot extra",
+            "r\\999 UUID=1 none sealroot",
+            "root UUID=1 none sealroot=yes",
+            "root UUID=1 none luks,sealroot-pcrs=7",
+        ] {
+            assert!(parse_crypttab(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn resolution() {
+        let tab = parse_crypttab("root UUID=aa none sealroot,sealroot-pcrs=0+7\n").unwrap();
+        // crypttab alone
+        let v = resolve(&CmdlineCfg::default(), &tab).unwrap();
+        assert_eq!(v, tab);
+        // command line picks the same device and overrides the PCRs
+        let c = parse_cmdline("rd.sealroot.uuid=AA rd.sealroot.pcrs=0,4,7").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "root");
+        assert_eq!(v[0].pcrs, Some(vec![0, 4, 7]));
+        // a device only on the command line
+        let c = parse_cmdline("rd.sealroot.uuid=bb").unwrap();
+        assert_eq!(resolve(&c, &tab).unwrap()[0].name, "luks-bb");
+        // disabled
+        assert!(resolve(&parse_cmdline("rd.sealroot=0").unwrap(), &tab)
+            .unwrap()
+            .is_empty());
+        // options without a device
+        assert!(resolve(&parse_cmdline("rd.sealroot.name=x").unwrap(), &tab).is_err());
+    }
+}

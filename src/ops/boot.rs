@@ -1,0 +1,101 @@
+//! `sealroot boot`: the initramfs entry point. Reads which volume to open
+//! from the kernel command line and crypttab ([`crate::bootcfg`]), waits
+//! (bounded) for its device node, then runs the unlock path.
+
+use super::platform::PlatformOpts;
+use super::unlock::{self, UnlockArgs, Unlocked};
+use super::{read_key_file, PinSource, TpmOpts};
+use crate::bootcfg;
+use crate::{Error, Result};
+use log::info;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct BootArgs {
+    pub crypttab: PathBuf,
+    pub cmdline: String,
+    pub dry_run: bool,
+    pub device_timeout: Duration,
+    pub pin: PinSource,
+    pub tpm: TpmOpts,
+    pub platform: PlatformOpts,
+}
+
+/// Wait until `path` exists, at most `timeout`.
+pub fn wait_for(path: &Path, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !path.exists() {
+        if Instant::now() >= deadline {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("device did not appear within {} s", timeout.as_secs_f32()),
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Returns `None` when nothing is configured (not an error: the hook may
+/// be installed on a machine that does not use sealroot for this boot).
+pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
+    let usage = |e: String| Error::Usage(format!("boot configuration: {e}"));
+    let cmdline = bootcfg::parse_cmdline(&args.cmdline).map_err(usage)?;
+    let crypttab = match std::fs::read_to_string(&args.crypttab) {
+        Ok(t) => bootcfg::parse_crypttab(&t)
+            .map_err(|e| Error::Usage(format!("{}: {e}", args.crypttab.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(Error::io(&args.crypttab, e)),
+    };
+    let mut vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    let v = match vols.len() {
+        0 => {
+            info!("no sealroot volume configured (kernel command line, {})", args.crypttab.display());
+            return Ok(None);
+        }
+        1 => vols.remove(0),
+        n => {
+            return Err(Error::Usage(format!(
+                "{n} sealroot volumes configured; sealroot opens one per boot (the lock after the first unseal blocks the others)"
+            )))
+        }
+    };
+    let device = v.device.path();
+    wait_for(&device, args.device_timeout)?;
+    let provision_key = match &v.provision_key {
+        Some(p) if p.exists() => Some(read_key_file(p)?),
+        Some(p) => {
+            info!(
+                "provisioning key {} is absent; TPM unlock only",
+                p.display()
+            );
+            None
+        }
+        None => None,
+    };
+    let tpm = TpmOpts {
+        tcti: v.tcti.clone().unwrap_or_else(|| args.tpm.tcti.clone()),
+        timeout: v
+            .timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(args.tpm.timeout),
+    };
+    info!("opening {} as /dev/mapper/{}", device.display(), v.name);
+    unlock::run(&UnlockArgs {
+        device,
+        name: v.name,
+        dry_run: args.dry_run,
+        blob_file: v.blob,
+        cmdline: args.cmdline.clone(),
+        pin: args.pin.clone(),
+        provision_key,
+        pcrs: v.pcrs.unwrap_or_else(|| crate::pcr::DEFAULT_PCRS.to_vec()),
+        tpm,
+        platform: args.platform.clone(),
+        require: None,
+    })
+    .map(Some)
+}

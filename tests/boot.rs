@@ -1,0 +1,134 @@
+//! `sealroot boot`: configuration from the kernel command line and crypttab.
+
+mod common;
+use common::*;
+
+fn boot(tpm: &Swtpm, img: &Image, crypttab: &str, cmdline: &str, extra: &[&str]) -> Run {
+    let tab = img.file("crypttab");
+    std::fs::write(&tab, crypttab).unwrap();
+    std::fs::write(&img.cmdline, cmdline).unwrap();
+    let tcti = tpm.tcti();
+    let mut args = vec![
+        "boot",
+        "--dry-run",
+        "--crypttab",
+        p(&tab),
+        "--cmdline-file",
+        p(&img.cmdline),
+        "--tcti",
+        &tcti,
+    ];
+    args.extend_from_slice(extra);
+    sealroot(&args)
+}
+
+#[test]
+fn crypttab_drives_first_boot_then_tpm_unlock() {
+    let mut tpm = Swtpm::start();
+    let img = Image::with_passphrase(b"provisioning");
+    let tab = format!(
+        "# root volume\nroot {} none luks,discard,sealroot,sealroot-pcrs=0+7,sealroot-provision-key={}\n",
+        p(&img.path),
+        p(&img.key)
+    );
+    let cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
+    let r = boot(&tpm, &img, &tab, cmdline, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("first boot"), "{r:?}");
+    assert!(r.stderr.contains("as /dev/mapper/root"), "{r:?}");
+    let tok = &img.json()["tokens"]["0"];
+    let pcrs: Vec<u64> = tok["pcrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pcrs, vec![0, 7, 15]);
+    tpm.reboot();
+    let r = boot(&tpm, &img, &tab, cmdline, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("first boot"), "{r:?}");
+    // The kernel command line can switch sealroot off...
+    tpm.reboot();
+    let r = boot(&tpm, &img, &tab, &format!("{cmdline} rd.sealroot=0"), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("no sealroot volume configured"), "{r:?}");
+    // ...but not change what was measured: another command line is refused.
+    let r = boot(&tpm, &img, &tab, &format!("{cmdline} init=/bin/sh"), &[]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("kernel command line differs"), "{r:?}");
+}
+
+#[test]
+fn kernel_command_line_alone_names_the_volume() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let cmdline = format!(
+        "root=/dev/mapper/cr rd.sealroot.device={} rd.sealroot.name=cr",
+        p(&img.path)
+    );
+    // enroll predicted PCR 15 from the old command line: re-seal for this one.
+    let tcti = tpm.tcti();
+    let r = sealroot(&[
+        "reseal",
+        "--device",
+        p(&img.path),
+        "--unlock-key-file",
+        p(&img.key),
+        "--tcti",
+        &tcti,
+        "--boot-cmdline",
+        &cmdline,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = boot(&tpm, &img, "", &cmdline, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("as /dev/mapper/cr"), "{r:?}");
+}
+
+#[test]
+fn bad_configuration_and_missing_devices_are_reported() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let r = boot(
+        &tpm,
+        &img,
+        "root UUID=1 none sealroot,sealroot-pcr=7\n",
+        "quiet",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("crypttab line 1"), "{r:?}");
+    assert!(r.stderr.contains("sealroot-pcr=7"), "{r:?}");
+    let r = boot(
+        &tpm,
+        &img,
+        "",
+        "rd.sealroot.uuid=x rd.sealroot.tmeout=3",
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("unknown option rd.sealroot.tmeout"),
+        "{r:?}"
+    );
+    let r = boot(
+        &tpm,
+        &img,
+        "",
+        "rd.sealroot.uuid=0b7ad2f4-0000-4a8e-9d0f-2a4e5c6d7e8f",
+        &["--device-timeout", "0.3"],
+    );
+    assert_eq!(r.code, 11, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("/dev/disk/by-uuid/0b7ad2f4-0000-4a8e-9d0f-2a4e5c6d7e8f"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("did not appear within 0.3 s"), "{r:?}");
+    let two = format!("a {0} none sealroot\nb {0} none sealroot\n", p(&img.path));
+    let r = boot(&tpm, &img, &two, "quiet", &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("one per boot"), "{r:?}");
+}
