@@ -312,7 +312,10 @@ fn every_single_bit_flip_in_the_report_is_rejected() {
     assert!(verify(&raw, &p).is_ok());
     let regions: &[(&str, std::ops::Range<usize>)] = &[
         ("version, guest svn, policy, family/image id", 0x00..0x30),
-        ("vmpl, sig algo, current TCB, platform info, key info", 0x30..0x50),
+        (
+            "vmpl, sig algo, current TCB, platform info, key info",
+            0x30..0x50,
+        ),
         ("report_data", 0x50..0x90),
         ("measurement", 0x90..0xC0),
         ("host data", 0xC0..0xE0),
