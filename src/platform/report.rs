@@ -784,3 +784,88 @@ pub fn check_fields(r: &Report, p: &Policy) -> Vec<Outcome> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_roots_are_self_signed_and_sign_their_asks() {
+        for p in Product::ALL {
+            let ark = p.ark();
+            assert!(ark.self_issued(), "{p}");
+            assert!(ark.signs(ark), "{p} ARK self-signature");
+            assert!(ark.signs(p.ask()), "{p} ARK signs ASK");
+            for q in Product::ALL.into_iter().filter(|&q| q != p) {
+                assert!(!q.ark().signs(p.ask()), "{q} ARK must not sign the {p} ASK");
+            }
+        }
+    }
+
+    #[test]
+    fn product_names() {
+        assert_eq!(Product::from_product_name("Milan-B0"), Some(Product::Milan));
+        assert_eq!(Product::from_product_name("Genoa"), Some(Product::Genoa));
+        assert_eq!(Product::from_product_name("Turin"), Some(Product::Turin));
+        assert_eq!(Product::from_product_name("Venice"), None);
+        assert_eq!(Product::from_product_name(""), None);
+        assert_eq!(Product::from_product_name("MilanX"), None);
+    }
+
+    #[test]
+    fn tcb_comparison_names_each_low_component() {
+        let have = Tcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 115,
+            fmc: None,
+        };
+        assert!(have.below(&have).is_empty());
+        assert!(have.below(&Tcb::default()).is_empty());
+        let min = Tcb {
+            bootloader: 4,
+            tee: 1,
+            snp: 8,
+            microcode: 200,
+            fmc: Some(0),
+        };
+        let b = have.below(&min);
+        assert_eq!(b.len(), 4, "{b:?}");
+        assert!(b[0].starts_with("bootloader 3 < 4"));
+        assert!(b[3].contains("pre-Turin"));
+        let turin = Tcb {
+            fmc: Some(1),
+            ..Tcb::default()
+        };
+        assert_eq!(
+            turin.below(&Tcb {
+                fmc: Some(2),
+                ..Tcb::default()
+            }),
+            vec!["fmc 1 < 2"]
+        );
+    }
+
+    #[test]
+    fn pem_bundles() {
+        let ark = builtin::milan::ARK;
+        let ask = builtin::milan::ASK;
+        let both = [ask, b"\n", ark].concat();
+        assert_eq!(cert_file_to_der(&both).unwrap().len(), 2);
+        assert!(cert_file_to_der(b"").is_err());
+        assert!(cert_file_to_der(b"-----BEGIN CERTIFICATE-----\n").is_err());
+        assert!(
+            cert_file_to_der(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n")
+                .is_err()
+        );
+        assert!(cert_file_to_der(
+            b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
+        let mut junk = both.clone();
+        junk.extend_from_slice(b"trailing text\n");
+        assert!(cert_file_to_der(&junk).is_err());
+        assert!(cert_file_to_der(&[0xff, 0xfe]).is_err());
+    }
+}
