@@ -257,4 +257,36 @@ pub enum Command {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// Predict the PCRs of a boot with a replaced initrd and/or kernel, from
+    /// this boot's event log (docs/eventlog.md).
+    Predict {
+        /// The TCG2 crypto-agile event log of the current boot.
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/sys/kernel/security/tpm0/binary_bios_measurements"
+        )]
+        eventlog: PathBuf,
+        /// The new initrd (its SHA-256 replaces the "Linux initrd" event in PCR 9).
+        #[arg(long, value_name = "FILE")]
+        initrd: Option<PathBuf>,
+        /// The new kernel PE image (its Authenticode hash replaces the last
+        /// EFI application event in PCR 4).
+        #[arg(long, value_name = "FILE")]
+        kernel: Option<PathBuf>,
+        /// QEMU -kernel/-initrd boot with this much RAM below 4 GiB (MiB):
+        /// apply QEMU's setup-header patch to --kernel before hashing.
+        #[arg(long, value_name = "MIB", requires = "kernel")]
+        qemu_direct_boot: Option<u64>,
+        /// PCRs to report.
+        #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
+        pcrs: String,
+        /// First check that the log replays to this TPM's PCRs (exit 4 if not).
+        #[arg(long)]
+        verify_tpm: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
 }

@@ -86,6 +86,9 @@ pub enum Error {
     #[error("platform verification failed: {0}")]
     Platform(String),
 
+    #[error("event log {path}: {reason}")]
+    EventLog { path: PathBuf, reason: String },
+
     #[error("{0}")]
     Internal(String),
 }
@@ -103,6 +106,7 @@ impl Error {
             Error::TpmIdentity(_) => Exit::TpmIdentity,
             Error::NotEnrolled { .. } => Exit::NotEnrolled,
             Error::Platform(_) => Exit::Platform,
+            Error::EventLog { .. } => Exit::Io,
             Error::Internal(_) => Exit::Internal,
         }
     }

@@ -430,6 +430,38 @@ fn run(cmd: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::Predict {
+            eventlog,
+            initrd,
+            kernel,
+            qemu_direct_boot,
+            pcrs,
+            verify_tpm,
+            json,
+            tpm,
+        } => {
+            let pcrs = pcr_list(&pcrs)?;
+            let verify_tpm = if verify_tpm {
+                Some(tpm_opts(&tpm)?)
+            } else {
+                None
+            };
+            let r = ops::predict::run(&ops::predict::PredictArgs {
+                eventlog,
+                initrd,
+                kernel,
+                qemu_direct_boot_mib: qemu_direct_boot,
+                pcrs,
+                verify_tpm,
+            })?;
+            let text = if json {
+                serde_json::to_string_pretty(&r).expect("report serialises") + "\n"
+            } else {
+                ops::predict::render(&r)
+            };
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            Ok(())
+        }
         Command::Platform {
             json,
             device,

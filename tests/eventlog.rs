@@ -250,3 +250,92 @@ fn every_prefix_and_bit_flip_of_a_real_log_is_handled() {
         }
     }
 }
+
+fn sealroot(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealroot"))
+        .args(args)
+        .args(["--log", "stderr"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn predict_command_substitutes_the_initrd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let initrd = tmp.path().join("new.img");
+    std::fs::write(&initrd, b"a new initramfs").unwrap();
+    let log_path = dir().join("a.bin");
+    let (code, out, err) = sealroot(&[
+        "predict",
+        "--eventlog",
+        log_path.to_str().unwrap(),
+        "--initrd",
+        initrd.to_str().unwrap(),
+        "--pcrs",
+        "0,4,7,9",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let want = predict::predict(
+        &log("a"),
+        &Substitution {
+            initrd: Some(predict::initrd_digest(b"a new initramfs")),
+            kernel: None,
+        },
+    )
+    .unwrap();
+    let a = pcrs("a");
+    let p = v["pcrs"].as_array().unwrap();
+    assert_eq!(p.len(), 4);
+    for (entry, i) in p.iter().zip([0usize, 4, 7, 9]) {
+        assert_eq!(entry["index"], i);
+        assert_eq!(entry["current"], hex::encode(a[i]), "PCR {i}");
+        assert_eq!(entry["predicted"], hex::encode(want.replay.values[i]));
+        assert_eq!(entry["changed"], i == 9, "PCR {i}");
+    }
+    assert_eq!(v["substituted"][0]["pcr"], 9);
+    assert_eq!(
+        v["substituted"][0]["description"],
+        "EV_EVENT_TAG Linux initrd (EFI stub)"
+    );
+    assert!(v["tpm_check"].is_null());
+}
+
+#[test]
+fn predict_command_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let initrd = tmp.path().join("new.img");
+    std::fs::write(&initrd, b"x").unwrap();
+    let i = initrd.to_str().unwrap();
+    let a = dir().join("a.bin");
+    // Nothing to substitute: usage.
+    let (code, _, err) = sealroot(&["predict", "--eventlog", a.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--initrd and/or --kernel"), "{err}");
+    // Missing log: I/O error naming the path.
+    let (code, _, err) = sealroot(&["predict", "--eventlog", "/nonexistent/log", "--initrd", i]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("/nonexistent/log"), "{err}");
+    // A log that does not parse: exit 11, the reason named.
+    let junk = tmp.path().join("junk.bin");
+    std::fs::write(&junk, b"not an event log at all, just text").unwrap();
+    let (code, _, err) = sealroot(&[
+        "predict",
+        "--eventlog",
+        junk.to_str().unwrap(),
+        "--initrd",
+        i,
+    ]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("not a crypto-agile log"), "{err}");
+    // A kernel that is not a PE image.
+    let (code, _, err) = sealroot(&["predict", "--eventlog", a.to_str().unwrap(), "--kernel", i]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a PE image"), "{err}");
+}

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod enroll;
 pub mod platform;
+pub mod predict;
 pub mod remove;
 pub mod reseal;
 pub mod status;
