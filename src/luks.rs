@@ -172,9 +172,28 @@ impl Volume {
         )
     }
 
-    /// Lowest free keyslot.
+    /// Keyslots that sealroot tokens name, including dangling tokens whose
+    /// keyslot does not exist (yet).
+    pub fn claimed_keyslots(&mut self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for id in self.sealroot_tokens()? {
+            let v = self.token_json(id)?;
+            if let Some(k) = v.get("keyslot").and_then(|k| k.as_u64()) {
+                out.push(k as u32);
+            }
+            if let Some(a) = v.get("keyslots").and_then(|k| k.as_array()) {
+                out.extend(a.iter().filter_map(|s| s.as_str()?.parse::<u32>().ok()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lowest free keyslot that no sealroot token claims, so a new secret
+    /// never lands in a slot a stale token still points at.
     pub fn free_keyslot(&mut self) -> Result<u32> {
+        let claimed = self.claimed_keyslots()?;
         (0..=MAX_KEYSLOT)
+            .filter(|s| !claimed.contains(s))
             .find(|&s| {
                 matches!(
                     self.dev.keyslot_handle().status(s),

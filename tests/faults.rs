@@ -380,3 +380,58 @@ fn first_boot_killed_at_every_step_and_at_random() {
     }
     eprintln!("first-boot fault runs: {runs}");
 }
+
+#[test]
+fn a_stale_token_never_shares_a_keyslot_or_blocks_the_valid_one() {
+    let mut tpm = Swtpm::start();
+    let tcti = tpm.tcti();
+    let img = Image::new();
+    // An enrollment killed after writing its token: the token claims a
+    // keyslot that does not exist.
+    let code = run_killed(
+        &enroll_args(&img, &tcti),
+        &[("SEALROOT_TEST_CRASH_AT", "enroll:token-written")],
+        None,
+    );
+    assert_ne!(code, Some(0));
+    let stale = sealroot_tokens(&img);
+    assert_eq!(stale.len(), 1);
+    // Nobody ran cleanup; the next enrollment must pick another keyslot.
+    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    let toks = sealroot_tokens(&img);
+    assert_eq!(toks.len(), 2);
+    assert_ne!(
+        toks[0].1, toks[1].1,
+        "two tokens claim one keyslot: {toks:?}"
+    );
+    tpm_unlocks(&img, &mut tpm, "after a stale token");
+    // Even if a stale token pointed at a live keyslot with another secret,
+    // it is skipped before the lock and the valid token still opens.
+    let mut forged = img.json()["tokens"][toks[0].0.to_string()].clone();
+    forged["keyslot"] = toks[1].1.into();
+    // Assigned, so it is tried first.
+    forged["keyslots"] = serde_json::json!([toks[1].1.to_string()]);
+    let f = img.file("forged.json");
+    std::fs::write(&f, forged.to_string()).unwrap();
+    let r = sealroot(&[
+        "remove",
+        "--device",
+        p(&img.path),
+        "--token",
+        &toks[0].0.to_string(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = Command::new("cryptsetup")
+        .args(["token", "import", "--json-file"])
+        .arg(&f)
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    tpm.reboot();
+    let u = unlock(&tpm, &img, &[]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("envelope does not authenticate"), "{u:?}");
+    // And the lock still came after: a second unlock is refused.
+    assert_eq!(unlock(&tpm, &img, &[]).code, 4);
+}

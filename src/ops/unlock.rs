@@ -13,7 +13,7 @@ use crate::envelope;
 use crate::luks::Volume;
 use crate::pcr::{self, Mismatch};
 use crate::platform::Policy;
-use crate::secret::SecretBytes;
+use crate::secret::{Key32, SecretBytes};
 use crate::selfpcr::{self, Measurements};
 use crate::testhooks::checkpoint;
 use crate::tpm::Tpm;
@@ -88,20 +88,29 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
         .expect("added");
     current[self_pos] = measure_self(&mut tpm, &now, current[self_pos])?;
 
+    // Each candidate is unsealed and its key checked against its keyslot
+    // before the lock, so a stale token (say, one left by an interrupted
+    // enrollment whose keyslot number was reused) cannot lock PCR 15 and
+    // shut out the valid token after it. Once anything was unsealed, the
+    // lock is extended before this function returns, whatever happens.
+    let mut unsealed_any = false;
     let mut first_err: Option<Error> = None;
+    let mut found = None;
     for src in &sources {
-        match try_source(
-            &mut vol, &mut tpm, src, &uuid, &now, &wanted, &current, args,
+        match unseal_verified(
+            &mut vol,
+            &mut tpm,
+            src,
+            &uuid,
+            &now,
+            &wanted,
+            &current,
+            args,
+            &mut unsealed_any,
         ) {
-            Ok(keyslot) => {
-                if let Some(key) = &args.provision_key {
-                    finish_first_boot(&mut vol, &sources, key)?;
-                }
-                return Ok(Unlocked {
-                    keyslot,
-                    origin: src.origin.clone(),
-                    first_boot: false,
-                });
+            Ok(v) => {
+                found = Some((v, src));
+                break;
             }
             Err(e) => {
                 if sources.len() > 1 {
@@ -113,11 +122,44 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             }
         }
     }
-    Err(first_err.expect("at least one source"))
+    if unsealed_any {
+        // The secret has left the TPM: nothing may unseal it again this boot.
+        lock(&mut tpm)?;
+        checkpoint("unlock:locked");
+    }
+    let Some(((keyslot, secret), src)) = found else {
+        return Err(first_err.expect("at least one source"));
+    };
+    if args.dry_run {
+        info!(
+            "dry run: the unsealed key opens keyslot {keyslot} of {} (no mapping created)",
+            args.device.display()
+        );
+    } else {
+        vol.activate(&args.name, Some(keyslot), secret.as_bytes())?;
+        info!(
+            "unlocked {} as /dev/mapper/{} with keyslot {keyslot} ({})",
+            args.device.display(),
+            args.name,
+            src.origin
+        );
+    }
+    drop(secret);
+    if let Some(key) = &args.provision_key {
+        finish_first_boot(&mut vol, &sources, key)?;
+    }
+    Ok(Unlocked {
+        keyslot,
+        origin: src.origin.clone(),
+        first_boot: false,
+    })
 }
 
+/// Check one candidate, unseal its KEK, open its envelope and check the
+/// secret against its keyslot (no mapping). Sets `unsealed` as soon as the
+/// TPM has released anything.
 #[allow(clippy::too_many_arguments)]
-fn try_source(
+fn unseal_verified(
     vol: &mut Volume,
     tpm: &mut Tpm,
     src: &Source,
@@ -126,7 +168,8 @@ fn try_source(
     wanted: &[u32],
     current: &[pcr::Digest],
     args: &UnlockArgs,
-) -> Result<u32> {
+    unsealed: &mut bool,
+) -> Result<(u32, Key32)> {
     let blob = match &src.blob {
         Ok(b) => b,
         Err(e) => return Err(Error::blob(&src.origin, e.to_string())),
@@ -161,9 +204,7 @@ fn try_source(
     let kek = tpm.unseal(blob, pin.as_ref());
     drop(pin);
     let kek = kek?;
-    // The secret has left the TPM: nothing may unseal it again this boot.
-    lock(tpm)?;
-    checkpoint("unlock:locked");
+    *unsealed = true;
     let secret =
         envelope::open(&kek, &blob.nonce, &blob.ciphertext, &blob.binding()).ok_or_else(|| {
             Error::blob(
@@ -174,24 +215,8 @@ fn try_source(
     crate::testhooks::reveal("kek", kek.as_bytes());
     crate::testhooks::reveal("secret", secret.as_bytes());
     drop(kek);
-    if args.dry_run {
-        vol.check_key(Some(blob.keyslot), secret.as_bytes())?;
-        info!(
-            "dry run: the unsealed key opens keyslot {} of {} (no mapping created)",
-            blob.keyslot,
-            args.device.display()
-        );
-    } else {
-        vol.activate(&args.name, Some(blob.keyslot), secret.as_bytes())?;
-        info!(
-            "unlocked {} as /dev/mapper/{} with keyslot {} ({})",
-            args.device.display(),
-            args.name,
-            blob.keyslot,
-            src.origin
-        );
-    }
-    Ok(blob.keyslot)
+    vol.check_key(Some(blob.keyslot), secret.as_bytes())?;
+    Ok((blob.keyslot, secret))
 }
 
 /// Open with a passphrase or key file (recovery), no TPM needed. When a TPM
