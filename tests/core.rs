@@ -126,22 +126,7 @@ fn token_copied_to_another_volume_is_refused() {
     let b = Image::new();
     assert_eq!(enroll(&tpm, &a, &["--no-recovery-key"]).code, 0);
     // Give B a keyslot 1 so the copied token's keyslot reference is valid.
-    let out = std::process::Command::new("cryptsetup")
-        .args([
-            "luksAddKey",
-            "-q",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ])
-        .arg("--key-file")
-        .arg(&b.key)
-        .arg(&b.path)
-        .arg(&a.key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    b.add_key(&a.key);
     let token = a.json()["tokens"]["0"].clone();
 
     // 1. Copied verbatim: the blob names volume A.
@@ -154,22 +139,7 @@ fn token_copied_to_another_volume_is_refused() {
 
     // 2. Edited to claim volume B: the envelope's AEAD binding refuses it.
     let c = Image::new();
-    let out = std::process::Command::new("cryptsetup")
-        .args([
-            "luksAddKey",
-            "-q",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ])
-        .arg("--key-file")
-        .arg(&c.key)
-        .arg(&c.path)
-        .arg(&a.key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    c.add_key(&a.key);
     let mut edited = token.clone();
     edited["volume_uuid"] = c.uuid().into();
     std::fs::write(&tf, edited.to_string()).unwrap();

@@ -322,22 +322,7 @@ fn first_boot_killed_at_every_step_and_at_random() {
         let img = Image::with_passphrase(b"provisioning key");
         let rec = img.file("rec");
         std::fs::write(&rec, PASS).unwrap();
-        let out = Command::new("cryptsetup")
-            .args([
-                "luksAddKey",
-                "-q",
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-            ])
-            .arg("--key-file")
-            .arg(&img.key)
-            .arg(&img.path)
-            .arg(&rec)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        img.add_key(&rec);
         tpm.reboot();
         let tcti = tpm.tcti();
         let args = [

@@ -49,22 +49,7 @@ fn first_boot_enrolls_with_the_provisioning_key_and_drops_it() {
     // The image builder escrows its own recovery passphrase in keyslot 1.
     let rec = img.file("recovery");
     std::fs::write(&rec, "builder-recovery").unwrap();
-    let out = std::process::Command::new("cryptsetup")
-        .args([
-            "luksAddKey",
-            "-q",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-        ])
-        .arg("--key-file")
-        .arg(&img.key)
-        .arg(&img.path)
-        .arg(&rec)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    img.add_key(&rec);
 
     // A wrong provisioning key changes nothing.
     let wrong = img.file("wrong");

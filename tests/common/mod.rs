@@ -169,6 +169,20 @@ impl Image {
         }
     }
 
+    /// Add a PBKDF2 (fast) keyslot for the key in file `new`, authorised by
+    /// the image's own key.
+    pub fn add_key(&self, new: &Path) {
+        let out = Command::new("cryptsetup")
+            .args(["luksAddKey", "-q", "--pbkdf", "pbkdf2"])
+            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .arg(&self.key)
+            .arg(&self.path)
+            .arg(new)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "luksAddKey: {out:?}");
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
