@@ -12,5 +12,7 @@ source "$HARNESS_DIR/lib/vm.sh"
 source "$HARNESS_DIR/lib/build.sh"
 # shellcheck source=lib/scenario.sh
 source "$HARNESS_DIR/lib/scenario.sh"
+# shellcheck source=lib/distro.sh
+source "$HARNESS_DIR/lib/distro.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -140,13 +140,15 @@ build_disk() {
     mv "$disk.tmp" "$disk"
 }
 
-# Build (or reuse) everything; sets KERNEL_DIR and ARTEFACTS_DIR.
+# Build (or reuse) everything; sets KERNEL_DIR, ARTEFACTS_DIR and
+# HARNESS_SEALROOT_BIN (the sealroot binary, empty without one).
 harness_build() {
     local bin hash out
     need_cmd cpio gzip mkfs.ext4 cryptsetup ldd qemu-system-x86_64 swtpm
     mkdir -p "$CACHE_DIR"
     KERNEL_DIR=$(kernel_fetch)
     bin=$(sealroot_binary)
+    HARNESS_SEALROOT_BIN=$bin
     hash=$(build_inputs_hash "$bin")
     out=$BUILD_DIR
     if [[ -f $out/.inputs && $(cat "$out/.inputs") == "$hash" && -f $out/disk.img ]]; then

@@ -2,7 +2,8 @@
 # The boot scenarios. Each gets a fresh VM (copy of the built disk, fresh
 # OVMF variable store, fresh swtpm state) and fails through scn_fail.
 
-SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock)
+SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock
+    initramfs-tools dracut hook-missing-lib)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -14,6 +15,9 @@ describe_scenario() {
     reboot-loop) echo "$REBOOT_LOOP_BOOTS consecutive reboots of one VM all unlock" ;;
     new-tpm-recovery) echo "a factory-fresh TPM is refused cleanly; the escrowed recovery key opens the root" ;;
     relock) echo "from the real root, a second sealroot unlock --dry-run fails with exit code 4" ;;
+    initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt" ;;
+    dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt" ;;
+    hook-missing-lib) echo "without the TCTI module in the hook's list, update-initramfs and dracut fail at build time" ;;
     *) return 1 ;;
     esac
 }
@@ -94,4 +98,32 @@ expect_relocked() {
     got=$(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')
     expect 'ROOT-CHECK: relock rc=4' "$1: $got, expected exit code 4"
     expect 'PCR 15 differs' "$1: sealroot did not name its lock PCR 15"
+}
+
+# The distro integrations (lib/distro.sh): a debootstrapped Debian 12 root
+# per generator; the images come from update-initramfs and dracut run inside
+# it, and nothing but the generator's own image steers the boot.
+scenario_initramfs_tools() {
+    distro_scenario initramfs-tools \
+        'sealroot-initramfs: root unlocked with the TPM' \
+        'Recovery key or passphrase for root' \
+        'Rebooting automatically due to panic= boot argument'
+}
+
+scenario_dracut() {
+    distro_scenario dracut \
+        'sealroot: (unlocked .* as /dev/mapper/root|first boot: enrolled)' \
+        'Recovery key or passphrase for root' \
+        'Entering emergency mode'
+}
+
+# The hook's (module's) list of dlopen()ed libraries without the TCTI
+# module: the generator must fail, name the module, and leave the installed
+# image alone.
+scenario_hook_missing_lib() {
+    local tool
+    for tool in initramfs-tools dracut; do
+        distro_prepare "$tool"
+        distro_missing_lib_build "$tool"
+    done
 }

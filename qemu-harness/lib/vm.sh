@@ -16,6 +16,19 @@ VM_CMDLINE_BASE="console=ttyS0,115200 printk.time=1 printk.devkmsg=on loglevel=7
 VM_SWTPM_PID=
 VM_QEMU_PID=
 
+# Optional, per boot (the caller sets them before vm_boot and resets them):
+# VM_KERNEL        boot this kernel image instead of the harness kernel.
+# VM_CONSOLE_TYPE  ERE FILE pairs: the serial console becomes a pty, and when
+#                  the console shows the ERE (its Nth time for the Nth pair
+#                  with that ERE), the content of FILE plus a newline is typed
+#                  at it. An empty FILE name types an empty line.
+# VM_STOP_ON       ERE: when the console shows it, the boot ends there (QEMU
+#                  is killed, vm_boot returns 0), e.g. a shell waiting for
+#                  input that the test has seen enough of.
+VM_KERNEL=
+VM_CONSOLE_TYPE=()
+VM_STOP_ON=
+
 # Kill whatever this shell started and has not reaped yet (also the trap
 # handler): SIGTERM, then SIGKILL after 5 s. Only our own PIDs, never by name.
 vm_kill_all() {
@@ -68,6 +81,32 @@ vm_start_swtpm() {
     die "swtpm socket $sock did not appear"
 }
 
+# Type the answer of VM_CONSOLE_TYPE pair number I (0-based) at the console
+# pty when its ERE has shown up often enough; fails (types nothing) if not
+# yet. The pty is opened raw, so the guest gets exactly FILE's bytes and a
+# newline, and held open for a while: QEMU polls a pty for a reader about
+# once a second and only then reads what was typed.
+vm_console_type() {
+    local log=$1 pty=$2 i=$3 ere file seen=0 want=0 j fd
+    ere=${VM_CONSOLE_TYPE[i * 2]}
+    file=${VM_CONSOLE_TYPE[i * 2 + 1]}
+    for ((j = 0; j <= i; j++)); do
+        [[ ${VM_CONSOLE_TYPE[j * 2]} == "$ere" ]] && want=$((want + 1))
+    done
+    seen=$(grep -acE "$ere" "$log" || true)
+    ((seen >= want)) || return 1
+    stty -F "$pty" raw -echo 2>/dev/null || true
+    exec {fd}>"$pty"
+    if [[ -n $file ]]; then
+        printf '%s\n' "$(cat "$file")" >&"$fd"
+    else
+        printf '\n' >&"$fd"
+    fi
+    sleep 2.5
+    exec {fd}>&-
+    return 0
+}
+
 # vm_boot VMDIR INITRD CONSOLE_LOG CMDLINE_EXTRA [NAME=FILE...]
 # Boots until the guest powers off (or reboots: -no-reboot makes QEMU exit)
 # or the timeout hits. Each NAME=FILE becomes the fw_cfg file
@@ -77,9 +116,10 @@ vm_start_swtpm() {
 # and the wall time in ms to VMDIR/last-ms.
 vm_boot() {
     local vmdir=$1 initrd=$2 console=$3 extra=$4 item
-    local kernel cmdline start deadline rc=0 n
+    local kernel cmdline start deadline rc=0 n typed=0 pty= stopped=0
+    local -a serial=(-serial "file:$console.raw")
     shift 4
-    kernel=$(kernel_image_in "$KERNEL_DIR")
+    kernel=${VM_KERNEL:-$(kernel_image_in "$KERNEL_DIR")}
     cmdline=$VM_CMDLINE_BASE${extra:+ $extra}
     local -a fwcfg=()
     for item in "$@"; do
@@ -88,6 +128,11 @@ vm_boot() {
 
     n=$(($(cat "$vmdir/boots") + 1))
     echo "$n" >"$vmdir/boots"
+    if ((${#VM_CONSOLE_TYPE[@]})); then
+        # A pty the harness can type at; QEMU still logs all output.
+        serial=(-chardev "pty,id=ser0,logfile=$console.raw,logappend=off" -serial chardev:ser0)
+    fi
+    : >"$console.raw"
     vm_start_swtpm "$vmdir"
     start=$(now_ms)
     qemu-system-x86_64 \
@@ -102,7 +147,7 @@ vm_boot() {
         -drive "file=$vmdir/disk.img,format=raw,if=none,id=disk0,cache=unsafe" \
         -device virtio-blk-pci,drive=disk0 \
         "${fwcfg[@]}" \
-        -display none -monitor none -serial "file:$console.raw" \
+        -display none -monitor none "${serial[@]}" \
         >"$vmdir/qemu.log" 2>&1 &
     VM_QEMU_PID=$!
     deadline=$((start + VM_TIMEOUT * 1000))
@@ -113,10 +158,23 @@ vm_boot() {
             rc=124
             break
         fi
+        if [[ -n $VM_STOP_ON ]] && grep -aqE "$VM_STOP_ON" "$console.raw"; then
+            log "boot $n of $(basename "$vmdir"): console shows /$VM_STOP_ON/; ending the boot there"
+            printf "\nHARNESS-HOST: STOPPED at /%s/\n" "$VM_STOP_ON" >>"$console.raw"
+            stopped=1
+            break
+        fi
+        if ((typed * 2 < ${#VM_CONSOLE_TYPE[@]})); then
+            [[ -n $pty ]] || pty=$(sed -nE 's/.*char device redirected to (\/dev\/pts\/[0-9]+).*/\1/p' "$vmdir/qemu.log" | head -n 1)
+            if [[ -n $pty ]] && vm_console_type "$console.raw" "$pty" "$typed"; then
+                typed=$((typed + 1))
+            fi
+        fi
         sleep 0.1
     done
     echo $(($(now_ms) - start)) >"$vmdir/last-ms"
-    if ((rc == 0)); then
+    # A stopped boot's QEMU is still running: vm_kill_all ends it below.
+    if ((rc == 0 && !stopped)); then
         wait "$VM_QEMU_PID" || rc=$?
         # QEMU's own failure (bad option, missing file) is not a guest result.
         if ((rc != 0)); then
@@ -124,6 +182,9 @@ vm_boot() {
             rc=125
         fi
         VM_QEMU_PID=
+    fi
+    if ((rc == 0 && !stopped && typed * 2 < ${#VM_CONSOLE_TYPE[@]})); then
+        log "boot $n of $(basename "$vmdir"): ended before all console input was typed ($typed of $((${#VM_CONSOLE_TYPE[@]} / 2)))"
     fi
     vm_kill_all
     # The serial console ends lines with CRLF; keep a LF-only copy for grep.

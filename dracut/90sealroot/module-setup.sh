@@ -1,0 +1,167 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # dracut provides initdir, moddir, kernel, ...
+# dracut module for sealroot (systemd initrds): unlock the TPM-sealed root
+# volume before the root device is needed. See docs/distro.md.
+#
+# Installs sealroot with every library it needs, including the TCTI module
+# tss2-tctildr loads with dlopen(), the dm-crypt, cipher and TPM kernel
+# modules, the sealroot line of /etc/crypttab and the files it names, the
+# oneshot sealroot.service (`sealroot boot`, no shell involved) and an
+# emergency hook that offers a recovery prompt when the unlock failed. Then
+# it checks the image with its own dynamic loader and aborts the build when
+# something is missing.
+
+# Libraries sealroot loads with dlopen() (not visible to ldd).
+SEALROOT_DLOPEN_LIBS="libtss2-tcti-device.so.0"
+# Kernel modules the unlock needs (built in is fine): the dm crypt target,
+# the XTS mode of LUKS2's default cipher, and the TPM 2.0 drivers.
+SEALROOT_MODULES="dm_crypt xts ecb"
+SEALROOT_MODULES_OPTIONAL="aesni_intel"
+SEALROOT_TPM_MODULES="tpm_crb tpm_tis"
+
+# The sealroot lines of the host's crypttab (the options field has "sealroot").
+sealroot_crypttab_lines() {
+    local crypttab=${dracutsysrootdir}/etc/crypttab
+    [[ -r $crypttab ]] || return 0
+    awk '!/^[[:space:]]*(#|$)/ {
+        n = split($4, o, ",")
+        for (i = 1; i <= n; i++) if (o[i] == "sealroot") { print; break }
+    }' "$crypttab"
+}
+
+sealroot_crypttab_option() {
+    sealroot_crypttab_lines | awk -v k="$1" '{
+        n = split($4, o, ",")
+        for (i = 1; i <= n; i++) if (index(o[i], k "=") == 1) print substr(o[i], length(k) + 2)
+    }'
+}
+
+sealroot_fail() {
+    dfatal "sealroot: $*"
+    dfatal "sealroot: refusing to build an initramfs that could not unlock the root (docs/distro.md)"
+    # module_install() ignores install()'s status: end dracut here, so the
+    # broken image is never written (dracut's exit trap cleans up).
+    exit 1
+}
+
+# Included without being asked for in host-only images whose crypttab has a
+# sealroot line; otherwise on request (add_dracutmodules+=" sealroot ").
+check() {
+    require_binaries sealroot || return 1
+    if [[ $hostonly ]] && [[ -n $(sealroot_crypttab_lines) ]]; then
+        return 0
+    fi
+    return 255
+}
+
+# systemd: the unit; dm: dmsetup and the device-mapper udev rules, without
+# which libdevmapper waits forever for udev to acknowledge the new device.
+depends() {
+    echo systemd dm
+    return 0
+}
+
+installkernel() {
+    local m
+    # shellcheck disable=SC2086 # lists of module names
+    hostonly='' instmods -c $SEALROOT_MODULES || return 1
+    # shellcheck disable=SC2086
+    hostonly='' instmods $SEALROOT_MODULES_OPTIONAL
+    # shellcheck disable=SC2086
+    hostonly='' instmods $SEALROOT_TPM_MODULES
+    for m in $SEALROOT_TPM_MODULES; do
+        modinfo -k "$kernel" "$m" >/dev/null 2>&1 && return 0
+    done
+    dfatal "sealroot: kernel $kernel has neither tpm_crb nor tpm_tis"
+    return 1
+}
+
+install() {
+    local lib path f t lines interp out missing tctis
+    # Resolve the libraries now, not in dracut's lazy pass at the end of the
+    # build (which also skips non-executable files such as the TCTI module):
+    # the check below must see the image as it will boot.
+    # shellcheck disable=SC2034 # read by dracut's inst_* functions
+    local DRACUT_RESOLVE_DEPS=1
+
+    inst_binary /usr/sbin/sealroot || sealroot_fail "cannot install /usr/sbin/sealroot"
+    for lib in $SEALROOT_DLOPEN_LIBS; do
+        path=$(ldconfig -p | awk -v n="$lib" '$1 == n { print $NF; exit }')
+        [[ -n $path ]] || sealroot_fail "$lib is not installed (Debian package libtss2-tcti-device0)"
+        inst_library "$path" || sealroot_fail "cannot install $path"
+    done
+    inst_multiple -o stty
+
+    inst_simple "$moddir/sealroot.service" "$systemdsystemunitdir/sealroot.service"
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-device.target sealroot.service
+    # When dracut's crypt module is in too, systemd-cryptsetup@NAME.service
+    # must find the volume already open rather than race sealroot for it.
+    inst_simple "$moddir/sealroot-cryptsetup.conf" \
+        "$systemdsystemunitdir/systemd-cryptsetup@.service.d/sealroot.conf"
+    inst_hook emergency 20 "$moddir/sealroot-emergency.sh"
+
+    lines=$(sealroot_crypttab_lines)
+    if (($(grep -c . <<<"$lines") > 1)); then
+        sealroot_fail "/etc/crypttab has several sealroot lines; sealroot opens one volume per boot"
+    fi
+    if [[ -n $lines ]]; then
+        # Once the volume is open (by the recovery prompt, or by hand in the
+        # emergency shell), leaving the emergency mode restarts the boot
+        # transaction: the unit must then be a no-op, not a second failure.
+        mkdir -p "$initdir$systemdsystemunitdir/sealroot.service.d"
+        printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$(awk '{ print $1 }' <<<"$lines")" \
+            >"$initdir$systemdsystemunitdir/sealroot.service.d/50-open.conf"
+        if [[ -f $initdir/etc/crypttab ]]; then
+            # dracut's crypt module wrote its own lines; add ours if absent.
+            grep -qxF "$lines" "$initdir/etc/crypttab" || printf '%s\n' "$lines" >>"$initdir/etc/crypttab"
+        else
+            printf '%s\n' "$lines" >"$initdir/etc/crypttab"
+        fi
+    fi
+    for f in $(sealroot_crypttab_option sealroot-provision-key) $(sealroot_crypttab_option sealroot-blob) \
+        ${sealroot_files:-}; do
+        [[ $f == /* ]] || sealroot_fail "$f (named in /etc/crypttab) is not an absolute path"
+        if [[ ! -e $dracutsysrootdir$f ]]; then
+            dwarn "sealroot: $f does not exist; not copied"
+            continue
+        fi
+        inst_simple "$f" || sealroot_fail "cannot install $f"
+        chmod 0400 "$initdir$f"
+    done
+
+    # Verify with the image's own loader (dracut runs as root).
+    interp=$(ldd /usr/sbin/sealroot | awk '$1 ~ /^\// && $2 ~ /^\(/ { print $1; exit }')
+    sealroot_check_closure() {
+        out=$(chroot "$initdir" "$interp" --list "$2" 2>&1) ||
+            sealroot_fail "$1: the image's loader cannot load $2: ${out//$'\n'/ }"
+        missing=$(awk '/not found/ { printf " %s", $1 }' <<<"$out")
+        [[ -z $missing ]] || sealroot_fail "$1: libraries missing from the image:$missing"
+    }
+    [[ -n $interp ]] || sealroot_fail "cannot find the dynamic loader of /usr/sbin/sealroot"
+    # The loader itself (dracut adds it only later in the build otherwise).
+    inst "$interp" || sealroot_fail "cannot install the dynamic loader $interp"
+    if [[ ! -e $initdir$interp ]]; then
+        interp=$(readlink -f "$interp")
+        [[ -e $initdir$interp ]] || sealroot_fail "the dynamic loader $interp is not in the image"
+    fi
+    sealroot_check_closure /usr/sbin/sealroot /usr/sbin/sealroot
+    # Against the TCTIs the configuration needs, not SEALROOT_DLOPEN_LIBS:
+    # a module missing from that list is caught here.
+    tctis="device ${sealroot_tctis:-}"
+    for t in $(sealroot_crypttab_option sealroot-tcti); do
+        tctis+=" ${t%%:*}"
+    done
+    for t in $tctis; do
+        lib=libtss2-tcti-$t.so.0
+        path=$(ldconfig -p | awk -v n="$lib" '$1 == n { print $NF; exit }')
+        [[ -n $path ]] || sealroot_fail "$lib (the TCTI module for --tcti $t:...) is not installed"
+        if [[ -e $initdir$path ]]; then
+            :
+        elif [[ -e $initdir/usr$path ]]; then
+            path=/usr$path
+        else
+            sealroot_fail "$lib is not in the image: tss2-tctildr loads it with dlopen() for --tcti $t:..., so the TPM would be unreachable at boot (SEALROOT_DLOPEN_LIBS must list it)"
+        fi
+        sealroot_check_closure "TCTI module $lib" "$path"
+    done
+}
