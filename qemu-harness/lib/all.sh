@@ -14,5 +14,7 @@ source "$HARNESS_DIR/lib/build.sh"
 source "$HARNESS_DIR/lib/scenario.sh"
 # shellcheck source=lib/distro.sh
 source "$HARNESS_DIR/lib/distro.sh"
+# shellcheck source=lib/snp.sh
+source "$HARNESS_DIR/lib/snp.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"
