@@ -104,6 +104,7 @@ sealroot_recover() {
             --key-file - ${sr_tcti:+--tcti "$sr_tcti"} --log kmsg || rc=$?
         key=
         if [ "$rc" = 0 ]; then
+            mkdir -p /run/sealroot && : >/run/sealroot/opened
             sealroot_say "$sr_name unlocked with a recovery key or passphrase; continuing the boot"
             return 0
         fi

@@ -42,6 +42,21 @@ DISTRO_CLEVIS_PKGS_initramfs_tools=(clevis-initramfs cryptsetup-initramfs)
 # only because clevis-dracut pulls in dracut-network.
 DISTRO_DRACUT_NO_CLEVIS=(clevis clevis-pin-null clevis-pin-sss clevis-pin-tang clevis-pin-tpm2 crypt ifcfg network)
 
+# Scenarios that build their own VM disk (lib/scenarios.sh defines them).
+DISTRO_SCENARIOS=(initramfs-tools dracut hook-missing-lib)
+
+distro_owns_scenario() {
+    [[ " ${DISTRO_SCENARIOS[*]} " == *" $1 "* ]]
+}
+
+# The scenario's VM directory, empty until distro_vm_init puts a disk in it.
+distro_scn_init() {
+    rm -rf "${VMS_DIR:?}/$1"
+    mkdir -p "$VMS_DIR/$1"
+    echo 0 >"$VMS_DIR/$1/boots"
+    scn_use "$1"
+}
+
 distro_log() {
     log "distro: $*"
 }
@@ -102,13 +117,14 @@ EOF
     cat >"$1/etc/apt/apt.conf.d/90sealroot-harness" <<EOF
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
+Acquire::Retries "3";
 EOF
 }
 
 # The shared base root (debootstrap + the packages both roots have).
 distro_base() {
     local base=$DISTRO_DIR/base key t0
-    key=$({ echo "$DISTRO_SUITE $DISTRO_MIRROR $DISTRO_SECURITY_MIRROR"; echo "${DISTRO_BASE_PKGS[*]}"; } | sha256sum | cut -c1-16)
+    key=$({ declare -f distro_base distro_apt_sources; echo "$DISTRO_SUITE $DISTRO_MIRROR $DISTRO_SECURITY_MIRROR"; echo "${DISTRO_BASE_PKGS[*]}"; } | sha256sum | cut -c1-16)
     if [[ -f $base/.complete && $(cat "$base/.complete") == "$key" ]]; then
         return 0
     fi
@@ -144,7 +160,7 @@ distro_tool_root() {
     read -ra pkgs <<<"$(distro_pkgs "$tool")"
     deb=$(echo "$KERNEL_DIR"/*.deb)
     [[ -f $deb ]] || distro_die "no kernel package in $KERNEL_DIR"
-    key=$({ cat "$DISTRO_DIR/base/.complete"; basename "$deb"; echo "${pkgs[*]}"; } | sha256sum | cut -c1-16)
+    key=$({ cat "$DISTRO_DIR/base/.complete"; declare -f distro_tool_root; basename "$deb"; echo "${pkgs[*]}"; } | sha256sum | cut -c1-16)
     if [[ -f $root/.complete && $(cat "$root/.complete") == "$key" ]]; then
         return 0
     fi
@@ -349,8 +365,14 @@ distro_prepare() {
     local base_b seal_b clevis_b key_tool=${1//-/_}
     bin=${HARNESS_SEALROOT_BIN:-}
     [[ -n $bin ]] || distro_die "no sealroot binary (harness_build first)"
-    need_cmd debootstrap chroot cpio mkfs.ext4 cryptsetup
+    need_cmd debootstrap chroot cpio mkfs.ext4 cryptsetup flock
     mkdir -p "$DISTRO_DIR"
+    # One harness at a time in the distro roots (another run would unmount
+    # this one's chroot); held until the scenario's subshell ends.
+    if [[ -z ${DISTRO_LOCK_FD:-} ]]; then
+        exec {DISTRO_LOCK_FD}>"$DISTRO_DIR/.lock"
+        flock -w 3600 "$DISTRO_LOCK_FD" || distro_die "another harness run holds $DISTRO_DIR/.lock"
+    fi
     distro_umount_all "$DISTRO_DIR"
     distro_base
     distro_tool_root "$tool"
