@@ -90,7 +90,7 @@ install() {
         [[ -n $path ]] || sealroot_fail "$lib is not installed (Debian package libtss2-tcti-device0)"
         inst_library "$path" || sealroot_fail "cannot install $path"
     done
-    inst_multiple -o stty
+    inst_multiple -o stty tr # the recovery prompt (the emergency hook)
 
     inst_simple "$moddir/sealroot.service" "$systemdsystemunitdir/sealroot.service"
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-device.target sealroot.service
