@@ -378,8 +378,12 @@ distro_prepare() {
     distro_tool_root "$tool"
     distro_unstash_all "$root" "$dir/stash"
     out=$dir/out
-    key=$({ cat "$root/.complete"; cat "$bin"; cat "$REPO_DIR"/initramfs-hooks/install "$REPO_DIR"/initramfs-hooks/hooks/* \
-        "$REPO_DIR"/initramfs-hooks/scripts/*/* "$REPO_DIR"/dracut/install "$REPO_DIR"/dracut/90sealroot/* \
+    local -a integration
+    case $tool in
+    initramfs-tools) integration=("$REPO_DIR"/initramfs-hooks/install "$REPO_DIR"/initramfs-hooks/hooks/* "$REPO_DIR"/initramfs-hooks/scripts/*/*) ;;
+    dracut) integration=("$REPO_DIR"/dracut/install "$REPO_DIR"/dracut/90sealroot/*) ;;
+    esac
+    key=$({ cat "$root/.complete"; cat "$bin"; cat "${integration[@]}" \
         "$HARNESS_DIR/lib/distro.sh" "$HARNESS_DIR/guest/distro-root-marker"; } | sha256sum | cut -c1-16)
     DISTRO_OUT=$out
     if [[ -f $out/.inputs && $(cat "$out/.inputs") == "$key" && -f $out/disk.img ]]; then
