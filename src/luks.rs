@@ -254,9 +254,19 @@ impl Volume {
         self.dev
             .activate_handle()
             .activate_by_passphrase(None, slot, key, CryptActivate::empty())
-            .map_err(|e| match slot {
-                Some(s) => Error::luks(&self.path, format!("key does not open keyslot {s}: {e}")),
-                None => Error::luks(&self.path, format!("key opens no keyslot: {e}")),
+            .map_err(|e| {
+                let detail = if is_wrong_key(&e) {
+                    String::new()
+                } else {
+                    format!(": {e}")
+                };
+                match slot {
+                    Some(s) => Error::luks(
+                        &self.path,
+                        format!("the key does not open keyslot {s}{detail}"),
+                    ),
+                    None => Error::luks(&self.path, format!("no keyslot accepts this key{detail}")),
+                }
             })
     }
 
@@ -265,6 +275,21 @@ impl Volume {
         self.dev
             .activate_handle()
             .activate_by_passphrase(Some(name), slot, key, CryptActivate::empty())
-            .map_err(|e| Error::luks(&self.path, format!("activating /dev/mapper/{name}: {e}")))
+            .map_err(|e| {
+                let why = if is_wrong_key(&e) {
+                    match slot {
+                        Some(s) => format!("the key does not open keyslot {s}"),
+                        None => "no keyslot accepts this key".to_string(),
+                    }
+                } else {
+                    e.to_string()
+                };
+                Error::luks(&self.path, format!("activating /dev/mapper/{name}: {why}"))
+            })
     }
+}
+
+/// libcryptsetup reports a key that opens no keyslot as EPERM.
+fn is_wrong_key(e: &libcryptsetup_rs::LibcryptErr) -> bool {
+    matches!(e, libcryptsetup_rs::LibcryptErr::IOError(io) if io.raw_os_error() == Some(libc::EPERM))
 }

@@ -662,6 +662,7 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
         &tcti,
     ]);
     assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("no keyslot accepts this key"), "{r:?}");
     let r = sealroot(&[
         "unlock",
         "--device",
