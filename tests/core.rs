@@ -24,19 +24,7 @@ fn enroll_then_dry_run_unlock_and_status_match() {
     assert_eq!(ks["type"], "pbkdf2", "{ks}");
     assert_eq!(ks["iterations"], 1000, "{ks}");
 
-    let tcti = tpm.tcti();
-    let st = sealroot(&[
-        "status",
-        "--device",
-        p(&img.path),
-        "--json",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    assert_eq!(st.code, 0, "{st:?}");
-    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let (st, j) = status_json(&tpm, &img);
     assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
     assert_eq!(j["tokens"][0]["pcrs"][4]["index"], 15);
     assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "predicted");
@@ -47,17 +35,7 @@ fn enroll_then_dry_run_unlock_and_status_match() {
 
     // After the unlock the self PCR is locked, and status says so instead
     // of flagging a false mismatch.
-    let st = sealroot(&[
-        "status",
-        "--device",
-        p(&img.path),
-        "--json",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let (st, j) = status_json(&tpm, &img);
     assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
     assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "locked");
 }

@@ -87,19 +87,7 @@ fn check_invariants(img: &Image, tpm: &Swtpm, fixed: &[u32], ctx: &str) -> usize
             "{ctx}: keyslot {s} has no token (keyslots {slots:?}, tokens {toks:?})"
         );
     }
-    let tcti = tpm.tcti();
-    let st = sealroot(&[
-        "status",
-        "--device",
-        p(&img.path),
-        "--json",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    assert_eq!(st.code, 0, "{ctx}: status {st:?}");
-    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let (st, j) = status_json(tpm, img);
     let dangling: Vec<u64> = j["tokens"]
         .as_array()
         .unwrap()

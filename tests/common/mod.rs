@@ -294,15 +294,14 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// `sealroot enroll` with the usual test options plus `extra`.
-pub fn enroll(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+/// `sealroot CMD --device IMG --tcti TPM --cmdline-file IMG.cmdline EXTRA...`:
+/// a command against the test image, its TPM and its kernel command line.
+pub fn on_image(tpm: &Swtpm, img: &Image, cmd: &str, extra: &[&str]) -> Run {
     let tcti = tpm.tcti();
     let mut args = vec![
-        "enroll",
+        cmd,
         "--device",
         p(&img.path),
-        "--unlock-key-file",
-        p(&img.key),
         "--tcti",
         &tcti,
         "--cmdline-file",
@@ -312,21 +311,24 @@ pub fn enroll(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
     sealroot(&args)
 }
 
+/// `sealroot enroll` with the usual test options plus `extra`.
+pub fn enroll(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+    let mut args = vec!["--unlock-key-file", p(&img.key)];
+    args.extend_from_slice(extra);
+    on_image(tpm, img, "enroll", &args)
+}
+
 /// `sealroot unlock --dry-run` with the usual test options plus `extra`.
 pub fn unlock(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
-    let tcti = tpm.tcti();
-    let mut args = vec![
-        "unlock",
-        "--device",
-        p(&img.path),
-        "--name",
-        "sealroot-test",
-        "--dry-run",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ];
+    let mut args = vec!["--name", "sealroot-test", "--dry-run"];
     args.extend_from_slice(extra);
-    sealroot(&args)
+    on_image(tpm, img, "unlock", &args)
+}
+
+/// `sealroot status --json`, checked to succeed, parsed.
+pub fn status_json(tpm: &Swtpm, img: &Image) -> (Run, serde_json::Value) {
+    let st = on_image(tpm, img, "status", &["--json"]);
+    assert_eq!(st.code, 0, "status: {st:?}");
+    let j = serde_json::from_str(&st.stdout).unwrap();
+    (st, j)
 }
