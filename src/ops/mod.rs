@@ -194,6 +194,20 @@ pub fn load_blobs(vol: &mut Volume, blob_file: Option<&Path>) -> Result<Vec<Sour
     Ok(out)
 }
 
+/// Every PCR the valid blobs' policies cover, ascending, each once: what
+/// `unlock` and `status` read in one PCR_Read. Every valid blob includes the
+/// self PCR.
+pub fn policy_pcrs(sources: &[Source]) -> Vec<u32> {
+    let mut v: Vec<u32> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok())
+        .flat_map(|b| b.pcrs.iter().copied())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Write a file atomically: temp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;

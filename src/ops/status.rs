@@ -59,13 +59,7 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
     let mut vol = Volume::open(&args.device)?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
-    let mut wanted: Vec<u32> = sources
-        .iter()
-        .filter_map(|s| s.blob.as_ref().ok())
-        .flat_map(|b| b.pcrs.iter().copied())
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let wanted = super::policy_pcrs(&sources);
     let current = if wanted.is_empty() {
         vec![]
     } else {

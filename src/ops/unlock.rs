@@ -7,7 +7,7 @@
 
 use super::enroll::{add_sealed, SealSpec};
 use super::platform::PlatformOpts;
-use super::{load_blobs, lock, measure_self, pin_auth, PinSource, Source, TpmOpts};
+use super::{load_blobs, lock, measure_self, pin_auth, policy_pcrs, PinSource, Source, TpmOpts};
 use crate::blob::Blob;
 use crate::envelope;
 use crate::luks::Volume;
@@ -73,19 +73,12 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
 
     let mut tpm = args.tpm.open()?;
     let now = Measurements::new(&args.cmdline, &uuid);
-    let mut wanted: Vec<u32> = sources
-        .iter()
-        .filter_map(|s| s.blob.as_ref().ok())
-        .flat_map(|b| b.pcrs.iter().copied())
-        .collect();
-    wanted.push(pcr::SELF_PCR);
-    wanted.sort_unstable();
-    wanted.dedup();
+    let wanted = policy_pcrs(&sources);
     let mut current = tpm.pcr_read(&wanted)?;
     let self_pos = wanted
         .iter()
         .position(|&p| p == pcr::SELF_PCR)
-        .expect("added");
+        .expect("every valid blob includes the self PCR");
     current[self_pos] = measure_self(&mut tpm, &now, current[self_pos])?;
 
     // Each candidate is unsealed and its key checked against its keyslot
