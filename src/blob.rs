@@ -8,6 +8,7 @@ use crate::pcr::{Digest, BANK_SHA256, MAX_PCR, SELF_PCR};
 use crate::platform::policy::WirePolicy;
 use crate::platform::Policy;
 use crate::selfpcr::Measurements;
+use crate::signedpolicy::{self, ExpectedEvent, PublicKey};
 use crate::{Error, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -48,6 +49,23 @@ struct Wire {
     /// Optional platform (SEV-SNP) requirement; absent in older blobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     platform: Option<WirePolicy>,
+    /// Signed-policy mode: the trusted signing key; absent in PCR mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorize: Option<WireAuthorize>,
+    /// Event-log events behind the expected PCR values ("PCR:TYPE:DIGEST"),
+    /// recorded at enrollment for mismatch explanations only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    events: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireAuthorize {
+    /// DER SubjectPublicKeyInfo, base64.
+    key: String,
+    /// Its TPM name (hex), checked against the key.
+    key_name: String,
+    counter_index: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,6 +109,11 @@ pub struct Blob {
     pub ciphertext: Vec<u8>,
     /// Platform requirement checked before any unseal (docs/platform.md).
     pub platform: Option<Policy>,
+    /// Signed-policy mode: PCR states signed by this key (plus the self PCR
+    /// in `pcrs`) unseal. docs/signed-policy.md.
+    pub authorize: Option<PublicKey>,
+    /// What the expected firmware PCR values were measured from.
+    pub events: Vec<ExpectedEvent>,
 }
 
 impl Blob {
@@ -198,6 +221,36 @@ impl Blob {
             ));
         }
         let platform = w.platform.map(Policy::from_wire).transpose()?;
+        let authorize = match w.authorize {
+            None => None,
+            Some(a) => {
+                let der = B64
+                    .decode(&a.key)
+                    .map_err(|e| format!("authorize.key: {e}"))?;
+                let key = PublicKey::from_der(&der).map_err(|e| format!("authorize.key: {e}"))?;
+                if hex::encode(key.name()) != a.key_name.to_ascii_lowercase() {
+                    return Err("authorize.key_name is not the name of authorize.key".into());
+                }
+                if a.counter_index != signedpolicy::COUNTER_INDEX {
+                    return Err(format!(
+                        "authorize.counter_index {:#x} is not sealroot's {:#x}",
+                        a.counter_index,
+                        signedpolicy::COUNTER_INDEX
+                    ));
+                }
+                if pcrs != [SELF_PCR] {
+                    return Err(format!(
+                        "a signed-policy blob seals only to PCR {SELF_PCR} (the firmware PCRs are in the signed policies)"
+                    ));
+                }
+                Some(key)
+            }
+        };
+        let events = w
+            .events
+            .iter()
+            .map(|e| signedpolicy::parse_event(e))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -213,6 +266,8 @@ impl Blob {
             nonce,
             ciphertext,
             platform,
+            authorize,
+            events,
         })
     }
 
@@ -251,6 +306,12 @@ impl Blob {
             nonce: B64.encode(self.nonce),
             ciphertext: B64.encode(&self.ciphertext),
             platform: self.platform.as_ref().map(Policy::to_wire),
+            authorize: self.authorize.as_ref().map(|k| WireAuthorize {
+                key: B64.encode(k.to_der()),
+                key_name: hex::encode(k.name()),
+                counter_index: signedpolicy::COUNTER_INDEX,
+            }),
+            events: self.events.iter().map(signedpolicy::format_event).collect(),
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -331,6 +392,8 @@ pub(crate) mod tests {
             nonce: [3; 12],
             ciphertext: vec![8; 48],
             platform: None,
+            authorize: None,
+            events: vec![],
         }
     }
 

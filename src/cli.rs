@@ -76,6 +76,103 @@ pub struct SnpCertArgs {
     pub snp_chains: Vec<PathBuf>,
 }
 
+/// Where signed policies are looked for (signed-policy volumes), after
+/// the volume's own policy tokens come the directory's `*.json` files.
+#[derive(Debug, Args, Clone)]
+pub struct PolicySearchArgs {
+    /// A signed policy file, tried first (repeat for several).
+    #[arg(long = "policy-file", value_name = "FILE")]
+    pub policy_files: Vec<PathBuf>,
+    /// Directory of signed policy files, tried after the volume's policy tokens.
+    #[arg(long, value_name = "DIR", default_value = "/etc/sealroot/policies")]
+    pub policy_dir: PathBuf,
+}
+
+/// The event log used to explain a PCR mismatch.
+#[derive(Debug, Args, Clone)]
+pub struct EventLogArgs {
+    /// TCG2 event log of this boot, to name the event behind a mismatch
+    /// ("none" or "" for none).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/sys/kernel/security/tpm0/binary_bios_measurements"
+    )]
+    pub eventlog: String,
+}
+
+impl EventLogArgs {
+    pub fn path(&self) -> Option<PathBuf> {
+        match self.eventlog.as_str() {
+            "" | "none" => None,
+            p => Some(PathBuf::from(p)),
+        }
+    }
+}
+
+/// `sealroot policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Sign the PCR values of an image (for volumes enrolled with --policy-key).
+    Sign {
+        /// ECDSA P-256 private key (PEM, PKCS#8 or SEC1).
+        #[arg(long, value_name = "PRIV.pem")]
+        key: PathBuf,
+        /// Firmware PCRs the policy covers (not 15).
+        #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
+        pcrs: String,
+        /// PCR values: INDEX:HEX lines, or `sealroot predict --json` output.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_eventlog")]
+        values: Option<PathBuf>,
+        /// Replay this event log (with --initrd/--kernel substituted, as
+        /// `sealroot predict` does) for the values.
+        #[arg(long, value_name = "LOG")]
+        from_eventlog: Option<PathBuf>,
+        /// With --from-eventlog: the new initrd.
+        #[arg(long, value_name = "FILE", requires = "from_eventlog")]
+        initrd: Option<PathBuf>,
+        /// With --from-eventlog: the new kernel PE image.
+        #[arg(long, value_name = "FILE", requires = "from_eventlog")]
+        kernel: Option<PathBuf>,
+        /// QEMU -kernel/-initrd boot with this much RAM below 4 GiB (MiB).
+        #[arg(long, value_name = "MIB", requires = "kernel")]
+        qemu_direct_boot: Option<u64>,
+        /// Policy version: machines whose revocation counter is above it refuse it.
+        #[arg(long = "version", value_name = "N")]
+        policy_version: u64,
+        /// Free text stored with the policy (not signed), e.g. the image name.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        #[arg(long, value_name = "SIG.json")]
+        out: PathBuf,
+    },
+    /// Store a signed policy in the volume's LUKS2 header (a policy token).
+    Install {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        /// The signed policy (from `policy sign`).
+        #[arg(value_name = "SIG.json")]
+        file: PathBuf,
+        /// Remove the volume's other policy tokens once this one is stored.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Advance the TPM's revocation counter: policies signed with a lower
+    /// version stop working (there is no way back).
+    Revoke {
+        /// The lowest policy version that stays valid.
+        #[arg(long, value_name = "N")]
+        below: u64,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+    /// Print the TPM's revocation counter.
+    Counter {
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add a TPM-sealed keyslot (and a recovery key) to a LUKS2 volume.
@@ -110,6 +207,13 @@ pub enum Command {
         /// the one in --cmdline-file (for image builds).
         #[arg(long, value_name = "STRING")]
         boot_cmdline: Option<String>,
+        /// Seal to any firmware PCR state signed by this ECDSA P-256 key
+        /// (PEM public key) plus sealroot's PCR 15, instead of to today's
+        /// values of --pcrs. docs/signed-policy.md.
+        #[arg(long, value_name = "PUB.pem")]
+        policy_key: Option<PathBuf>,
+        #[command(flatten)]
+        eventlog: EventLogArgs,
         #[command(flatten)]
         snp: SnpPolicyArgs,
         #[command(flatten)]
@@ -154,6 +258,13 @@ pub enum Command {
         /// SNP guest device (bare SEV-SNP guests without an HCL report).
         #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
         sev_guest: PathBuf,
+        /// First boot: enroll in signed-policy mode with this public key.
+        #[arg(long, value_name = "PUB.pem", requires = "provision_key_file")]
+        policy_key: Option<PathBuf>,
+        #[command(flatten)]
+        policies: PolicySearchArgs,
+        #[command(flatten)]
+        eventlog: EventLogArgs,
         #[command(flatten)]
         tpm: TpmArgs,
         #[command(flatten)]
@@ -178,6 +289,10 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
         sev_guest: PathBuf,
         #[command(flatten)]
+        policies: PolicySearchArgs,
+        #[command(flatten)]
+        eventlog: EventLogArgs,
+        #[command(flatten)]
         tpm: TpmArgs,
         #[command(flatten)]
         cmdline: CmdlineArgs,
@@ -190,6 +305,10 @@ pub enum Command {
         json: bool,
         #[arg(long, value_name = "PATH")]
         blob_file: Option<PathBuf>,
+        #[command(flatten)]
+        policies: PolicySearchArgs,
+        #[command(flatten)]
+        eventlog: EventLogArgs,
         #[command(flatten)]
         tpm: TpmArgs,
         #[command(flatten)]
@@ -257,6 +376,9 @@ pub enum Command {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// Signed PCR policies: sign, install, revoke (docs/signed-policy.md).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Predict the PCRs of a boot with a replaced initrd and/or kernel, from
     /// this boot's event log (docs/eventlog.md).
     Predict {

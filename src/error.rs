@@ -19,7 +19,8 @@ pub enum Exit {
     Usage = 2,
     /// The TPM could not be reached within the timeout, or failed to answer.
     NoTpm = 3,
-    /// Current PCR values differ from the sealed policy.
+    /// Current PCR values differ from the sealed policy (or, for a
+    /// signed-policy volume, no valid unrevoked signed policy matches them).
     PcrMismatch = 4,
     /// The blob/token is corrupt, unsupported, or fails authentication.
     BlobInvalid = 5,
@@ -74,6 +75,11 @@ pub enum Error {
     #[error("{0}")]
     PinOrLockout(String),
 
+    /// A signed-policy volume: no valid, unrevoked signed policy for this
+    /// boot's PCRs.
+    #[error("signed policy: {0}")]
+    PolicyRefused(String),
+
     #[error("LUKS {path}: {reason}")]
     Luks { path: PathBuf, reason: String },
 
@@ -99,7 +105,7 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Io { .. } => Exit::Io,
             Error::NoTpm { .. } | Error::Tpm { .. } => Exit::NoTpm,
-            Error::PcrMismatch(_) => Exit::PcrMismatch,
+            Error::PcrMismatch(_) | Error::PolicyRefused(_) => Exit::PcrMismatch,
             Error::BlobInvalid { .. } => Exit::BlobInvalid,
             Error::PinOrLockout(_) => Exit::PinOrLockout,
             Error::Luks { .. } => Exit::Luks,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod eventlog;
+pub mod explain;
 pub mod logging;
 pub mod luks;
 pub mod ops;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod predict;
 pub mod secret;
 pub mod selfpcr;
+pub mod signedpolicy;
 pub mod testhooks;
 pub mod tpm;
 

@@ -108,10 +108,15 @@ impl Volume {
 
     /// Ids of the sealroot tokens.
     pub fn sealroot_tokens(&mut self) -> Result<Vec<u32>> {
+        self.tokens_of_type(TOKEN_TYPE)
+    }
+
+    /// Ids of the tokens of type `kind`.
+    pub fn tokens_of_type(&mut self, kind: &str) -> Result<Vec<u32>> {
         Ok(self
             .tokens()?
             .into_iter()
-            .filter(|t| t.kind == TOKEN_TYPE)
+            .filter(|t| t.kind == kind)
             .map(|t| t.id)
             .collect())
     }

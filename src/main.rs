@@ -2,7 +2,9 @@
 //! a documented exit code (README.md, docs/format.md).
 
 use clap::Parser;
-use sealroot::cli::{Cli, CmdlineArgs, Command, SnpCertArgs, SnpPolicyArgs, TpmArgs};
+use sealroot::cli::{
+    Cli, CmdlineArgs, Command, PolicyCommand, SnpCertArgs, SnpPolicyArgs, TpmArgs,
+};
 use sealroot::ops::platform::PlatformOpts;
 use sealroot::ops::{self, PinSource, TpmOpts};
 use sealroot::platform::{self, Policy};
@@ -172,8 +174,85 @@ fn snp_policy(p: &SnpPolicyArgs, c: &SnpCertArgs) -> Result<Option<Policy>> {
     Ok(Some(policy))
 }
 
+fn read_public_key(path: &std::path::Path) -> Result<sealroot::signedpolicy::PublicKey> {
+    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    sealroot::signedpolicy::PublicKey::from_pem(&pem)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
+fn policy_search(a: &sealroot::cli::PolicySearchArgs) -> ops::policy::PolicySearch {
+    ops::policy::PolicySearch {
+        files: a.policy_files.clone(),
+        dir: Some(a.policy_dir.clone()),
+    }
+}
+
+fn run_policy(cmd: PolicyCommand) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match cmd {
+        PolicyCommand::Sign {
+            key,
+            pcrs,
+            values,
+            from_eventlog,
+            initrd,
+            kernel,
+            qemu_direct_boot,
+            policy_version,
+            description,
+            out,
+        } => {
+            let pcrs = pcr_list(&pcrs)?;
+            let p = ops::policy::sign(&ops::policy::SignArgs {
+                key,
+                pcrs,
+                values,
+                from_eventlog,
+                initrd,
+                kernel,
+                qemu_direct_boot_mib: qemu_direct_boot,
+                version: policy_version,
+                description,
+                out: out.clone(),
+            })?;
+            let _ = writeln!(
+                stdout,
+                "signed policy version {} for PCRs {} written to {}",
+                p.version,
+                p.pcrs
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                out.display()
+            );
+        }
+        PolicyCommand::Install {
+            device,
+            file,
+            replace,
+        } => {
+            let id = ops::policy::install(&device, &file, replace)?;
+            let _ = writeln!(stdout, "installed {} as token {id}", file.display());
+        }
+        PolicyCommand::Revoke { below, tpm } => {
+            let c = ops::policy::revoke(&tpm_opts(&tpm)?, below)?;
+            let _ = writeln!(
+                stdout,
+                "revocation counter is {c}: policies with a version below {c} are refused"
+            );
+        }
+        PolicyCommand::Counter { tpm } => {
+            let c = ops::policy::counter(&tpm_opts(&tpm)?)?;
+            let _ = writeln!(stdout, "{c}");
+        }
+    }
+    Ok(())
+}
+
 fn run(cmd: Command) -> Result<()> {
     match cmd {
+        Command::Policy(p) => run_policy(p),
         Command::Enroll {
             device,
             unlock_key_file,
@@ -185,12 +264,15 @@ fn run(cmd: Command) -> Result<()> {
             no_recovery_key,
             recovery_key_file,
             boot_cmdline,
+            policy_key,
+            eventlog,
             snp,
             snp_certs,
             tpm,
             cmdline: c,
         } => {
             // Validate every option before touching anything.
+            let authorize = policy_key.as_deref().map(read_public_key).transpose()?;
             if bank != pcr::BANK_SHA256 {
                 return Err(Error::Usage(format!(
                     "--bank {bank:?}: only sha256 is supported"
@@ -240,6 +322,8 @@ fn run(cmd: Command) -> Result<()> {
                 cmdline,
                 tpm,
                 platform,
+                authorize,
+                eventlog: eventlog.path(),
             })?;
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
@@ -293,10 +377,14 @@ fn run(cmd: Command) -> Result<()> {
             snp,
             snp_certs,
             sev_guest,
+            policy_key,
+            policies,
+            eventlog,
             tpm,
             cmdline: c,
         } => {
             let pcrs = pcr_list(&pcrs)?;
+            let policy_key = policy_key.as_deref().map(read_public_key).transpose()?;
             let platform = platform_opts(&snp_certs, sev_guest, None)?;
             // Certificates are read at run time here (platform_opts).
             let require = snp_policy(&snp, &SnpCertArgs::default())?;
@@ -327,6 +415,9 @@ fn run(cmd: Command) -> Result<()> {
                 tpm,
                 platform,
                 require,
+                policy_key,
+                policies: policy_search(&policies),
+                eventlog: eventlog.path(),
             })?;
             Ok(())
         }
@@ -337,6 +428,8 @@ fn run(cmd: Command) -> Result<()> {
             pin_file,
             snp_certs,
             sev_guest,
+            policies,
+            eventlog,
             tpm,
             cmdline: c,
         } => {
@@ -356,6 +449,8 @@ fn run(cmd: Command) -> Result<()> {
                 pin: PinSource { file: pin_file },
                 tpm,
                 platform,
+                policies: policy_search(&policies),
+                eventlog: eventlog.path(),
             })?;
             Ok(())
         }
@@ -363,6 +458,8 @@ fn run(cmd: Command) -> Result<()> {
             device,
             json,
             blob_file,
+            policies,
+            eventlog,
             tpm,
             cmdline: c,
         } => {
@@ -373,6 +470,8 @@ fn run(cmd: Command) -> Result<()> {
                 blob_file,
                 cmdline,
                 tpm,
+                policies: policy_search(&policies),
+                eventlog: eventlog.path(),
             })?;
             let text = if json {
                 serde_json::to_string_pretty(&r).expect("report serialises") + "\n"

@@ -44,7 +44,13 @@ pub fn policy_auth_value(old: &Digest) -> Digest {
 /// The policy sealroot seals to: PolicyPCR over `pcrs` (ascending, values in
 /// the same order), then PolicyAuthValue when a PIN is required.
 pub fn compute(pcrs: &[u32], values: &[Digest], pin: bool) -> Digest {
-    let d = policy_pcr(&[0; 32], pcrs, values);
+    compute_from(&[0; 32], pcrs, values, pin)
+}
+
+/// The same steps after a PolicyAuthorize (signed policies): `start` is
+/// [`crate::signedpolicy::authorized`] of the signing key.
+pub fn compute_from(start: &Digest, pcrs: &[u32], values: &[Digest], pin: bool) -> Digest {
+    let d = policy_pcr(start, pcrs, values);
     if pin {
         policy_auth_value(&d)
     } else {

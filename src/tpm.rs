@@ -9,23 +9,31 @@
 use crate::blob::Blob;
 use crate::pcr::Digest;
 use crate::secret::Key32;
+use crate::signedpolicy::{self, SignedPolicy};
 use crate::{Error, Result};
 use log::{debug, info};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use tss_esapi::attributes::NvIndexAttributesBuilder;
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
 use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
+use tss_esapi::constants::NvIndexType;
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::handles::{
+    KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, PcrHandle, PersistentTpmHandle,
+    TpmHandle,
+};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Auth, Digest as TpmDigest, DigestValues, EccPoint, KeyedHashScheme, PcrSelectionListBuilder,
-    PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+    Auth, Digest as TpmDigest, DigestValues, EccParameter, EccPoint, EccSignature, KeyedHashScheme,
+    Name, Nonce, NvPublicBuilder, PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder,
+    PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData, Signature,
+    SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -377,7 +385,15 @@ impl Tpm {
 
     /// Run the policy (PolicyPCR, then PolicyAuthValue if a PIN is needed)
     /// and unseal the KEK. The SRK's name must equal the pinned one.
-    pub fn unseal(&mut self, blob: &Blob, pin_auth: Option<&Key32>) -> Result<Key32> {
+    /// A signed-policy blob needs `signed`: the signed policy the current
+    /// PCRs satisfy (PolicyPCR, PolicySecret on the counter, PolicyAuthorize
+    /// run first).
+    pub fn unseal(
+        &mut self,
+        blob: &Blob,
+        pin_auth: Option<&Key32>,
+        signed: Option<&SignedPolicy>,
+    ) -> Result<Key32> {
         let srk = self.srk(false)?;
         if srk.name != blob.srk_name {
             return Err(Error::TpmIdentity(format!(
@@ -408,9 +424,227 @@ impl Tpm {
                 ),
                 e => classify("Load", e),
             })?;
-        let result = self.unseal_loaded(&srk, object, blob, pin_auth);
+        let ticket = match (&blob.authorize, signed) {
+            (None, _) => None,
+            (Some(_), None) => {
+                let _ = self.ctx.flush_context(object.into());
+                return Err(Error::Internal(
+                    "signed-policy blob without a signed policy".into(),
+                ));
+            }
+            (Some(key), Some(sp)) => match self.verify_policy_signature(key, sp) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let _ = self.ctx.flush_context(object.into());
+                    return Err(e);
+                }
+            },
+        };
+        let result = self.unseal_loaded(&srk, object, blob, pin_auth, signed.zip(ticket));
         let _ = self.ctx.flush_context(object.into());
         result
+    }
+
+    /// LoadExternal the signing key into the owner hierarchy (a NULL-
+    /// hierarchy ticket does not satisfy PolicyAuthorize) and have the TPM
+    /// check the signature over aHash.
+    fn verify_policy_signature(
+        &mut self,
+        key: &signedpolicy::PublicKey,
+        sp: &SignedPolicy,
+    ) -> Result<tss_esapi::structures::VerifiedTicket> {
+        let area = key.tpmt_public();
+        let public = Public::unmarshall(&area).map_err(tpm_err("LoadExternal"))?;
+        let handle = self
+            .ctx
+            .execute_without_session(|c| c.load_external_public(public, Hierarchy::Owner))
+            .map_err(tpm_err("LoadExternal"))?;
+        let sig = (|| {
+            Ok::<_, tss_esapi::Error>(Signature::EcDsa(EccSignature::create(
+                HashingAlgorithm::Sha256,
+                EccParameter::try_from(sp.signature.r.to_vec())?,
+                EccParameter::try_from(sp.signature.s.to_vec())?,
+            )?))
+        })()
+        .map_err(tpm_err("VerifySignature"))?;
+        let digest = TpmDigest::try_from(signedpolicy::signed_digest(&sp.approved()).to_vec())
+            .expect("32 bytes");
+        let r = self
+            .ctx
+            .execute_without_session(|c| c.verify_signature(handle, digest, sig));
+        let _ = self.ctx.flush_context(handle.into());
+        r.map_err(|e| match e {
+            tss_esapi::Error::Tss2Error(Tss2ResponseCode::FormatOne(_)) => {
+                Error::PolicyRefused(format!(
+                    "the TPM rejected the signature of the signed policy (version {})",
+                    sp.version
+                ))
+            }
+            e => classify("VerifySignature", e),
+        })
+    }
+
+    fn counter_tpm_handle() -> TpmHandle {
+        TpmHandle::NvIndex(NvIndexTpmHandle::new(signedpolicy::COUNTER_INDEX).expect("NV range"))
+    }
+
+    /// The revocation counter's ESYS handle and whether it was written, or
+    /// `None` when the index does not exist.
+    fn counter(&mut self) -> Result<Option<(NvIndexHandle, bool)>> {
+        let h = match self
+            .ctx
+            .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
+        {
+            Ok(h) => h,
+            Err(e) if is_handle_error(&e) => return Ok(None),
+            Err(e) => return Err(classify("NV_ReadPublic", e)),
+        };
+        let name = self
+            .ctx
+            .tr_get_name(h)
+            .map_err(tpm_err("TR_GetName"))?
+            .value()
+            .to_vec();
+        if name == signedpolicy::counter_name() {
+            return Ok(Some((h.into(), true)));
+        }
+        let unwritten = {
+            let mut n = vec![0x00, 0x0b];
+            n.extend_from_slice(&crate::pcr::sha256(&signedpolicy::counter_public(false)));
+            n
+        };
+        if name == unwritten {
+            return Ok(Some((h.into(), false)));
+        }
+        Err(Error::TpmIdentity(format!(
+            "NV index {:#010x} is not sealroot's revocation counter (other attributes; name {}): signed policies cannot be checked against it",
+            signedpolicy::COUNTER_INDEX,
+            hex::encode(name)
+        )))
+    }
+
+    /// Define (once) and initialise the revocation counter; returns its value.
+    pub fn ensure_counter(&mut self) -> Result<u64> {
+        let (h, written) = match self.counter()? {
+            Some(x) => x,
+            None => {
+                let attrs = NvIndexAttributesBuilder::new()
+                    .with_nv_index_type(NvIndexType::Counter)
+                    .with_auth_write(true)
+                    .with_auth_read(true)
+                    .with_no_da(true)
+                    .build()
+                    .map_err(tpm_err("NV_DefineSpace"))?;
+                let public = NvPublicBuilder::new()
+                    .with_nv_index(
+                        NvIndexTpmHandle::new(signedpolicy::COUNTER_INDEX).expect("NV range"),
+                    )
+                    .with_index_name_algorithm(HashingAlgorithm::Sha256)
+                    .with_index_attributes(attrs)
+                    .with_data_area_size(8)
+                    .build()
+                    .map_err(tpm_err("NV_DefineSpace"))?;
+                let h = self
+                    .ctx
+                    .execute_with_session(Some(AuthSession::Password), |c| {
+                        c.nv_define_space(Provision::Owner, None, public)
+                    })
+                    .map_err(tpm_err("NV_DefineSpace"))?;
+                info!(
+                    "defined the signed-policy revocation counter at NV {:#010x}",
+                    signedpolicy::COUNTER_INDEX
+                );
+                (h, false)
+            }
+        };
+        if !written {
+            self.ctx
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    c.nv_increment(NvAuth::NvIndex(h), h)
+                })
+                .map_err(tpm_err("NV_Increment"))?;
+        }
+        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        self.read_counter()
+    }
+
+    /// Current value of the revocation counter.
+    pub fn read_counter(&mut self) -> Result<u64> {
+        let (h, written) = self.counter()?.ok_or_else(|| {
+            Error::PolicyRefused(format!(
+                "the TPM has no sealroot revocation counter at NV {:#010x} (cleared TPM, or the volume was enrolled with another TPM)",
+                signedpolicy::COUNTER_INDEX
+            ))
+        })?;
+        let r = if !written {
+            Err(Error::PolicyRefused(format!(
+                "the revocation counter at NV {:#010x} was never initialised (interrupted enroll: run enroll again)",
+                signedpolicy::COUNTER_INDEX
+            )))
+        } else {
+            self.ctx
+                .execute_with_session(Some(AuthSession::Password), |c| {
+                    c.nv_read(NvAuth::NvIndex(h), h, 8, 0)
+                })
+                .map_err(tpm_err("NV_Read"))
+                .and_then(|d| {
+                    <[u8; 8]>::try_from(d.value())
+                        .map(u64::from_be_bytes)
+                        .map_err(|_| Error::Internal("NV_Read returned a short counter".into()))
+                })
+        };
+        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        r
+    }
+
+    /// Increment the revocation counter once; returns the new value.
+    pub fn increment_counter(&mut self) -> Result<u64> {
+        let (h, _) = self.counter()?.ok_or_else(|| {
+            Error::PolicyRefused(format!(
+                "the TPM has no sealroot revocation counter at NV {:#010x}",
+                signedpolicy::COUNTER_INDEX
+            ))
+        })?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.nv_increment(NvAuth::NvIndex(h), h)
+            })
+            .map_err(tpm_err("NV_Increment"));
+        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        r?;
+        self.read_counter()
+    }
+
+    /// The TPM name LoadExternal gives `key` (tests compare it with
+    /// [`signedpolicy::PublicKey::name`]).
+    pub fn external_key_name(&mut self, key: &signedpolicy::PublicKey) -> Result<Vec<u8>> {
+        let public = Public::unmarshall(&key.tpmt_public()).map_err(tpm_err("LoadExternal"))?;
+        let handle = self
+            .ctx
+            .execute_without_session(|c| c.load_external_public(public, Hierarchy::Owner))
+            .map_err(tpm_err("LoadExternal"))?;
+        let name = self
+            .ctx
+            .tr_get_name(handle.into())
+            .map(|n| n.value().to_vec());
+        let _ = self.ctx.flush_context(handle.into());
+        name.map_err(tpm_err("TR_GetName"))
+    }
+
+    /// The counter's name as the TPM reports it.
+    pub fn counter_name(&mut self) -> Result<Option<Vec<u8>>> {
+        let h = match self
+            .ctx
+            .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
+        {
+            Ok(h) => h,
+            Err(e) if is_handle_error(&e) => return Ok(None),
+            Err(e) => return Err(classify("NV_ReadPublic", e)),
+        };
+        let n = self.ctx.tr_get_name(h).map(|n| n.value().to_vec());
+        let _ = self.ctx.tr_close(&mut h.clone());
+        n.map(Some).map_err(tpm_err("TR_GetName"))
     }
 
     fn unseal_loaded(
@@ -419,10 +653,14 @@ impl Tpm {
         object: KeyHandle,
         blob: &Blob,
         pin_auth: Option<&Key32>,
+        signed: Option<(&SignedPolicy, tss_esapi::structures::VerifiedTicket)>,
     ) -> Result<Key32> {
         let session = self.salted_session(srk, SessionType::Policy)?;
         let result = (|| {
             let policy_session = PolicySession::try_from(session).map_err(tpm_err("PolicyPCR"))?;
+            if let Some((sp, ticket)) = signed {
+                self.authorize_steps(policy_session, sp, ticket)?;
+            }
             let slots: Vec<PcrSlot> = blob.pcrs.iter().map(|&p| pcr_slot(p)).collect();
             let sel = PcrSelectionListBuilder::new()
                 .with_selection(HashingAlgorithm::Sha256, &slots)
@@ -493,6 +731,64 @@ impl Tpm {
             Err(_) => self.flush_session(session),
         }
         result
+    }
+
+    /// PolicyPCR (signed values), PolicySecret (counter, version), then
+    /// PolicyAuthorize: the session now holds [`signedpolicy::authorized`].
+    fn authorize_steps(
+        &mut self,
+        ps: PolicySession,
+        sp: &SignedPolicy,
+        ticket: tss_esapi::structures::VerifiedTicket,
+    ) -> Result<()> {
+        let slots: Vec<PcrSlot> = sp.pcrs.iter().map(|&p| pcr_slot(p)).collect();
+        let sel = PcrSelectionListBuilder::new()
+            .with_selection(HashingAlgorithm::Sha256, &slots)
+            .build()
+            .map_err(tpm_err("PolicyPCR"))?;
+        let composite =
+            TpmDigest::try_from(crate::pcr::composite(&sp.values).to_vec()).expect("32 bytes");
+        self.ctx
+            .execute_without_session(|c| c.policy_pcr(ps, composite, sel))
+            .map_err(|e| match e {
+                tss_esapi::Error::Tss2Error(rc)
+                    if rc.kind() == Some(Tss2ResponseCodeKind::Value) =>
+                {
+                    Error::PolicyRefused(format!(
+                        "the PCRs changed between reading and PolicyPCR (signed policy version {})",
+                        sp.version
+                    ))
+                }
+                e => classify("PolicyPCR", e),
+            })?;
+        let (h, _) = self
+            .counter()?
+            .ok_or_else(|| Error::PolicyRefused("the revocation counter disappeared".into()))?;
+        let policy_ref = Nonce::try_from(signedpolicy::version_ref(sp.version))
+            .map_err(tpm_err("PolicySecret"))?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |c| {
+                c.policy_secret(
+                    ps,
+                    NvAuth::NvIndex(h).into(),
+                    Nonce::default(),
+                    TpmDigest::default(),
+                    policy_ref,
+                    None,
+                )
+            });
+        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        r.map_err(tpm_err("PolicySecret"))?;
+        let approved = TpmDigest::try_from(sp.approved().to_vec()).expect("32 bytes");
+        let policy_ref = Nonce::try_from(signedpolicy::POLICY_REF.to_vec())
+            .map_err(tpm_err("PolicyAuthorize"))?;
+        let name = Name::try_from(sp.key_name.clone()).map_err(tpm_err("PolicyAuthorize"))?;
+        self.ctx
+            .execute_without_session(|c| {
+                c.policy_authorize(ps, approved, policy_ref, &name, ticket)
+            })
+            .map_err(tpm_err("PolicyAuthorize"))
     }
 
     fn flush_session(&mut self, s: AuthSession) {

@@ -19,6 +19,8 @@ pub struct BootArgs {
     pub pin: PinSource,
     pub tpm: TpmOpts,
     pub platform: PlatformOpts,
+    pub policies: super::policy::PolicySearch,
+    pub eventlog: Option<PathBuf>,
 }
 
 /// Wait until `path` exists, at most `timeout`.
@@ -96,6 +98,9 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         tpm,
         platform: args.platform.clone(),
         require: None,
+        policy_key: None,
+        policies: args.policies.clone(),
+        eventlog: args.eventlog.clone(),
     })
     .map(Some)
 }

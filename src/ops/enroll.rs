@@ -14,6 +14,7 @@ use crate::platform::Policy;
 use crate::policy;
 use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes};
 use crate::selfpcr::Measurements;
+use crate::signedpolicy::{self, ExpectedEvent, PublicKey};
 use crate::testhooks::checkpoint;
 use crate::tpm::Tpm;
 use crate::Result;
@@ -29,6 +30,11 @@ pub struct SealSpec<'a> {
     pub pin: Option<&'a SecretBytes>,
     /// Platform requirement to store in the blob (and bind the envelope to).
     pub platform: Option<&'a Policy>,
+    /// Signed-policy mode: trust PCR states signed by this key; `pcrs` is
+    /// then ignored (the signed policies name their PCRs).
+    pub authorize: Option<&'a PublicKey>,
+    /// Event-log events behind the firmware PCR values (explanations only).
+    pub events: Vec<ExpectedEvent>,
 }
 
 /// A freshly added TPM keyslot.
@@ -50,13 +56,21 @@ pub fn add_sealed(
 ) -> Result<Added> {
     let uuid = vol.uuid()?;
     let srk = tpm.srk(true)?;
-    let all = pcr::with_self(spec.pcrs);
+    let all = if spec.authorize.is_some() {
+        vec![pcr::SELF_PCR]
+    } else {
+        pcr::with_self(spec.pcrs)
+    };
     let firmware: Vec<u32> = all
         .iter()
         .copied()
         .filter(|&p| p != pcr::SELF_PCR)
         .collect();
-    let fw_values = tpm.pcr_read(&firmware)?;
+    let fw_values = if firmware.is_empty() {
+        vec![]
+    } else {
+        tpm.pcr_read(&firmware)?
+    };
     let values: Vec<pcr::Digest> = all
         .iter()
         .map(|&p| {
@@ -67,7 +81,18 @@ pub fn add_sealed(
             }
         })
         .collect();
-    let policy_digest = policy::compute(&all, &values, spec.pin.is_some());
+    let start = match spec.authorize {
+        Some(key) => {
+            let counter = tpm.ensure_counter()?;
+            info!(
+                "signed-policy mode: key name {}, revocation counter at {counter} (sign policies with --version {counter} or higher)",
+                hex::encode(key.name())
+            );
+            signedpolicy::authorized(&key.name())
+        }
+        None => [0; 32],
+    };
+    let policy_digest = policy::compute_from(&start, &all, &values, spec.pin.is_some());
     let secret = random_key(Some(&tpm.random32()?))?;
     let kek = random_key(Some(&tpm.random32()?))?;
     let keyslot = vol.free_keyslot()?;
@@ -85,6 +110,12 @@ pub fn add_sealed(
     crate::testhooks::reveal("enroll-kek", kek.as_bytes());
     crate::testhooks::reveal("enroll-secret", secret.as_bytes());
     drop(kek);
+    let events: Vec<ExpectedEvent> = spec
+        .events
+        .iter()
+        .filter(|e| all.contains(&e.pcr))
+        .cloned()
+        .collect();
     let mut blob = Blob {
         keyslot,
         assigned: false,
@@ -100,6 +131,8 @@ pub fn add_sealed(
         nonce,
         ciphertext,
         platform: spec.platform.cloned(),
+        authorize: spec.authorize.cloned(),
+        events,
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {
@@ -170,6 +203,10 @@ pub struct EnrollArgs {
     pub tpm: TpmOpts,
     /// Platform requirement (SEV-SNP), checked by `unlock` before unsealing.
     pub platform: Option<Policy>,
+    /// Signed-policy mode (`--policy-key`).
+    pub authorize: Option<PublicKey>,
+    /// Event log to record the expected events from (explanations).
+    pub eventlog: Option<PathBuf>,
 }
 
 pub struct EnrollOutcome {
@@ -188,6 +225,8 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         measurements: Measurements::new(&args.cmdline, &uuid),
         pin: args.pin.as_ref(),
         platform: args.platform.as_ref(),
+        authorize: args.authorize.as_ref(),
+        events: super::explain::expected_events(&mut tpm, args.eventlog.as_deref()),
     };
     let added = add_sealed(
         &mut vol,

@@ -6,7 +6,9 @@
 
 pub mod boot;
 pub mod enroll;
+pub mod explain;
 pub mod platform;
+pub mod policy;
 pub mod predict;
 pub mod remove;
 pub mod reseal;

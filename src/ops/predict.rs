@@ -73,6 +73,78 @@ pub fn load_eventlog(path: &Path) -> Result<eventlog::EventLog> {
     })
 }
 
+/// The substitution `args` asks for: digests of the new images.
+fn substitution(args: &PredictArgs) -> Result<Substitution> {
+    let mut sub = Substitution::default();
+    let mut initrd_size = None;
+    if let Some(p) = &args.initrd {
+        let bytes = read_image(p)?;
+        initrd_size = Some(bytes.len() as u64);
+        sub.initrd = Some(predict::initrd_digest(&bytes));
+    }
+    if let Some(p) = &args.kernel {
+        let mut bytes = read_image(p)?;
+        if let (Some(mib), Some(size)) = (args.qemu_direct_boot_mib, initrd_size) {
+            let q = QemuDirectBoot {
+                below_4g_mem: mib << 20,
+                initrd_size: size,
+            };
+            predict::qemu_patch_setup_header(&mut bytes, &q)
+                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+        }
+        sub.kernel = Some(
+            predict::authenticode_sha256(&bytes)
+                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?,
+        );
+    }
+    Ok(sub)
+}
+
+/// A predicted boot: PCR values and the events behind them.
+pub struct PredictedBoot {
+    pub values: [pcr::Digest; 24],
+    pub touched: [bool; 24],
+    pub events: Vec<crate::signedpolicy::ExpectedEvent>,
+}
+
+/// Replay `args.eventlog` with the substitutions (none is fine: the same
+/// boot again), for `policy sign --from-eventlog`.
+pub fn predicted_boot(args: &PredictArgs) -> Result<PredictedBoot> {
+    if args.qemu_direct_boot_mib.is_some() && args.initrd.is_none() {
+        return Err(Error::Usage(
+            "--qemu-direct-boot needs --initrd: QEMU writes the initrd size into the kernel header"
+                .into(),
+        ));
+    }
+    let log = load_eventlog(&args.eventlog)?;
+    let sub = substitution(args)?;
+    let pred = predict::predict(&log, &sub).map_err(|e| Error::EventLog {
+        path: args.eventlog.clone(),
+        reason: e.to_string(),
+    })?;
+    let events = log
+        .events
+        .iter()
+        .filter(|e| e.is_measured())
+        .filter_map(|e| {
+            let digest = match pred.substituted.iter().find(|s| s.event == e.number) {
+                Some(s) => s.new,
+                None => e.sha256()?,
+            };
+            Some(crate::signedpolicy::ExpectedEvent {
+                pcr: e.pcr,
+                event_type: e.event_type,
+                digest,
+            })
+        })
+        .collect();
+    Ok(PredictedBoot {
+        values: pred.replay.values,
+        touched: pred.replay.touched,
+        events,
+    })
+}
+
 pub fn run(args: &PredictArgs) -> Result<Report> {
     if args.initrd.is_none() && args.kernel.is_none() {
         return Err(Error::Usage(
@@ -118,28 +190,7 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
             Some("ok".to_string())
         }
     };
-    let mut sub = Substitution::default();
-    let mut initrd_size = None;
-    if let Some(p) = &args.initrd {
-        let bytes = read_image(p)?;
-        initrd_size = Some(bytes.len() as u64);
-        sub.initrd = Some(predict::initrd_digest(&bytes));
-    }
-    if let Some(p) = &args.kernel {
-        let mut bytes = read_image(p)?;
-        if let (Some(mib), Some(size)) = (args.qemu_direct_boot_mib, initrd_size) {
-            let q = QemuDirectBoot {
-                below_4g_mem: mib << 20,
-                initrd_size: size,
-            };
-            predict::qemu_patch_setup_header(&mut bytes, &q)
-                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
-        }
-        sub.kernel = Some(
-            predict::authenticode_sha256(&bytes)
-                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?,
-        );
-    }
+    let sub = substitution(args)?;
     let pred = predict::predict(&log, &sub).map_err(|e| logerr(e.to_string()))?;
     Ok(Report {
         eventlog: args.eventlog.display().to_string(),

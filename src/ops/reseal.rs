@@ -69,6 +69,12 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
     // secret unsealed from the TPM (which then locks, as at boot).
     let existing: SecretBytes = match &args.unlock_key {
         Some(k) => SecretBytes::new(k.as_bytes().to_vec()),
+        None if old.authorize.is_some() => {
+            return Err(Error::Usage(format!(
+                "{} is sealed to signed policies: a kernel or initrd update needs a new signed policy (`sealroot policy sign`), not a reseal; to reseal anyway pass --unlock-key-file (or the recovery key)",
+                src.origin
+            )))
+        }
         None => {
             let mut wanted = old.pcrs.clone();
             wanted.sort_unstable();
@@ -82,7 +88,7 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
             // the caller must pass --unlock-key-file (or the recovery key).
             check_pcrs(&old, &now, &wanted, &current)?;
             let auth = pin.as_ref().map(pin_auth);
-            let kek = tpm.unseal(&old, auth.as_ref())?;
+            let kek = tpm.unseal(&old, auth.as_ref(), None)?;
             lock(&mut tpm)?;
             let secret = envelope::open(&kek, &old.nonce, &old.ciphertext, &old.binding())
                 .ok_or_else(|| Error::blob(&src.origin, "envelope does not authenticate"))?;
@@ -103,8 +109,10 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         pcrs: &firmware,
         measurements: now,
         pin: pin.as_ref(),
-        // The platform requirement is kept as enrolled.
+        // The platform requirement and the signing key are kept as enrolled.
         platform: old.platform.as_ref(),
+        authorize: old.authorize.as_ref(),
+        events: vec![],
     };
     let added = add_sealed(
         &mut vol,

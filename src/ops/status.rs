@@ -33,6 +33,12 @@ pub struct TokenReport {
     pub pin: bool,
     pub pcrs: Vec<PcrReport>,
     pub problems: Vec<String>,
+    /// Signed-policy volumes: the signed policy that matches (origin and
+    /// version), whose PCRs `pcrs` then shows; null when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_policy: Option<String>,
+    #[serde(skip)]
+    signed_events: Vec<crate::signedpolicy::ExpectedEvent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,17 +59,32 @@ pub struct StatusArgs {
     pub blob_file: Option<PathBuf>,
     pub cmdline: String,
     pub tpm: TpmOpts,
+    pub policies: super::policy::PolicySearch,
+    pub eventlog: Option<PathBuf>,
 }
 
 pub fn run(args: &StatusArgs) -> Result<Report> {
     let mut vol = Volume::open(&args.device)?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
-    let wanted = super::policy_pcrs(&sources);
+    let signed_found = if sources
+        .iter()
+        .any(|s| matches!(&s.blob, Ok(b) if b.authorize.is_some()))
+    {
+        super::policy::find(&mut vol, &args.policies)?
+    } else {
+        vec![]
+    };
+    let mut wanted = super::policy_pcrs(&sources);
+    wanted.extend(super::policy::pcrs_of(&signed_found));
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut tpm = None;
     let current = if wanted.is_empty() {
         vec![]
     } else {
-        args.tpm.open()?.pcr_read(&wanted)?
+        let t = tpm.insert(args.tpm.open()?);
+        t.pcr_read(&wanted)?
     };
     let now = Measurements::new(&args.cmdline, &uuid);
     let tokens = sources
@@ -79,10 +100,19 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
                 pin: false,
                 pcrs: vec![],
                 problems: vec![e.to_string()],
+                signed_policy: None,
+                signed_events: vec![],
             },
-            Ok(b) => token_report(
-                s.token, &s.origin, b, &mut vol, &uuid, &now, &wanted, &current,
-            ),
+            Ok(b) => {
+                let mut r = token_report(
+                    s.token, &s.origin, b, &mut vol, &uuid, &now, &wanted, &current,
+                );
+                if let Some(key) = &b.authorize {
+                    signed_report(&mut r, key, &signed_found, &wanted, &current, &mut tpm);
+                }
+                explain(&mut r, b, args.eventlog.as_deref());
+                r
+            }
         })
         .collect();
     Ok(Report {
@@ -169,6 +199,111 @@ fn token_report(
         pin: b.pin,
         pcrs,
         problems,
+        signed_policy: None,
+        signed_events: vec![],
+    }
+}
+
+/// A signed-policy token: judge the signed policies as `unlock` would and
+/// show the chosen (or closest) one's PCRs after the self PCR.
+fn signed_report(
+    r: &mut TokenReport,
+    key: &crate::signedpolicy::PublicKey,
+    found: &[super::policy::Found],
+    wanted: &[u32],
+    current: &[Digest],
+    tpm: &mut Option<crate::tpm::Tpm>,
+) {
+    let verified = super::policy::verified(found, key);
+    for f in found {
+        if let Err(e) = f
+            .policy
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|p| p.verify(key))
+        {
+            r.problems.push(format!("{}: {e}", f.origin));
+        }
+    }
+    let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
+    let mut counter = || match tpm.as_mut() {
+        Some(t) => t.read_counter(),
+        None => Err(crate::Error::Internal("no TPM".into())),
+    };
+    let shown = match super::policy::choose(&verified, &value_of, &mut counter, None) {
+        Ok((origin, p)) => {
+            r.signed_policy = Some(format!("{origin}, version {}", p.version));
+            Some(p)
+        }
+        Err(e) => {
+            r.problems
+                .push(e.to_string().lines().next().unwrap_or("").to_string());
+            if r.verdict == "ok" {
+                r.verdict = "mismatch".into();
+            }
+            verified
+                .iter()
+                .min_by_key(|(_, p)| {
+                    (
+                        pcr::compare(
+                            &p.pcrs,
+                            &p.values,
+                            &p.pcrs.iter().map(|&i| value_of(i)).collect::<Vec<_>>(),
+                        )
+                        .len(),
+                        u64::MAX - p.version,
+                    )
+                })
+                .map(|(_, p)| *p)
+        }
+    };
+    if let Some(p) = shown {
+        for (&index, expected) in p.pcrs.iter().zip(&p.values) {
+            let cur = value_of(index);
+            r.pcrs.push(PcrReport {
+                index,
+                expected: hex::encode(expected),
+                current: hex::encode(cur),
+                state: if cur == *expected { "match" } else { "differs" }.into(),
+                why: None,
+            });
+        }
+        r.pcrs.sort_by_key(|p| p.index);
+        r.signed_events = p.events.clone();
+    }
+}
+
+/// Event-log reasons for every differing PCR without one.
+fn explain(r: &mut TokenReport, b: &Blob, eventlog: Option<&std::path::Path>) {
+    let differing: Vec<usize> = (0..r.pcrs.len())
+        .filter(|&i| r.pcrs[i].state == "differs" && r.pcrs[i].why.is_none())
+        .collect();
+    if differing.is_empty() {
+        return;
+    }
+    let parse = |h: &str| -> Digest {
+        hex::decode(h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or([0; 32])
+    };
+    let mut diffs: Vec<pcr::PcrDiff> = differing
+        .iter()
+        .map(|&i| pcr::PcrDiff {
+            index: r.pcrs[i].index,
+            expected: parse(&r.pcrs[i].expected),
+            current: parse(&r.pcrs[i].current),
+            why: None,
+        })
+        .collect();
+    let expected = if b.authorize.is_some() {
+        std::mem::take(&mut r.signed_events)
+    } else {
+        b.events.clone()
+    };
+    super::explain::annotate(&mut diffs, &expected, eventlog);
+    for (&i, d) in differing.iter().zip(diffs) {
+        r.pcrs[i].why = d.why;
     }
 }
 
@@ -201,6 +336,9 @@ pub fn render(r: &Report) -> String {
             if let Some(w) = &p.why {
                 s.push_str(&format!("         why: {w}\n"));
             }
+        }
+        if let Some(p) = &t.signed_policy {
+            s.push_str(&format!("  signed policy: {p}\n"));
         }
         for p in &t.problems {
             s.push_str(&format!("  problem: {p}\n"));

@@ -7,6 +7,7 @@
 
 use super::enroll::{add_sealed, SealSpec};
 use super::platform::PlatformOpts;
+use super::policy::{self as signed, Found, PolicySearch};
 use super::{load_blobs, lock, measure_self, pin_auth, policy_pcrs, PinSource, Source, TpmOpts};
 use crate::blob::Blob;
 use crate::envelope;
@@ -15,6 +16,7 @@ use crate::pcr::{self, Mismatch};
 use crate::platform::Policy;
 use crate::secret::{Key32, SecretBytes};
 use crate::selfpcr::{self, Measurements};
+use crate::signedpolicy::PublicKey;
 use crate::testhooks::checkpoint;
 use crate::tpm::Tpm;
 use crate::{Error, Result};
@@ -40,6 +42,12 @@ pub struct UnlockArgs {
     /// blob is unsealed (besides the blob's own), and stored by first-boot
     /// enrollment, which checks it before enrolling.
     pub require: Option<Policy>,
+    /// First-boot enrollment in signed-policy mode.
+    pub policy_key: Option<PublicKey>,
+    /// Where signed policies are looked for (signed-policy volumes).
+    pub policies: PolicySearch,
+    /// This boot's event log, to explain a mismatch (None: do not use one).
+    pub eventlog: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -71,9 +79,21 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
     // interrupted enrollment.
     sources.sort_by_key(|s| !matches!(&s.blob, Ok(b) if b.assigned));
 
+    // Signed-policy volumes: the signed policies' PCRs are read too.
+    let signed_found = if sources
+        .iter()
+        .any(|s| matches!(&s.blob, Ok(b) if b.authorize.is_some()))
+    {
+        signed::find(&mut vol, &args.policies)?
+    } else {
+        vec![]
+    };
     let mut tpm = args.tpm.open()?;
     let now = Measurements::new(&args.cmdline, &uuid);
-    let wanted = policy_pcrs(&sources);
+    let mut wanted = policy_pcrs(&sources);
+    wanted.extend(signed::pcrs_of(&signed_found));
+    wanted.sort_unstable();
+    wanted.dedup();
     let mut current = tpm.pcr_read(&wanted)?;
     let self_pos = wanted
         .iter()
@@ -99,6 +119,7 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             &wanted,
             &current,
             args,
+            &signed_found,
             &mut unsealed_any,
         ) {
             Ok(v) => {
@@ -161,6 +182,7 @@ fn unseal_verified(
     wanted: &[u32],
     current: &[pcr::Digest],
     args: &UnlockArgs,
+    found: &[Found],
     unsealed: &mut bool,
 ) -> Result<(u32, Key32)> {
     let blob = match &src.blob {
@@ -188,13 +210,43 @@ fn unseal_verified(
     // The platform first: nothing is unsealed on a platform that fails
     // the blob's requirement.
     super::platform::check_blob(tpm, &args.platform, blob, args.require.as_ref())?;
-    check_pcrs(blob, now, wanted, current)?;
+    check_pcrs(blob, now, wanted, current).map_err(|e| match e {
+        Error::PcrMismatch(mut m) => {
+            super::explain::annotate(&mut m.diffs, &blob.events, args.eventlog.as_deref());
+            Error::PcrMismatch(m)
+        }
+        e => e,
+    })?;
+    let chosen = match &blob.authorize {
+        None => None,
+        Some(key) => {
+            let verified = signed::verified(found, key);
+            let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
+            let (origin, sp) = signed::choose(
+                &verified,
+                &value_of,
+                &mut || tpm.read_counter(),
+                args.eventlog.as_deref(),
+            )?;
+            info!(
+                "{}: signed policy {origin} (version {}{}) matches this boot's PCRs",
+                src.origin,
+                sp.version,
+                if sp.description.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {:?}", sp.description)
+                }
+            );
+            Some(sp)
+        }
+    };
     let pin = if blob.pin {
         Some(pin_auth(&args.pin.get("sealroot: PIN: ")?))
     } else {
         None
     };
-    let kek = tpm.unseal(blob, pin.as_ref());
+    let kek = tpm.unseal(blob, pin.as_ref(), chosen);
     drop(pin);
     let kek = kek?;
     *unsealed = true;
@@ -332,6 +384,8 @@ fn first_boot(
         measurements: now,
         pin: None,
         platform: args.require.as_ref(),
+        authorize: args.policy_key.as_ref(),
+        events: super::explain::expected_events(&mut tpm, args.eventlog.as_deref()),
     };
     let added = add_sealed(vol, &mut tpm, &spec, provision_key.as_bytes(), None)?;
     checkpoint("firstboot:enrolled");

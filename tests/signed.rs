@@ -1,0 +1,441 @@
+//! Signed PCR policies (issue #8) and mismatch explanations, against a real
+//! swtpm per test and LUKS2 image files. PCRs 16 and 23 (resettable,
+//! extendable from the host) stand in for the firmware PCRs; the event-log
+//! tests replay the harness's captured OVMF logs into the swtpm.
+
+mod common;
+use common::*;
+use sealroot::eventlog;
+use sealroot::signedpolicy::{self, PublicKey};
+use sealroot::tpm::Tpm;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const MISMATCH: i32 = 4;
+const USAGE: i32 = 2;
+
+struct Keys {
+    _dir: tempfile::TempDir,
+    private: PathBuf,
+    public: PathBuf,
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("priv.pem");
+    let public = dir.path().join("pub.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        p(&private),
+    ]);
+    openssl(&["pkey", "-in", p(&private), "-pubout", "-out", p(&public)]);
+    Keys {
+        _dir: dir,
+        private,
+        public,
+    }
+}
+
+/// Write a values file for `pcrs` with `values` and sign it at `version`.
+fn sign(k: &Keys, img: &Image, name: &str, pcrs: &[(u32, [u8; 32])], version: u64) -> PathBuf {
+    let values = img.file(&format!("{name}.values"));
+    let text: String = pcrs
+        .iter()
+        .map(|(i, v)| format!("{i}:{}\n", hex::encode(v)))
+        .collect();
+    std::fs::write(&values, text).unwrap();
+    let out = img.file(&format!("{name}.json"));
+    let list = pcrs
+        .iter()
+        .map(|(i, _)| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let r = sealroot(&[
+        "policy",
+        "sign",
+        "--key",
+        p(&k.private),
+        "--pcrs",
+        &list,
+        "--values",
+        p(&values),
+        "--version",
+        &version.to_string(),
+        "--out",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    out
+}
+
+fn extended(byte: u8) -> [u8; 32] {
+    sealroot::pcr::extend(&[0; 32], &[byte; 32])
+}
+
+fn install(img: &Image, sig: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["policy", "install", "--device", p(&img.path), p(sig)];
+    args.extend_from_slice(extra);
+    sealroot(&args)
+}
+
+fn signed_enroll(tpm: &Swtpm, img: &Image, k: &Keys) {
+    let r = enroll(
+        tpm,
+        img,
+        &[
+            "--no-recovery-key",
+            "--policy-key",
+            p(&k.public),
+            "--eventlog",
+            "none",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("PCRs 15 (sha256)"), "{r:?}");
+    assert!(r.stderr.contains("revocation counter at 1"), "{r:?}");
+}
+
+fn no_dir() -> Vec<&'static str> {
+    vec!["--policy-dir", "/nonexistent", "--eventlog", "none"]
+}
+
+#[test]
+fn tpm_agrees_with_the_pure_names() {
+    let tpm = Swtpm::start();
+    let k = keys();
+    let key = PublicKey::from_pem(&std::fs::read_to_string(&k.public).unwrap()).unwrap();
+    let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
+    assert_eq!(t.external_key_name(&key).unwrap(), key.name());
+    assert_eq!(t.counter_name().unwrap(), None);
+    assert_eq!(t.ensure_counter().unwrap(), 1);
+    assert_eq!(
+        t.counter_name().unwrap(),
+        Some(signedpolicy::counter_name())
+    );
+    // Defining again is a no-op; increments only go up.
+    assert_eq!(t.ensure_counter().unwrap(), 1);
+    assert_eq!(t.increment_counter().unwrap(), 2);
+    assert_eq!(t.read_counter().unwrap(), 2);
+}
+
+#[test]
+fn signed_policy_survives_an_update_without_reenrollment() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let tok = &img.json()["tokens"]["0"];
+    assert_eq!(tok["pcrs"].as_array().unwrap().len(), 1, "{tok}");
+    assert!(tok["authorize"]["key"].is_string(), "{tok}");
+
+    // No signed policy anywhere: refused, and it says where it looked.
+    let u = unlock(&tpm, &img, &no_dir());
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("no signed policy"), "{u:?}");
+
+    // Image A: PCR 16 and 23 at their reset values.
+    let a = sign(&k, &img, "a", &[(16, [0; 32]), (23, [0; 32])], 1);
+    let mut args = no_dir();
+    args.extend(["--policy-file", p(&a)]);
+    let u = unlock(&tpm, &img, &args);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("version 1"), "{u:?}");
+    // The lock PCR still works: no second unseal in this boot.
+    let u = unlock(&tpm, &img, &args);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("PCR 15 differs"), "{u:?}");
+
+    // "Update": PCR 23 changes. Policy A no longer matches and the message
+    // names PCR 23.
+    tpm.reboot();
+    tpm.extend(23, 0xaa);
+    let u = unlock(&tpm, &img, &args);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("PCR 23 differs"), "{u:?}");
+    assert!(!u.stderr.contains("PCR 16 differs"), "{u:?}");
+
+    // The builder signs the new state; installed in the header, it opens
+    // the volume with no re-enrollment (the token is untouched).
+    let before = img.json()["tokens"]["0"].clone();
+    let b = sign(&k, &img, "b", &[(16, [0; 32]), (23, extended(0xaa))], 1);
+    let r = install(&img, &b, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let u = unlock(&tpm, &img, &no_dir());
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("policy token"), "{u:?}");
+    assert_eq!(img.json()["tokens"]["0"], before);
+    let (st, j) = status_json(&tpm, &img);
+    assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
+    assert!(
+        j["tokens"][0]["signed_policy"]
+            .as_str()
+            .unwrap()
+            .contains("version 1"),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn revocation_refuses_older_versions_for_good() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let old = sign(&k, &img, "old", &[(23, [0; 32])], 1);
+    let new = sign(&k, &img, "new", &[(23, extended(0xbb))], 2);
+    let both = |extra: &[&'static str]| {
+        let mut a = no_dir();
+        a.extend(["--policy-file", p(&old), "--policy-file", p(&new)]);
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |tpm: &Swtpm| {
+        let args = both(&[]);
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        unlock(tpm, &img, &a)
+    };
+    // Before revocation the old image still opens.
+    assert_eq!(run(&tpm).code, 0);
+
+    let tcti = tpm.tcti();
+    let r = sealroot(&["policy", "revoke", "--below", "2", "--tcti", &tcti]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("counter is 2"), "{r:?}");
+    let r = sealroot(&["policy", "counter", "--tcti", &tcti]);
+    assert_eq!(r.stdout.trim(), "2", "{r:?}");
+
+    tpm.reboot();
+    let u = run(&tpm);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("is revoked"), "{u:?}");
+    assert!(u.stderr.contains("version 1"), "{u:?}");
+    // The new image opens.
+    tpm.reboot();
+    tpm.extend(23, 0xbb);
+    assert_eq!(run(&tpm).code, 0);
+    // Revocation never goes back.
+    let r = sealroot(&["policy", "revoke", "--below", "1", "--tcti", &tcti]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("counter is 2"), "{r:?}");
+}
+
+#[test]
+fn forged_edited_and_foreign_policies_are_ignored() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    let other = keys();
+    signed_enroll(&tpm, &img, &k);
+    let good = sign(&k, &img, "good", &[(23, [0; 32])], 1);
+    let foreign = sign(&other, &img, "foreign", &[(23, [0; 32])], 1);
+    // An edited version (with a recomputed approved_policy) keeps the old
+    // signature: the software check and the TPM both refuse it.
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
+    v["policy_version"] = 7.into();
+    v["approved_policy"] = hex::encode(signedpolicy::approved_policy(&[23], &[[0; 32]], 7)).into();
+    let edited = img.file("edited.json");
+    std::fs::write(&edited, serde_json::to_vec(&v).unwrap()).unwrap();
+    for (f, why) in [(&foreign, "another key"), (&edited, "does not verify")] {
+        let mut a = no_dir();
+        a.extend(["--policy-file", p(f)]);
+        let u = unlock(&tpm, &img, &a);
+        assert_eq!(u.code, MISMATCH, "{u:?}");
+        assert!(u.stderr.contains(why), "{why}: {u:?}");
+        assert!(u.stderr.contains("no signed policy"), "{u:?}");
+    }
+    // install checks too, and touches nothing.
+    let before = img.sha256();
+    let r = install(&img, &foreign, &[]);
+    assert_eq!(r.code, USAGE, "{r:?}");
+    assert_eq!(img.sha256(), before);
+    // A policy containing PCR 15 cannot be signed.
+    let r = sealroot(&[
+        "policy",
+        "sign",
+        "--key",
+        p(&k.private),
+        "--pcrs",
+        "9,15",
+        "--values",
+        p(&good),
+        "--version",
+        "1",
+        "--out",
+        p(&img.file("x.json")),
+    ]);
+    assert_eq!(r.code, USAGE, "{r:?}");
+    // The good one, from the policy directory.
+    let dir = img.file("policies");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(&good, dir.join("good.json")).unwrap();
+    let u = unlock(&tpm, &img, &["--policy-dir", p(&dir), "--eventlog", "none"]);
+    assert_eq!(u.code, 0, "{u:?}");
+}
+
+#[test]
+fn install_replace_keeps_one_policy_token() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let a = sign(&k, &img, "a", &[(23, [0; 32])], 1);
+    let b = sign(&k, &img, "b", &[(23, [1; 32])], 2);
+    assert_eq!(install(&img, &a, &[]).code, 0);
+    assert_eq!(install(&img, &b, &[]).code, 0);
+    assert_eq!(img.tokens().len(), 3);
+    assert_eq!(install(&img, &a, &["--replace"]).code, 0);
+    assert_eq!(img.tokens().len(), 2);
+    assert_eq!(unlock(&tpm, &img, &no_dir()).code, 0);
+    // Without a signed-policy enrollment there is nothing to install into.
+    let plain = Image::new();
+    let r = install(&plain, &a, &[]);
+    assert_eq!(r.code, USAGE, "{r:?}");
+    assert!(r.stderr.contains("--policy-key"), "{r:?}");
+}
+
+/// Replay a captured OVMF event log into the swtpm, so its PCRs are the
+/// ones that boot produced.
+fn replay_into(tpm: &Swtpm, log: &Path) {
+    let bytes = std::fs::read(log).unwrap();
+    let parsed = eventlog::parse(&bytes).unwrap();
+    let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
+    for e in parsed.events.iter().filter(|e| e.is_measured()) {
+        t.pcr_extend(e.pcr, &e.sha256().unwrap()).unwrap();
+    }
+    let want = parsed.replay().unwrap();
+    let got = t.pcr_read(&[0, 4, 7, 9]).unwrap();
+    for (i, &pcr) in [0u32, 4, 7, 9].iter().enumerate() {
+        assert_eq!(got[i], want.values[pcr as usize], "PCR {pcr}");
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/eventlog/{name}"))
+}
+
+#[test]
+fn pcr_mode_mismatch_names_the_initrd_event() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    replay_into(&tpm, &fixture("a.bin"));
+    let a = fixture("a.bin");
+    let r = enroll(&tpm, &img, &["--no-recovery-key", "--eventlog", p(&a)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let events = img.json()["tokens"]["0"]["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(events > 5, "expected events recorded: {events}");
+    // Boot B: another initrd.
+    tpm.reboot();
+    replay_into(&tpm, &fixture("b.bin"));
+    let b = fixture("b.bin");
+    let u = unlock(&tpm, &img, &["--eventlog", p(&b)]);
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    let line = u
+        .stderr
+        .lines()
+        .find(|l| l.contains("PCR 9 differs"))
+        .unwrap_or_else(|| panic!("{u:?}"));
+    assert!(line.contains("initrd measurement changed"), "{line}");
+    assert!(line.contains("Linux initrd"), "{line}");
+    let a_meta = std::fs::read_to_string(fixture("a.meta")).unwrap();
+    let b_meta = std::fs::read_to_string(fixture("b.meta")).unwrap();
+    let sha = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("initrd_sha256="))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line.contains(&format!("expected {}", sha(&a_meta))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("the log has {}", sha(&b_meta))),
+        "{line}"
+    );
+    // status explains it the same way.
+    let st = on_image(&tpm, &img, "status", &["--json", "--eventlog", p(&b)]);
+    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let pcr9 = j["tokens"][0]["pcrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["index"] == 9)
+        .unwrap()
+        .clone();
+    assert_eq!(pcr9["state"], "differs", "{st:?}");
+    assert!(
+        pcr9["why"]
+            .as_str()
+            .unwrap()
+            .contains("initrd measurement changed"),
+        "{pcr9}"
+    );
+    // A log that is not this boot's is not believed.
+    let u = unlock(&tpm, &img, &["--eventlog", p(&a)]);
+    assert!(u.stderr.contains("does not replay to the TPM"), "{u:?}");
+}
+
+#[test]
+fn signed_from_eventlog_and_the_explained_refusal() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let a = fixture("a.bin");
+    let sig = img.file("a.json");
+    let r = sealroot(&[
+        "policy",
+        "sign",
+        "--key",
+        p(&k.private),
+        "--pcrs",
+        "0,4,7,9",
+        "--from-eventlog",
+        p(&a),
+        "--version",
+        "1",
+        "--description",
+        "image A",
+        "--out",
+        p(&sig),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(install(&img, &sig, &[]).code, 0);
+    tpm.reboot();
+    replay_into(&tpm, &a);
+    let u = unlock(
+        &tpm,
+        &img,
+        &["--policy-dir", "/nonexistent", "--eventlog", p(&a)],
+    );
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(u.stderr.contains("image A"), "{u:?}");
+    // Boot B's initrd was never signed: refused, naming PCR 9 and the event.
+    tpm.reboot();
+    let b = fixture("b.bin");
+    replay_into(&tpm, &b);
+    let u = unlock(
+        &tpm,
+        &img,
+        &["--policy-dir", "/nonexistent", "--eventlog", p(&b)],
+    );
+    assert_eq!(u.code, MISMATCH, "{u:?}");
+    assert!(u.stderr.contains("PCR 9 differs"), "{u:?}");
+    assert!(u.stderr.contains("initrd measurement changed"), "{u:?}");
+}
