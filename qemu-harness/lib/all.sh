@@ -16,5 +16,7 @@ source "$HARNESS_DIR/lib/scenario.sh"
 source "$HARNESS_DIR/lib/distro.sh"
 # shellcheck source=lib/snp.sh
 source "$HARNESS_DIR/lib/snp.sh"
+# shellcheck source=lib/signed.sh
+source "$HARNESS_DIR/lib/signed.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -69,7 +69,12 @@ build_keys() {
     # 256-bit recovery key as eight dash-separated groups (easier to type).
     random_hex 32 | sed -E 's/(.{8})/\1-/g; s/-$//' | tr -d '\n' >"$out/recovery.key"
     random_hex 8 >"$out/root-id"
-    chmod 0600 "$out/provision.key" "$out/recovery.key"
+    # The image builder's policy-signing key (signed-policy scenarios).
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$out/policy-priv.pem" 2>/dev/null || die "openssl genpkey failed"
+    openssl pkey -in "$out/policy-priv.pem" -pubout -out "$out/policy-pub.pem" 2>/dev/null ||
+        die "openssl pkey -pubout failed"
+    chmod 0600 "$out/provision.key" "$out/recovery.key" "$out/policy-priv.pem"
 }
 
 build_initramfs() {
@@ -92,11 +97,16 @@ build_initramfs() {
     fi
     mkdir -p "$stage/etc/sealroot"
     install -m 0400 "$out/provision.key" "$stage/etc/sealroot/provision.key"
+    install -m 0444 "$out/policy-pub.pem" "$stage/etc/sealroot/policy-key.pem"
     ((${#verify[@]} == 0)) || stage_verify_elves "$stage" "${verify[@]}"
     stage_pack_cpio "$stage" "$out/initramfs.cpio.gz"
     # The tampered variant: identical plus one file nothing reads.
     echo "tampered $(random_hex 8)" >"$stage/etc/harness/unused"
     stage_pack_cpio "$stage" "$out/initramfs-tampered.cpio.gz"
+    # The updated variant (a legitimate new release the builder signs).
+    rm -f "$stage/etc/harness/unused"
+    echo "release 2 $(random_hex 8)" >"$stage/etc/harness/release"
+    stage_pack_cpio "$stage" "$out/initramfs-updated.cpio.gz"
     rm -rf "$stage"
 }
 
@@ -144,7 +154,7 @@ build_disk() {
 # HARNESS_SEALROOT_BIN (the sealroot binary, empty without one).
 harness_build() {
     local bin hash out
-    need_cmd cpio gzip mkfs.ext4 cryptsetup ldd qemu-system-x86_64 swtpm
+    need_cmd cpio gzip mkfs.ext4 cryptsetup ldd qemu-system-x86_64 swtpm openssl
     mkdir -p "$CACHE_DIR"
     KERNEL_DIR=$(kernel_fetch)
     bin=$(sealroot_binary)

@@ -57,7 +57,7 @@ scn_fail() {
     exit 1
 }
 
-# scn_boot [--tampered] [--append STR] [--recovery-key] [control lines...]
+# scn_boot [--tampered|--updated] [--append STR] [--recovery-key] [control lines...]
 # Boots the scenario's VM once; the console goes to boot-N.log. Fails the
 # scenario on a timeout or a QEMU error, not on what the guest did.
 scn_boot() {
@@ -66,6 +66,7 @@ scn_boot() {
     while (($#)); do
         case $1 in
         --tampered) initrd=$ARTEFACTS_DIR/initramfs-tampered.cpio.gz ;;
+        --updated) initrd=$ARTEFACTS_DIR/initramfs-updated.cpio.gz ;;
         --append) extra=$2; shift ;;
         --recovery-key) fwcfg+=("recovery-key=$ARTEFACTS_DIR/recovery.key") ;;
         *) break ;;
@@ -77,7 +78,9 @@ scn_boot() {
     control=$SCN_VM/control-$SCN_BOOT
     printf '%s\n' "$@" >"$control"
     fwcfg+=("control=$control")
-    log "$SCN_NAME: boot $SCN_BOOT$([[ $initrd == *tampered* ]] && echo ' (tampered initramfs)')${extra:+ (cmdline + \"$extra\")}${*:+ [$*]}"
+    local variant=${initrd##*/initramfs}
+    variant=${variant%.cpio.gz}
+    log "$SCN_NAME: boot $SCN_BOOT${variant:+ (${variant#-} initramfs)}${extra:+ (cmdline + \"$extra\")}${*:+ [$*]}"
     vm_boot "$SCN_VM" "$initrd" "$SCN_LOG" "$extra" "${fwcfg[@]}" || rc=$?
     case $rc in
     0) ;;

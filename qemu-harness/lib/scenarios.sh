@@ -3,7 +3,7 @@
 # OVMF variable store, fresh swtpm state) and fails through scn_fail.
 
 SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock
-    snp-hcl initramfs-tools dracut hook-missing-lib)
+    snp-hcl update-kernel revoke-old-policy initramfs-tools dracut hook-missing-lib)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -18,6 +18,8 @@ describe_scenario() {
     initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt" ;;
     dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt" ;;
     snp-hcl) echo "Azure-style vTPM with an SEV-SNP HCL report: enroll with the SNP requirement, unlock; other measurement / no report refused (exit 10)" ;;
+    update-kernel) echo "signed-policy enrollment; the builder signs the predicted PCRs of a new initramfs, which unlocks without re-enrollment; an unsigned one is refused naming PCR 9 and the initrd event" ;;
+    revoke-old-policy) echo "after sealroot policy revoke --below 2 in the new system, the old image with its old signed policy is refused" ;;
     hook-missing-lib) echo "without the TCTI module in the hook's list, update-initramfs and dracut fail at build time" ;;
     *) return 1 ;;
     esac
