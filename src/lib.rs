@@ -25,5 +25,6 @@ pub mod selfpcr;
 pub mod signedpolicy;
 pub mod testhooks;
 pub mod tpm;
+pub mod tpmraw;
 
 pub use error::{Error, Exit, Result};

@@ -7,12 +7,12 @@
 //! the approved policy, what is signed) and the signed-policy file format;
 //! the TPM edge only replays it. docs/signed-policy.md explains the design.
 //!
-//! Revocation: every approved policy ends with `PolicySecret` on sealroot's
-//! NV counter with `policyRef = "sealroot-policy-version\0" || version`, so
-//! the version is inside what the TPM verifies the signature over, and the
-//! counter index must exist with exactly sealroot's attributes. `unlock`
-//! refuses a policy whose version is below the counter's value, and
-//! `sealroot policy revoke` advances the counter (it only ever goes up).
+//! Revocation: every approved policy ends with `PolicyNV` on sealroot's NV
+//! counter, "counter ≤ version" (unsigned), so the version is inside what the
+//! TPM verifies the signature over and the TPM itself refuses a policy whose
+//! version is below the counter. `sealroot policy revoke` advances the
+//! counter; a counter only ever goes up, and a redefined one starts above
+//! every value any counter on that TPM ever held.
 
 use crate::pcr::{Digest, BANK_SHA256, MAX_PCR};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
@@ -25,13 +25,14 @@ use sha2::{Digest as _, Sha256};
 /// purpose with the same key (another tool's signed PCR policy) does not
 /// authorize sealroot's object.
 pub const POLICY_REF: &[u8] = b"sealroot-pcr-policy-v1";
-/// Prefix of the PolicySecret `policyRef` that carries the policy version.
-pub const VERSION_REF_PREFIX: &[u8] = b"sealroot-policy-version\0";
+/// TPM_EO_UNSIGNED_LE: PolicyNV passes when NV contents ≤ operandB.
+pub const TPM_EO_UNSIGNED_LE: u16 = 0x0009;
 /// NV index of the revocation counter (owner range of the TCG handle registry).
 pub const COUNTER_INDEX: u32 = 0x0180_5352;
 /// Attributes of the counter once written: TPM_NT_COUNTER, AUTHWRITE,
-/// AUTHREAD, NO_DA, WRITTEN. Anyone with TPM access may increment it (which
-/// can only revoke) and read it with the empty authValue.
+/// AUTHREAD, NO_DA (WRITTEN once initialised). Anyone with TPM access may
+/// increment it (which can only revoke) and read it with the empty
+/// authValue (PolicyNV reads it that way).
 pub const COUNTER_ATTRIBUTES: u32 = 0x0000_0010 | 0x0000_0004 | 0x0004_0000 | 0x0200_0000;
 pub const NV_WRITTEN: u32 = 0x2000_0000;
 /// File / token type of a signed policy.
@@ -41,7 +42,7 @@ pub const SIGNED_FORMAT: u32 = 1;
 pub const MAX_SIGNED_BYTES: usize = 64 * 1024;
 
 const TPM_CC_POLICY_AUTHORIZE: u32 = 0x0000_016A;
-const TPM_CC_POLICY_SECRET: u32 = 0x0000_0151;
+const TPM_CC_POLICY_NV: u32 = 0x0000_0149;
 const TPM_ALG_ECC: u16 = 0x0023;
 const TPM_ALG_SHA256: u16 = 0x000B;
 const TPM_ALG_NULL: u16 = 0x0010;
@@ -81,27 +82,29 @@ pub fn counter_name() -> Vec<u8> {
     tpm_name(&counter_public(true))
 }
 
-/// `policyRef` of the version step.
-pub fn version_ref(version: u64) -> Vec<u8> {
-    [VERSION_REF_PREFIX, &version.to_be_bytes()[..]].concat()
+/// `TPM2_PolicyNV` update: H(old || CC || H(operandB || offset || op) || name).
+fn policy_nv(old: &Digest, nv_name: &[u8], operand: &[u8], offset: u16, op: u16) -> Digest {
+    let args = sha256_parts(&[operand, &offset.to_be_bytes(), &op.to_be_bytes()]);
+    sha256_parts(&[old, &TPM_CC_POLICY_NV.to_be_bytes(), &args, nv_name])
 }
 
-/// PolicySecret / PolicyAuthorize style update:
+/// PolicyAuthorize style update:
 /// H(H(old || cc || name) || policyRef).
 fn policy_update(old: &Digest, cc: u32, name: &[u8], policy_ref: &[u8]) -> Digest {
     let d = sha256_parts(&[old, &cc.to_be_bytes(), name]);
     sha256_parts(&[&d, policy_ref])
 }
 
-/// The policy a signer approves: PolicyPCR over `pcrs`, then PolicySecret
-/// on the revocation counter carrying `version`.
+/// The policy a signer approves: PolicyPCR over `pcrs`, then PolicyNV
+/// "revocation counter ≤ `version`".
 pub fn approved_policy(pcrs: &[u32], values: &[Digest], version: u64) -> Digest {
     let d = crate::policy::policy_pcr(&[0; 32], pcrs, values);
-    policy_update(
+    policy_nv(
         &d,
-        TPM_CC_POLICY_SECRET,
         &counter_name(),
-        &version_ref(version),
+        &version.to_be_bytes(),
+        0,
+        TPM_EO_UNSIGNED_LE,
     )
 }
 

@@ -18,6 +18,12 @@ pub fn no_param_encryption() -> bool {
     var("SEALROOT_TEST_NO_PARAM_ENC").is_some()
 }
 
+/// Skip sealroot's own signed-policy version check, so a test can prove the
+/// TPM's PolicyNV refuses a revoked policy by itself.
+pub fn skip_version_check() -> bool {
+    var("SEALROOT_TEST_SKIP_VERSION_CHECK").is_some()
+}
+
 /// Abort the process at a named step boundary when
 /// `SEALROOT_TEST_CRASH_AT` names it (fault-injection tests).
 pub fn checkpoint(step: &str) {

@@ -30,10 +30,9 @@ use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Auth, Digest as TpmDigest, DigestValues, EccParameter, EccPoint, EccSignature, KeyedHashScheme,
-    Name, Nonce, NvPublicBuilder, PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder,
-    PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData, Signature,
-    SymmetricDefinition, SymmetricDefinitionObject,
+    Auth, Digest as TpmDigest, DigestValues, EccPoint, KeyedHashScheme, NvPublicBuilder,
+    PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyedHashParameters, SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -58,8 +57,8 @@ pub fn tcti_spec(cli: Option<&str>) -> String {
 
 /// An open TPM connection.
 pub struct Tpm {
-    /// The ESYS context; crate-visible so the platform module can read NV.
-    pub(crate) ctx: Context,
+    /// The ESYS context; `None` only while [`Tpm::released`] runs.
+    conn: Option<Context>,
     tcti: String,
 }
 
@@ -161,7 +160,7 @@ impl Tpm {
                     Ok(ctx) => {
                         debug!("connected to TPM via {spec}");
                         return Ok(Tpm {
-                            ctx,
+                            conn: Some(ctx),
                             tcti: spec.to_string(),
                         });
                     }
@@ -181,6 +180,31 @@ impl Tpm {
 
     pub fn tcti(&self) -> &str {
         &self.tcti
+    }
+
+    /// The ESYS context (crate-visible so the platform module can read NV).
+    pub(crate) fn ctx(&mut self) -> &mut Context {
+        self.conn.as_mut().expect("TPM connection is open")
+    }
+
+    /// Run `f` with this connection closed, then reconnect: a simulator
+    /// serves one connection at a time, and the raw ESYS session in
+    /// [`crate::tpmraw`] needs its own.
+    pub fn released<T>(&mut self, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        self.conn = None;
+        let r = f(&self.tcti);
+        let conf = TctiNameConf::from_str(&self.tcti)
+            .map_err(|_| Error::Usage(format!("bad TCTI specification {:?}", self.tcti)))?;
+        match Context::new(conf) {
+            Ok(c) => self.conn = Some(c),
+            Err(e) => {
+                return Err(Error::NoTpm {
+                    tcti: self.tcti.clone(),
+                    reason: format!("reconnecting: {e}"),
+                })
+            }
+        }
+        r
     }
 
     /// Read SHA-256 PCR values, in the order of `pcrs` (ascending).
@@ -203,7 +227,7 @@ impl Tpm {
                 .build()
                 .map_err(tpm_err("PCR_Read"))?;
             let (_, read, digests) = self
-                .ctx
+                .ctx()
                 .execute_without_session(|c| c.pcr_read(sel))
                 .map_err(tpm_err("PCR_Read"))?;
             let mut it = digests.value().iter();
@@ -242,7 +266,7 @@ impl Tpm {
             HashingAlgorithm::Sha256,
             TpmDigest::try_from(digest.to_vec()).expect("32 bytes"),
         );
-        self.ctx
+        self.ctx()
             .execute_with_session(Some(AuthSession::Password), |c| {
                 c.pcr_extend(pcr_handle(pcr), vals)
             })
@@ -252,7 +276,7 @@ impl Tpm {
     /// 32 bytes from the TPM's RNG.
     pub fn random32(&mut self) -> Result<Zeroizing<Vec<u8>>> {
         let d = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.get_random(32))
             .map_err(tpm_err("GetRandom"))?;
         Ok(Zeroizing::new(d.value().to_vec()))
@@ -262,7 +286,7 @@ impl Tpm {
     /// ECC P-256 SRK when the handle is empty (enrollment only).
     pub fn srk(&mut self, create: bool) -> Result<Srk> {
         let ph = TpmHandle::Persistent(PersistentTpmHandle::new(SRK_HANDLE).expect("valid"));
-        let handle = match self.ctx.execute_without_session(|c| c.tr_from_tpm_public(ph)) {
+        let handle = match self.ctx().execute_without_session(|c| c.tr_from_tpm_public(ph)) {
             Ok(h) => h,
             Err(e) if is_handle_error(&e) && create => {
                 info!("no SRK at 0x{SRK_HANDLE:08x}; creating the ECC P-256 SRK and persisting it");
@@ -276,7 +300,7 @@ impl Tpm {
             Err(e) => return Err(classify("ReadPublic", e)),
         };
         let name = self
-            .ctx
+            .ctx()
             .tr_get_name(handle)
             .map_err(tpm_err("TR_GetName"))?
             .value()
@@ -289,7 +313,7 @@ impl Tpm {
 
     fn create_srk(&mut self) -> Result<ObjectHandle> {
         let primary = self
-            .ctx
+            .ctx()
             .execute_with_session(Some(AuthSession::Password), |c| {
                 c.create_primary(Hierarchy::Owner, srk_template(), None, None, None, None)
             })
@@ -297,12 +321,12 @@ impl Tpm {
         let persistent =
             Persistent::Persistent(PersistentTpmHandle::new(SRK_HANDLE).expect("valid"));
         let h = self
-            .ctx
+            .ctx()
             .execute_with_session(Some(AuthSession::Password), |c| {
                 c.evict_control(Provision::Owner, primary.key_handle.into(), persistent)
             })
             .map_err(tpm_err("EvictControl"))?;
-        self.ctx
+        self.ctx()
             .flush_context(primary.key_handle.into())
             .map_err(tpm_err("FlushContext"))?;
         Ok(h)
@@ -311,7 +335,7 @@ impl Tpm {
     /// A session salted to the SRK with parameter encryption both ways.
     fn salted_session(&mut self, srk: &Srk, kind: SessionType) -> Result<AuthSession> {
         let s = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| {
                 c.start_auth_session(
                     Some(srk.handle),
@@ -329,7 +353,7 @@ impl Tpm {
             .with_encrypt(!crate::testhooks::no_param_encryption())
             .with_continue_session(true)
             .build();
-        self.ctx
+        self.ctx()
             .tr_sess_set_attributes(s, attrs, mask)
             .map_err(tpm_err("TR_SetAttributes"))?;
         Ok(s)
@@ -368,7 +392,7 @@ impl Tpm {
             .transpose()
             .map_err(tpm_err("Create"))?;
         let session = self.salted_session(srk, SessionType::Hmac)?;
-        let res = self.ctx.execute_with_session(Some(session), |c| {
+        let res = self.ctx().execute_with_session(Some(session), |c| {
             c.create(srk.handle, public, auth, Some(data), None, None)
         });
         self.flush_session(session);
@@ -394,6 +418,12 @@ impl Tpm {
         pin_auth: Option<&Key32>,
         signed: Option<&SignedPolicy>,
     ) -> Result<Key32> {
+        if blob.authorize.is_some() {
+            let sp = signed.ok_or_else(|| {
+                Error::Internal("signed-policy blob without a signed policy".into())
+            })?;
+            return self.released(|spec| crate::tpmraw::unseal_signed(spec, blob, sp, pin_auth));
+        }
         let srk = self.srk(false)?;
         if srk.name != blob.srk_name {
             return Err(Error::TpmIdentity(format!(
@@ -410,7 +440,7 @@ impl Tpm {
         let private = Private::try_from(blob.tpm_private[2..].to_vec())
             .map_err(|e| Error::blob("sealed object", format!("TPM2B_PRIVATE: {e}")))?;
         let object = self
-            .ctx
+            .ctx()
             .execute_with_session(Some(AuthSession::Password), |c| {
                 c.load(srk.handle, private, public)
             })
@@ -424,64 +454,9 @@ impl Tpm {
                 ),
                 e => classify("Load", e),
             })?;
-        let ticket = match (&blob.authorize, signed) {
-            (None, _) => None,
-            (Some(_), None) => {
-                let _ = self.ctx.flush_context(object.into());
-                return Err(Error::Internal(
-                    "signed-policy blob without a signed policy".into(),
-                ));
-            }
-            (Some(key), Some(sp)) => match self.verify_policy_signature(key, sp) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    let _ = self.ctx.flush_context(object.into());
-                    return Err(e);
-                }
-            },
-        };
-        let result = self.unseal_loaded(&srk, object, blob, pin_auth, signed.zip(ticket));
-        let _ = self.ctx.flush_context(object.into());
+        let result = self.unseal_loaded(&srk, object, blob, pin_auth);
+        let _ = self.ctx().flush_context(object.into());
         result
-    }
-
-    /// LoadExternal the signing key into the owner hierarchy (a NULL-
-    /// hierarchy ticket does not satisfy PolicyAuthorize) and have the TPM
-    /// check the signature over aHash.
-    fn verify_policy_signature(
-        &mut self,
-        key: &signedpolicy::PublicKey,
-        sp: &SignedPolicy,
-    ) -> Result<tss_esapi::structures::VerifiedTicket> {
-        let area = key.tpmt_public();
-        let public = Public::unmarshall(&area).map_err(tpm_err("LoadExternal"))?;
-        let handle = self
-            .ctx
-            .execute_without_session(|c| c.load_external_public(public, Hierarchy::Owner))
-            .map_err(tpm_err("LoadExternal"))?;
-        let sig = (|| {
-            Ok::<_, tss_esapi::Error>(Signature::EcDsa(EccSignature::create(
-                HashingAlgorithm::Sha256,
-                EccParameter::try_from(sp.signature.r.to_vec())?,
-                EccParameter::try_from(sp.signature.s.to_vec())?,
-            )?))
-        })()
-        .map_err(tpm_err("VerifySignature"))?;
-        let digest = TpmDigest::try_from(signedpolicy::signed_digest(&sp.approved()).to_vec())
-            .expect("32 bytes");
-        let r = self
-            .ctx
-            .execute_without_session(|c| c.verify_signature(handle, digest, sig));
-        let _ = self.ctx.flush_context(handle.into());
-        r.map_err(|e| match e {
-            tss_esapi::Error::Tss2Error(Tss2ResponseCode::FormatOne(_)) => {
-                Error::PolicyRefused(format!(
-                    "the TPM rejected the signature of the signed policy (version {})",
-                    sp.version
-                ))
-            }
-            e => classify("VerifySignature", e),
-        })
     }
 
     fn counter_tpm_handle() -> TpmHandle {
@@ -492,7 +467,7 @@ impl Tpm {
     /// `None` when the index does not exist.
     fn counter(&mut self) -> Result<Option<(NvIndexHandle, bool)>> {
         let h = match self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
         {
             Ok(h) => h,
@@ -500,7 +475,7 @@ impl Tpm {
             Err(e) => return Err(classify("NV_ReadPublic", e)),
         };
         let name = self
-            .ctx
+            .ctx()
             .tr_get_name(h)
             .map_err(tpm_err("TR_GetName"))?
             .value()
@@ -545,7 +520,7 @@ impl Tpm {
                     .build()
                     .map_err(tpm_err("NV_DefineSpace"))?;
                 let h = self
-                    .ctx
+                    .ctx()
                     .execute_with_session(Some(AuthSession::Password), |c| {
                         c.nv_define_space(Provision::Owner, None, public)
                     })
@@ -558,13 +533,13 @@ impl Tpm {
             }
         };
         if !written {
-            self.ctx
+            self.ctx()
                 .execute_with_session(Some(AuthSession::Password), |c| {
                     c.nv_increment(NvAuth::NvIndex(h), h)
                 })
                 .map_err(tpm_err("NV_Increment"))?;
         }
-        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
         self.read_counter()
     }
 
@@ -582,7 +557,7 @@ impl Tpm {
                 signedpolicy::COUNTER_INDEX
             )))
         } else {
-            self.ctx
+            self.ctx()
                 .execute_with_session(Some(AuthSession::Password), |c| {
                     c.nv_read(NvAuth::NvIndex(h), h, 8, 0)
                 })
@@ -593,7 +568,7 @@ impl Tpm {
                         .map_err(|_| Error::Internal("NV_Read returned a short counter".into()))
                 })
         };
-        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
         r
     }
 
@@ -606,12 +581,12 @@ impl Tpm {
             ))
         })?;
         let r = self
-            .ctx
+            .ctx()
             .execute_with_session(Some(AuthSession::Password), |c| {
                 c.nv_increment(NvAuth::NvIndex(h), h)
             })
             .map_err(tpm_err("NV_Increment"));
-        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
+        let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
         r?;
         self.read_counter()
     }
@@ -621,29 +596,29 @@ impl Tpm {
     pub fn external_key_name(&mut self, key: &signedpolicy::PublicKey) -> Result<Vec<u8>> {
         let public = Public::unmarshall(&key.tpmt_public()).map_err(tpm_err("LoadExternal"))?;
         let handle = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.load_external_public(public, Hierarchy::Owner))
             .map_err(tpm_err("LoadExternal"))?;
         let name = self
-            .ctx
+            .ctx()
             .tr_get_name(handle.into())
             .map(|n| n.value().to_vec());
-        let _ = self.ctx.flush_context(handle.into());
+        let _ = self.ctx().flush_context(handle.into());
         name.map_err(tpm_err("TR_GetName"))
     }
 
     /// The counter's name as the TPM reports it.
     pub fn counter_name(&mut self) -> Result<Option<Vec<u8>>> {
         let h = match self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
         {
             Ok(h) => h,
             Err(e) if is_handle_error(&e) => return Ok(None),
             Err(e) => return Err(classify("NV_ReadPublic", e)),
         };
-        let n = self.ctx.tr_get_name(h).map(|n| n.value().to_vec());
-        let _ = self.ctx.tr_close(&mut h.clone());
+        let n = self.ctx().tr_get_name(h).map(|n| n.value().to_vec());
+        let _ = self.ctx().tr_close(&mut h.clone());
         n.map(Some).map_err(tpm_err("TR_GetName"))
     }
 
@@ -653,20 +628,16 @@ impl Tpm {
         object: KeyHandle,
         blob: &Blob,
         pin_auth: Option<&Key32>,
-        signed: Option<(&SignedPolicy, tss_esapi::structures::VerifiedTicket)>,
     ) -> Result<Key32> {
         let session = self.salted_session(srk, SessionType::Policy)?;
         let result = (|| {
             let policy_session = PolicySession::try_from(session).map_err(tpm_err("PolicyPCR"))?;
-            if let Some((sp, ticket)) = signed {
-                self.authorize_steps(policy_session, sp, ticket)?;
-            }
             let slots: Vec<PcrSlot> = blob.pcrs.iter().map(|&p| pcr_slot(p)).collect();
             let sel = PcrSelectionListBuilder::new()
                 .with_selection(HashingAlgorithm::Sha256, &slots)
                 .build()
                 .map_err(tpm_err("PolicyPCR"))?;
-            self.ctx
+            self.ctx()
                 .execute_without_session(|c| {
                     c.policy_pcr(policy_session, TpmDigest::default(), sel)
                 })
@@ -682,13 +653,13 @@ impl Tpm {
                     e => classify("PolicyPCR", e),
                 })?;
             if blob.pin {
-                self.ctx
+                self.ctx()
                     .execute_without_session(|c| c.policy_auth_value(policy_session))
                     .map_err(tpm_err("PolicyAuthValue"))?;
                 let auth = pin_auth.ok_or_else(|| {
                     Error::PinOrLockout("this volume needs a PIN and none was given".into())
                 })?;
-                self.ctx
+                self.ctx()
                     .tr_set_auth(
                         object.into(),
                         Auth::try_from(auth.as_bytes().to_vec()).expect("32 bytes"),
@@ -700,11 +671,11 @@ impl Tpm {
             let (attrs, mask) = SessionAttributesBuilder::new()
                 .with_continue_session(false)
                 .build();
-            self.ctx
+            self.ctx()
                 .tr_sess_set_attributes(session, attrs, mask)
                 .map_err(tpm_err("TR_SetAttributes"))?;
             let data = self
-                .ctx
+                .ctx()
                 .execute_with_session(Some(session), |c| c.unseal(object.into()))
                 .map_err(|e| match e {
                     tss_esapi::Error::Tss2Error(rc)
@@ -726,81 +697,23 @@ impl Tpm {
             // closing a flushable handle as an error, which is expected here.
             Ok(_) => {
                 let mut h: ObjectHandle = tss_esapi::handles::SessionHandle::from(session).into();
-                let _ = self.ctx.tr_close(&mut h);
+                let _ = self.ctx().tr_close(&mut h);
             }
             Err(_) => self.flush_session(session),
         }
         result
     }
 
-    /// PolicyPCR (signed values), PolicySecret (counter, version), then
-    /// PolicyAuthorize: the session now holds [`signedpolicy::authorized`].
-    fn authorize_steps(
-        &mut self,
-        ps: PolicySession,
-        sp: &SignedPolicy,
-        ticket: tss_esapi::structures::VerifiedTicket,
-    ) -> Result<()> {
-        let slots: Vec<PcrSlot> = sp.pcrs.iter().map(|&p| pcr_slot(p)).collect();
-        let sel = PcrSelectionListBuilder::new()
-            .with_selection(HashingAlgorithm::Sha256, &slots)
-            .build()
-            .map_err(tpm_err("PolicyPCR"))?;
-        let composite =
-            TpmDigest::try_from(crate::pcr::composite(&sp.values).to_vec()).expect("32 bytes");
-        self.ctx
-            .execute_without_session(|c| c.policy_pcr(ps, composite, sel))
-            .map_err(|e| match e {
-                tss_esapi::Error::Tss2Error(rc)
-                    if rc.kind() == Some(Tss2ResponseCodeKind::Value) =>
-                {
-                    Error::PolicyRefused(format!(
-                        "the PCRs changed between reading and PolicyPCR (signed policy version {})",
-                        sp.version
-                    ))
-                }
-                e => classify("PolicyPCR", e),
-            })?;
-        let (h, _) = self
-            .counter()?
-            .ok_or_else(|| Error::PolicyRefused("the revocation counter disappeared".into()))?;
-        let policy_ref = Nonce::try_from(signedpolicy::version_ref(sp.version))
-            .map_err(tpm_err("PolicySecret"))?;
-        let r = self
-            .ctx
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.policy_secret(
-                    ps,
-                    NvAuth::NvIndex(h).into(),
-                    Nonce::default(),
-                    TpmDigest::default(),
-                    policy_ref,
-                    None,
-                )
-            });
-        let _ = self.ctx.tr_close(&mut ObjectHandle::from(h));
-        r.map_err(tpm_err("PolicySecret"))?;
-        let approved = TpmDigest::try_from(sp.approved().to_vec()).expect("32 bytes");
-        let policy_ref = Nonce::try_from(signedpolicy::POLICY_REF.to_vec())
-            .map_err(tpm_err("PolicyAuthorize"))?;
-        let name = Name::try_from(sp.key_name.clone()).map_err(tpm_err("PolicyAuthorize"))?;
-        self.ctx
-            .execute_without_session(|c| {
-                c.policy_authorize(ps, approved, policy_ref, &name, ticket)
-            })
-            .map_err(tpm_err("PolicyAuthorize"))
-    }
-
     fn flush_session(&mut self, s: AuthSession) {
         let h = tss_esapi::handles::SessionHandle::from(s);
-        let _ = self.ctx.flush_context(h.into());
+        let _ = self.ctx().flush_context(h.into());
     }
 
     /// Compute the policy digest for `pcrs` with a trial session (tests use
     /// this to check the pure computation in [`crate::policy`]).
     pub fn trial_policy(&mut self, pcrs: &[u32], values: &[Digest], pin: bool) -> Result<Digest> {
         let s = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| {
                 c.start_auth_session(
                     None,
@@ -821,16 +734,16 @@ impl Tpm {
             .map_err(tpm_err("PolicyPCR"))?;
         let composite = TpmDigest::try_from(crate::pcr::composite(values).to_vec()).expect("32");
         let r = (|| {
-            self.ctx
+            self.ctx()
                 .execute_without_session(|c| c.policy_pcr(ps, composite, sel))
                 .map_err(tpm_err("PolicyPCR"))?;
             if pin {
-                self.ctx
+                self.ctx()
                     .execute_without_session(|c| c.policy_auth_value(ps))
                     .map_err(tpm_err("PolicyAuthValue"))?;
             }
             let d = self
-                .ctx
+                .ctx()
                 .execute_without_session(|c| c.policy_get_digest(ps))
                 .map_err(tpm_err("PolicyGetDigest"))?;
             d.value()

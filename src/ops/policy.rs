@@ -141,7 +141,11 @@ pub fn choose<'a>(
             diffs,
         }));
     }
-    let c = counter()?;
+    let c = if crate::testhooks::skip_version_check() {
+        0
+    } else {
+        counter()?
+    };
     let newest = matching
         .iter()
         .filter(|(_, p)| p.version >= c)

@@ -42,7 +42,7 @@ impl Tpm {
         let tpm_handle = NvIndexTpmHandle::new(index)
             .map_err(|_| Error::Internal(format!("0x{index:08x} is not an NV index")))?;
         let obj = match self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)))
         {
             Ok(h) => h,
@@ -52,13 +52,13 @@ impl Tpm {
         let handle = NvIndexHandle::from(obj);
         let r = self.nv_read_handle(handle, index);
         let mut obj = obj;
-        let _ = self.ctx.tr_close(&mut obj);
+        let _ = self.ctx().tr_close(&mut obj);
         r.map(Some)
     }
 
     fn nv_read_handle(&mut self, handle: NvIndexHandle, index: u32) -> Result<Vec<u8>> {
         let (public, _) = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.nv_read_public(handle))
             .map_err(|e| classify("NV_ReadPublic", e))?;
         let size = public.data_size();
@@ -82,7 +82,7 @@ impl Tpm {
             });
         };
         let max = self
-            .ctx
+            .ctx()
             .get_tpm_property(PropertyTag::NvBufferMax)
             .ok()
             .flatten()
@@ -95,7 +95,7 @@ impl Tpm {
             let n = (size - out.len()).min(max);
             let off = out.len();
             let chunk = self
-                .ctx
+                .ctx()
                 .execute_with_session(Some(AuthSession::Password), |c| {
                     c.nv_read(auth, handle, n as u16, off as u16)
                 })
@@ -119,7 +119,7 @@ impl Tpm {
     pub fn attestation_key(&mut self) -> Result<AkState> {
         let ph = TpmHandle::Persistent(PersistentTpmHandle::new(AK_HANDLE).expect("valid"));
         let obj = match self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.tr_from_tpm_public(ph))
         {
             Ok(h) => h,
@@ -127,11 +127,11 @@ impl Tpm {
             Err(e) => return Err(classify("ReadPublic", e)),
         };
         let r = self
-            .ctx
+            .ctx()
             .execute_without_session(|c| c.read_public(obj.into()))
             .map_err(|e| classify("ReadPublic", e));
         let mut obj = obj;
-        let _ = self.ctx.tr_close(&mut obj);
+        let _ = self.ctx().tr_close(&mut obj);
         Ok(match r?.0 {
             Public::Rsa {
                 parameters, unique, ..

@@ -165,6 +165,12 @@ pub fn cc_name(cc: u32) -> &'static str {
         0x17A => "GetCapability",
         0x189 => "PolicyGetDigest",
         0x144 => "Startup",
+        0x149 => "PolicyNV",
+        0x16A => "PolicyAuthorize",
+        0x167 => "LoadExternal",
+        0x177 => "VerifySignature",
+        0x169 => "NV_ReadPublic",
+        0x14E => "NV_Read",
         _ => "other",
     }
 }

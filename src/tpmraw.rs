@@ -1,0 +1,499 @@
+//! The signed-policy unseal over raw ESYS calls.
+//!
+//! Revocation must be enforced by the TPM, not by sealroot: code running
+//! before sealroot in a revoked (but once signed) image could otherwise skip
+//! the version check. That takes TPM2_PolicyNV (the counter compared with the
+//! policy's version inside the approved policy), which tss-esapi 7.7 does not
+//! wrap. So this one path opens its own ESYS context through
+//! `tss_esapi::tss2_esys` and runs, in one salted, parameter-encrypted policy
+//! session: PolicyPCR (signed values) → PolicyNV (counter ≤ version) →
+//! PolicyAuthorize (ticket from VerifySignature) → PolicyPCR (PCR 15)
+//! [→ PolicyAuthValue] → Unseal. Everything else stays in [`crate::tpm`].
+//!
+//! Every ESYS output is copied and freed at once (the unsealed bytes are
+//! wiped first); every TPM object and session is flushed on every path.
+
+use crate::blob::Blob;
+use crate::secret::Key32;
+use crate::signedpolicy::{self, SignedPolicy};
+use crate::tpm::{classify, SRK_HANDLE};
+use crate::{Error, Result};
+use std::ffi::CString;
+use std::ptr::null_mut;
+use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::structures::{
+    Auth, Digest as TpmDigest, EccParameter, EccSignature, Name, Nonce, PcrSelectionListBuilder,
+    PcrSlot, Private, Public, PublicBuffer, Signature, SymmetricDefinition,
+};
+use tss_esapi::traits::UnMarshall;
+use tss_esapi::tss2_esys as sys;
+use zeroize::Zeroize;
+
+const TPMA_SESSION_CONTINUESESSION: u8 = 0x01; // cleared: see below
+const TPMA_SESSION_DECRYPT: u8 = 0x20;
+const TPMA_SESSION_ENCRYPT: u8 = 0x40;
+const TPM2_SE_POLICY: u8 = 0x01;
+const TPM2_ALG_SHA256: u16 = 0x000B;
+
+fn rc_err(command: &'static str, rc: u32) -> Error {
+    classify(
+        command,
+        tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(rc)),
+    )
+}
+
+fn check(command: &'static str, rc: u32) -> Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(rc_err(command, rc))
+    }
+}
+
+fn wrap(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
+    move |e| classify(command, e)
+}
+
+/// An ESYS context on its own TCTI connection.
+struct Esys {
+    ctx: *mut sys::ESYS_CONTEXT,
+    tcti: *mut sys::TSS2_TCTI_CONTEXT,
+    /// Transient objects and sessions to flush on drop.
+    flush: Vec<sys::ESYS_TR>,
+}
+
+impl Esys {
+    fn open(spec: &str) -> Result<Esys> {
+        let conf = CString::new(spec)
+            .map_err(|_| Error::Usage(format!("bad TCTI specification {spec:?}")))?;
+        let mut tcti = null_mut();
+        // SAFETY: conf is NUL-terminated; tcti receives an allocated context.
+        let rc = unsafe { sys::Tss2_TctiLdr_Initialize(conf.as_ptr(), &mut tcti) };
+        if rc != 0 {
+            return Err(Error::NoTpm {
+                tcti: spec.into(),
+                reason: format!("TCTI initialisation failed (rc {rc:#x})"),
+            });
+        }
+        let mut ctx = null_mut();
+        // SAFETY: tcti is a live TCTI context; ctx receives the ESYS context.
+        let rc = unsafe { sys::Esys_Initialize(&mut ctx, tcti, null_mut()) };
+        if rc != 0 {
+            // SAFETY: tcti was initialised above and is not used again.
+            unsafe { sys::Tss2_TctiLdr_Finalize(&mut tcti) };
+            return Err(Error::NoTpm {
+                tcti: spec.into(),
+                reason: format!("ESYS initialisation failed (rc {rc:#x})"),
+            });
+        }
+        Ok(Esys {
+            ctx,
+            tcti,
+            flush: vec![],
+        })
+    }
+
+    fn handle_of(&mut self, handle: u32, what: &'static str) -> Result<sys::ESYS_TR> {
+        let mut tr = sys::ESYS_TR_NONE;
+        // SAFETY: live context; tr receives a handle owned by the context.
+        let rc = unsafe {
+            sys::Esys_TR_FromTPMPublic(
+                self.ctx,
+                handle,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &mut tr,
+            )
+        };
+        check(what, rc)?;
+        Ok(tr)
+    }
+
+    fn name(&mut self, tr: sys::ESYS_TR) -> Result<Vec<u8>> {
+        let mut name: *mut sys::TPM2B_NAME = null_mut();
+        // SAFETY: live context and handle; the returned buffer is freed below.
+        let rc = unsafe { sys::Esys_TR_GetName(self.ctx, tr, &mut name) };
+        check("TR_GetName", rc)?;
+        // SAFETY: ESYS returned a valid TPM2B_NAME; size is bounded by it.
+        let v = unsafe {
+            let n = &*name;
+            let v = n.name[..usize::from(n.size).min(n.name.len())].to_vec();
+            sys::Esys_Free(name.cast());
+            v
+        };
+        Ok(v)
+    }
+
+    fn flush_now(&mut self, tr: sys::ESYS_TR) {
+        self.flush.retain(|&t| t != tr);
+        // SAFETY: live context; a failed flush leaves nothing to clean up.
+        unsafe { sys::Esys_FlushContext(self.ctx, tr) };
+    }
+}
+
+impl Drop for Esys {
+    fn drop(&mut self) {
+        for tr in std::mem::take(&mut self.flush) {
+            // SAFETY: live context; handles this context created.
+            unsafe { sys::Esys_FlushContext(self.ctx, tr) };
+        }
+        // SAFETY: both were initialised in open() and are not used again.
+        unsafe {
+            sys::Esys_Finalize(&mut self.ctx);
+            sys::Tss2_TctiLdr_Finalize(&mut self.tcti);
+        }
+    }
+}
+
+fn pcr_selection(pcrs: &[u32]) -> Result<sys::TPML_PCR_SELECTION> {
+    let slots: Vec<PcrSlot> = pcrs
+        .iter()
+        .map(|&p| PcrSlot::try_from(1u32 << p).expect("PCR index validated"))
+        .collect();
+    Ok(PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(wrap("PolicyPCR"))?
+        .into())
+}
+
+fn digest(bytes: &[u8]) -> sys::TPM2B_DIGEST {
+    TpmDigest::try_from(bytes.to_vec())
+        .expect("at most 64 bytes")
+        .into()
+}
+
+/// Unseal a signed-policy blob's KEK with `sp` (whose PCRs, signature and
+/// version sealroot has already checked in software; the TPM checks them
+/// all again). `spec` is the TCTI; no other connection may be open.
+pub fn unseal_signed(
+    spec: &str,
+    blob: &Blob,
+    sp: &SignedPolicy,
+    pin_auth: Option<&Key32>,
+) -> Result<Key32> {
+    let key = blob
+        .authorize
+        .as_ref()
+        .ok_or_else(|| Error::Internal("not a signed-policy blob".into()))?;
+    let mut e = Esys::open(spec)?;
+
+    // The SRK, pinned by name as on the PCR path.
+    let srk = e.handle_of(SRK_HANDLE, "ReadPublic").map_err(|err| match err {
+        Error::Tpm { .. } => Error::TpmIdentity(format!(
+            "no storage root key at 0x{SRK_HANDLE:08x}: this TPM is not the one the volume was enrolled with, or it was cleared"
+        )),
+        other => other,
+    })?;
+    let srk_name = e.name(srk)?;
+    if srk_name != blob.srk_name {
+        return Err(Error::TpmIdentity(format!(
+            "the key at 0x{SRK_HANDLE:08x} is not the SRK this volume was sealed under (name {}, pinned {}); refusing to send anything to it",
+            hex::encode(&srk_name),
+            hex::encode(&blob.srk_name)
+        )));
+    }
+
+    // Load the sealed object.
+    let public: sys::TPM2B_PUBLIC = PublicBuffer::unmarshall(&blob.tpm_public)
+        .and_then(Public::try_from)
+        .and_then(TryInto::try_into)
+        .map_err(|err| Error::blob("sealed object", format!("TPM2B_PUBLIC: {err}")))?;
+    let private: sys::TPM2B_PRIVATE = Private::try_from(blob.tpm_private[2..].to_vec())
+        .map_err(|err| Error::blob("sealed object", format!("TPM2B_PRIVATE: {err}")))?
+        .into();
+    let mut object = sys::ESYS_TR_NONE;
+    // SAFETY: live context; inputs are valid structures on the stack.
+    let rc = unsafe {
+        sys::Esys_Load(
+            e.ctx,
+            srk,
+            sys::ESYS_TR_PASSWORD,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &private,
+            &public,
+            &mut object,
+        )
+    };
+    if rc != 0 {
+        let code = Tss2ResponseCode::from(rc);
+        return Err(if matches!(code, Tss2ResponseCode::FormatOne(_)) {
+            Error::blob(
+                "sealed object",
+                format!("the TPM rejected it (corrupt, or sealed by another TPM): rc {rc:#x}"),
+            )
+        } else {
+            rc_err("Load", rc)
+        });
+    }
+    e.flush.push(object);
+
+    // The TPM checks the signature: LoadExternal into the owner hierarchy
+    // (a NULL-hierarchy ticket does not satisfy PolicyAuthorize).
+    let ext_public: sys::TPM2B_PUBLIC = Public::unmarshall(&key.tpmt_public())
+        .and_then(TryInto::try_into)
+        .map_err(wrap("LoadExternal"))?;
+    let mut ext = sys::ESYS_TR_NONE;
+    // SAFETY: live context; public-only load.
+    let rc = unsafe {
+        sys::Esys_LoadExternal(
+            e.ctx,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            std::ptr::null(),
+            &ext_public,
+            sys::ESYS_TR_RH_OWNER,
+            &mut ext,
+        )
+    };
+    check("LoadExternal", rc)?;
+    e.flush.push(ext);
+    let signature: sys::TPMT_SIGNATURE = (|| {
+        Signature::EcDsa(EccSignature::create(
+            HashingAlgorithm::Sha256,
+            EccParameter::try_from(sp.signature.r.to_vec())?,
+            EccParameter::try_from(sp.signature.s.to_vec())?,
+        )?)
+        .try_into()
+    })()
+    .map_err(wrap("VerifySignature"))?;
+    let a_hash = digest(&signedpolicy::signed_digest(&sp.approved()));
+    let mut ticket: *mut sys::TPMT_TK_VERIFIED = null_mut();
+    // SAFETY: live context and key; the ticket is freed after PolicyAuthorize.
+    let rc = unsafe {
+        sys::Esys_VerifySignature(
+            e.ctx,
+            ext,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &a_hash,
+            &signature,
+            &mut ticket,
+        )
+    };
+    e.flush_now(ext);
+    if rc != 0 {
+        return Err(Error::PolicyRefused(format!(
+            "the TPM rejected the signature of the signed policy (version {}, rc {rc:#x})",
+            sp.version
+        )));
+    }
+    let ticket = Ticket(ticket);
+
+    // The policy session, salted to the SRK, parameters encrypted both ways.
+    let symmetric: sys::TPMT_SYM_DEF = SymmetricDefinition::AES_128_CFB
+        .try_into()
+        .map_err(wrap("StartAuthSession"))?;
+    let mut session = sys::ESYS_TR_NONE;
+    // SAFETY: live context; ESYS generates nonceCaller when null.
+    let rc = unsafe {
+        sys::Esys_StartAuthSession(
+            e.ctx,
+            srk,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            std::ptr::null(),
+            TPM2_SE_POLICY,
+            &symmetric,
+            TPM2_ALG_SHA256,
+            &mut session,
+        )
+    };
+    check("StartAuthSession", rc)?;
+    e.flush.push(session);
+    let enc = if crate::testhooks::no_param_encryption() {
+        0
+    } else {
+        TPMA_SESSION_ENCRYPT
+    };
+    // Without continueSession: the TPM flushes the session after a
+    // successful Unseal (policy commands take it as a handle, not as an
+    // authorization, so the flag matters only there).
+    // SAFETY: live context and session.
+    let rc = unsafe {
+        sys::Esys_TRSess_SetAttributes(
+            e.ctx,
+            session,
+            TPMA_SESSION_DECRYPT | enc,
+            TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
+        )
+    };
+    check("TR_SetAttributes", rc)?;
+
+    // 1. The signed PCR values (the TPM compares now: TPM_RC_VALUE if not).
+    let sel = pcr_selection(&sp.pcrs)?;
+    let composite = digest(&crate::pcr::composite(&sp.values));
+    // SAFETY: live context and session; inputs on the stack.
+    let rc = unsafe {
+        sys::Esys_PolicyPCR(
+            e.ctx,
+            session,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &composite,
+            &sel,
+        )
+    };
+    check("PolicyPCR", rc).map_err(|_| {
+        Error::PolicyRefused(format!(
+            "the PCRs changed between reading and PolicyPCR (signed policy version {})",
+            sp.version
+        ))
+    })?;
+
+    // 2. Revocation, enforced by the TPM: counter <= version.
+    let counter = e.handle_of(signedpolicy::COUNTER_INDEX, "NV_ReadPublic")?;
+    if e.name(counter)? != signedpolicy::counter_name() {
+        return Err(Error::TpmIdentity(format!(
+            "NV index {:#010x} is not sealroot's revocation counter",
+            signedpolicy::COUNTER_INDEX
+        )));
+    }
+    let operand = digest(&sp.version.to_be_bytes());
+    // SAFETY: live context; the NV index authorises its own read (empty auth).
+    let rc = unsafe {
+        sys::Esys_PolicyNV(
+            e.ctx,
+            counter,
+            counter,
+            session,
+            sys::ESYS_TR_PASSWORD,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &operand,
+            0,
+            signedpolicy::TPM_EO_UNSIGNED_LE,
+        )
+    };
+    let mut counter_tr = counter;
+    // SAFETY: live context; closes the ESYS record only (NV indexes persist).
+    unsafe { sys::Esys_TR_Close(e.ctx, &mut counter_tr) };
+    if rc != 0 {
+        let kind = Tss2ResponseCode::from(rc).kind();
+        return Err(if kind == Some(Tss2ResponseCodeKind::Policy) {
+            Error::PolicyRefused(format!(
+                "the TPM refused signed policy version {}: its revocation counter is higher (PolicyNV)",
+                sp.version
+            ))
+        } else {
+            rc_err("PolicyNV", rc)
+        });
+    }
+
+    // 3. PolicyAuthorize: the session now holds the sealed object's prefix.
+    let approved = digest(&sp.approved());
+    let policy_ref: sys::TPM2B_NONCE = Nonce::try_from(signedpolicy::POLICY_REF.to_vec())
+        .map_err(wrap("PolicyAuthorize"))?
+        .into();
+    let name = Name::try_from(sp.key_name.clone()).map_err(wrap("PolicyAuthorize"))?;
+    // SAFETY: live context and session; the ticket came from VerifySignature.
+    let rc = unsafe {
+        sys::Esys_PolicyAuthorize(
+            e.ctx,
+            session,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &approved,
+            &policy_ref,
+            name.as_ref(),
+            ticket.0,
+        )
+    };
+    drop(ticket);
+    check("PolicyAuthorize", rc)?;
+
+    // 4. The lock PCR, as on the PCR path (value checked when Unseal runs).
+    let sel = pcr_selection(&blob.pcrs)?;
+    let empty = digest(&[]);
+    // SAFETY: as above.
+    let rc = unsafe {
+        sys::Esys_PolicyPCR(
+            e.ctx,
+            session,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &empty,
+            &sel,
+        )
+    };
+    check("PolicyPCR", rc)?;
+    if blob.pin {
+        let auth = pin_auth.ok_or_else(|| {
+            Error::PinOrLockout("this volume needs a PIN and none was given".into())
+        })?;
+        // SAFETY: as above.
+        let rc = unsafe {
+            sys::Esys_PolicyAuthValue(
+                e.ctx,
+                session,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+            )
+        };
+        check("PolicyAuthValue", rc)?;
+        let mut a: sys::TPM2B_AUTH = Auth::try_from(auth.as_bytes().to_vec())
+            .expect("32 bytes")
+            .into();
+        // SAFETY: live context and object; ESYS copies the value.
+        let rc = unsafe { sys::Esys_TR_SetAuth(e.ctx, object, &a) };
+        a.buffer.zeroize();
+        check("TR_SetAuth", rc)?;
+    }
+
+    let mut out: *mut sys::TPM2B_SENSITIVE_DATA = null_mut();
+    // SAFETY: live context, object and session; out is freed below.
+    let rc = unsafe {
+        sys::Esys_Unseal(
+            e.ctx,
+            object,
+            session,
+            sys::ESYS_TR_NONE,
+            sys::ESYS_TR_NONE,
+            &mut out,
+        )
+    };
+    if rc != 0 {
+        let kind = Tss2ResponseCode::from(rc).kind();
+        return Err(if kind == Some(Tss2ResponseCodeKind::PolicyFail) {
+            Error::PcrMismatch(crate::pcr::Mismatch {
+                bank: "sha256".into(),
+                diffs: vec![],
+            })
+        } else {
+            rc_err("Unseal", rc)
+        });
+    }
+    // The TPM flushed the session with the successful Unseal.
+    e.flush.retain(|&t| t != session);
+    // SAFETY: ESYS returned a valid buffer; it is wiped before it is freed.
+    let key = unsafe {
+        let d = &mut *out;
+        let n = usize::from(d.size).min(d.buffer.len());
+        let k = Key32::from_slice(&d.buffer[..n]);
+        d.buffer.zeroize();
+        sys::Esys_Free(out.cast());
+        k
+    };
+    key.ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key"))
+}
+
+/// A VerifySignature ticket, freed on drop.
+struct Ticket(*mut sys::TPMT_TK_VERIFIED);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // SAFETY: allocated by ESYS (or null, which free accepts).
+        unsafe { sys::Esys_Free(self.0.cast()) };
+    }
+}
