@@ -10,7 +10,10 @@
 //! - `unlock_ratio`: sealroot ÷ clevis;
 //! - `tpm_commands_per_unlock` (and `_clevis`): commands on the wire, counted
 //!   by a recording proxy;
-//! - `unlock_maxrss_kb_sealroot`: peak resident memory of one unlock.
+//! - `unlock_maxrss_kb_sealroot`: peak resident memory of one unlock;
+//! - `unlock_ms_sealroot_signed`, `tpm_commands_per_unlock_signed`: the same
+//!   for a volume enrolled with `--policy-key` (PolicyAuthorize + PolicyNV),
+//!   unlocked with a signed policy for PCRs 0,4,7,9.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -83,6 +86,76 @@ fn maxrss_kb(mut c: Command) -> u64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     ru.ru_maxrss as u64
+}
+
+/// A second image in signed-policy mode with a signed policy for this
+/// swtpm's (reset) PCRs 0,4,7,9; returns it and the policy file.
+fn signed_setup(tpm: &Swtpm) -> (Image, std::path::PathBuf) {
+    let img = Image::new();
+    let private = img.file("priv.pem");
+    let public = img.file("pub.pem");
+    let run = |args: &[&str]| {
+        assert!(Command::new("openssl")
+            .args(args)
+            .status()
+            .unwrap()
+            .success())
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        p(&private),
+    ]);
+    run(&["pkey", "-in", p(&private), "-pubout", "-out", p(&public)]);
+    let r = enroll(
+        tpm,
+        &img,
+        &[
+            "--no-recovery-key",
+            "--policy-key",
+            p(&public),
+            "--eventlog",
+            "none",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let values = img.file("values");
+    let zero = hex::encode([0u8; 32]);
+    std::fs::write(&values, format!("0:{zero}\n4:{zero}\n7:{zero}\n9:{zero}\n")).unwrap();
+    let sig = img.file("sig.json");
+    let r = sealroot(&[
+        "policy",
+        "sign",
+        "--key",
+        p(&private),
+        "--pcrs",
+        "0,4,7,9",
+        "--values",
+        p(&values),
+        "--version",
+        "1",
+        "--out",
+        p(&sig),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    (img, sig)
+}
+
+fn signed_unlock(tcti: &str, img: &Image, sig: &std::path::Path) -> Command {
+    let mut c = sealroot_unlock(tcti, img);
+    c.args([
+        "--policy-file",
+        p(sig),
+        "--policy-dir",
+        "/nonexistent",
+        "--eventlog",
+        "none",
+    ]);
+    c
 }
 
 fn main() {
@@ -163,6 +236,25 @@ fn main() {
     tpm.reboot();
     let rss = maxrss_kb(sealroot_unlock(&tcti, &img));
 
+    // Signed-policy mode on the same swtpm.
+    tpm.reboot();
+    let (simg, sig) = signed_setup(&tpm);
+    let mut signed = Vec::new();
+    for _ in 0..runs {
+        tpm.reboot();
+        let (ms, out) = timed(signed_unlock(&tcti, &simg, &sig));
+        assert!(out.status.success(), "sealroot (signed): {out:?}");
+        signed.push(ms);
+    }
+    let sg = median(&mut signed);
+    tpm.reboot();
+    proxy.clear();
+    assert!(signed_unlock(&ptcti, &simg, &sig)
+        .status()
+        .unwrap()
+        .success());
+    let signed_cmds = proxy.command_codes();
+
     println!("runs: {runs}");
     println!("unlock_ms_sealroot: {s:.1}");
     println!("unlock_ms_clevis: {c:.1}");
@@ -170,6 +262,8 @@ fn main() {
     println!("tpm_commands_per_unlock: {}", ours_cmds.len());
     println!("tpm_commands_per_unlock_clevis: {}", their_cmds.len());
     println!("unlock_maxrss_kb_sealroot: {rss}");
+    println!("unlock_ms_sealroot_signed: {sg:.1}");
+    println!("tpm_commands_per_unlock_signed: {}", signed_cmds.len());
     let names: Vec<&str> = ours_cmds.iter().map(|&c| cc_name(c)).collect();
     println!("tpm_commands_sealroot: {}", names.join(","));
 }
