@@ -107,32 +107,6 @@ fn commands_per_unlock_are_few_and_never_create_a_primary() {
     assert!(cmds.len() <= 10, "{} commands: {names:?}", cmds.len());
 }
 
-/// Read every readable mapping of `pid` through /proc/PID/mem.
-fn process_memory(pid: u32) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let range = f.next().unwrap();
-        let perms = f.next().unwrap();
-        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
-            continue;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (b - a) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
-            out.extend_from_slice(&buf);
-        }
-    }
-    out
-}
-
 #[test]
 fn no_copy_of_the_secret_in_memory_or_logs_after_unlock() {
     let tpm = Swtpm::start();

@@ -542,3 +542,65 @@ fn signed_unseal_keeps_the_kek_off_the_wire() {
         "test would not notice a clear KEK"
     );
 }
+
+#[test]
+fn signed_unseal_leaves_no_copy_of_the_kek_in_memory() {
+    use common::proxy::contains;
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let sig = sign(&k, &img, "a", &[(23, [0; 32])], 1);
+    let reveal = img.file("reveal");
+    std::fs::create_dir(&reveal).unwrap();
+    let pause = img.file("pause");
+    let tcti = tpm.tcti();
+    let child = std::process::Command::new(SEALROOT)
+        .args([
+            "unlock",
+            "--device",
+            p(&img.path),
+            "--name",
+            "x",
+            "--dry-run",
+            "--log",
+            "stderr",
+        ])
+        .args([
+            "--tcti",
+            &tcti,
+            "--cmdline-file",
+            p(&img.cmdline),
+            "--policy-file",
+            p(&sig),
+        ])
+        .args(["--policy-dir", "/nonexistent", "--eventlog", "none"])
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !pause.exists() {
+        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mem = process_memory(child.id());
+    std::fs::remove_file(&pause).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        contains(&mem, p(&img.cmdline).as_bytes()),
+        "the scan sees the arguments"
+    );
+    for what in ["kek", "secret"] {
+        let s = revealed(&reveal, what);
+        for w in s.windows(16) {
+            assert!(
+                !contains(&mem, w),
+                "16-byte run of the {what} in process memory"
+            );
+        }
+    }
+}
