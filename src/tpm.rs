@@ -108,6 +108,19 @@ fn pcr_handle(i: u32) -> PcrHandle {
     PcrHandle::try_from(i).expect("PCR index validated to 0..=23")
 }
 
+/// The `authPolicy` of a sealed object's TPM2B_PUBLIC (which the TPM's
+/// integrity check on Load protects).
+pub fn sealed_auth_policy(tpm_public: &[u8]) -> Result<Digest> {
+    let public = tss_esapi::structures::PublicBuffer::unmarshall(tpm_public)
+        .and_then(Public::try_from)
+        .map_err(|e| Error::blob("sealed object", format!("TPM2B_PUBLIC does not parse: {e}")))?;
+    public
+        .auth_policy()
+        .value()
+        .try_into()
+        .map_err(|_| Error::blob("sealed object", "authPolicy is not a SHA-256 digest"))
+}
+
 /// The TCG ECC P-256 SRK template (unique left empty, as systemd does, so
 /// every tool derives the same key from the owner seed).
 pub fn srk_template() -> Public {
@@ -187,24 +200,39 @@ impl Tpm {
         self.conn.as_mut().expect("TPM connection is open")
     }
 
-    /// Run `f` with this connection closed, then reconnect: a simulator
-    /// serves one connection at a time, and the raw ESYS session in
-    /// [`crate::tpmraw`] needs its own.
+    /// Run `f`, which opens its own connection to this TPM (the raw ESYS
+    /// session in [`crate::tpmraw`]). The kernel resource manager
+    /// (`/dev/tpmrm*`) gives every open its own space, so this connection
+    /// stays; an exclusive one (a simulator, `/dev/tpm0`) is closed for the
+    /// time of `f` and reopened after it, retrying for a few seconds.
+    ///
+    /// If it cannot be reopened the result of `f` is dropped (a key is wiped
+    /// on drop) and `NoTpm` returned: the caller must then stop using this
+    /// TPM (`unlock` does), as it has no connection.
     pub fn released<T>(&mut self, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        if self.tcti.starts_with("device:/dev/tpmrm") {
+            return f(&self.tcti);
+        }
         self.conn = None;
         let r = f(&self.tcti);
         let conf = TctiNameConf::from_str(&self.tcti)
             .map_err(|_| Error::Usage(format!("bad TCTI specification {:?}", self.tcti)))?;
-        match Context::new(conf) {
-            Ok(c) => self.conn = Some(c),
-            Err(e) => {
-                return Err(Error::NoTpm {
-                    tcti: self.tcti.clone(),
-                    reason: format!("reconnecting: {e}"),
-                })
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Context::new(conf.clone()) {
+                Ok(c) => {
+                    self.conn = Some(c);
+                    return r;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::NoTpm {
+                        tcti: self.tcti.clone(),
+                        reason: format!("reconnecting after the signed-policy session: {e}"),
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
-        r
     }
 
     /// Read SHA-256 PCR values, in the order of `pcrs` (ascending).

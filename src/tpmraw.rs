@@ -12,6 +12,8 @@
 //!
 //! Every ESYS output is copied and freed at once (the unsealed bytes are
 //! wiped first); every TPM object and session is flushed on every path.
+//! Needs tpm2-tss 3.x or later (`Esys_LoadExternal` takes an ESYS_TR
+//! hierarchy; Debian 12 ships 3.2.1).
 
 use crate::blob::Blob;
 use crate::secret::Key32;
@@ -64,7 +66,21 @@ struct Esys {
 }
 
 impl Esys {
+    /// Open, retrying for up to two seconds (a simulator may still be
+    /// closing the connection just let go).
     fn open(spec: &str) -> Result<Esys> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::open_once(spec) {
+                Err(Error::NoTpm { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(spec: &str) -> Result<Esys> {
         let conf = CString::new(spec)
             .map_err(|_| Error::Usage(format!("bad TCTI specification {spec:?}")))?;
         let mut tcti = null_mut();
@@ -78,6 +94,8 @@ impl Esys {
         }
         let mut ctx = null_mut();
         // SAFETY: tcti is a live TCTI context; ctx receives the ESYS context.
+        // (Esys_Initialize sends no command; a simulator that has not yet
+        // accepted this connection answers the first command instead.)
         let rc = unsafe { sys::Esys_Initialize(&mut ctx, tcti, null_mut()) };
         if rc != 0 {
             // SAFETY: tcti was initialised above and is not used again.
@@ -278,10 +296,16 @@ pub fn unseal_signed(
     };
     e.flush_now(ext);
     if rc != 0 {
-        return Err(Error::PolicyRefused(format!(
-            "the TPM rejected the signature of the signed policy (version {}, rc {rc:#x})",
-            sp.version
-        )));
+        return Err(
+            if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Signature) {
+                Error::PolicyRefused(format!(
+                    "the TPM rejected the signature of the signed policy (version {})",
+                    sp.version
+                ))
+            } else {
+                rc_err("VerifySignature", rc)
+            },
+        );
     }
     let ticket = Ticket(ticket);
 
@@ -342,12 +366,22 @@ pub fn unseal_signed(
             &sel,
         )
     };
-    check("PolicyPCR", rc).map_err(|_| {
-        Error::PolicyRefused(format!(
-            "the PCRs changed between reading and PolicyPCR (signed policy version {})",
-            sp.version
-        ))
-    })?;
+    if rc != 0 {
+        let kind = Tss2ResponseCode::from(rc).kind();
+        return Err(
+            if matches!(
+                kind,
+                Some(Tss2ResponseCodeKind::Value) | Some(Tss2ResponseCodeKind::PcrChanged)
+            ) {
+                Error::PolicyRefused(format!(
+                    "the PCRs changed between reading and PolicyPCR (signed policy version {})",
+                    sp.version
+                ))
+            } else {
+                rc_err("PolicyPCR", rc)
+            },
+        );
+    }
 
     // 2. Revocation, enforced by the TPM: counter <= version.
     let counter = e.handle_of(signedpolicy::COUNTER_INDEX, "NV_ReadPublic")?;
@@ -466,10 +500,10 @@ pub fn unseal_signed(
     if rc != 0 {
         let kind = Tss2ResponseCode::from(rc).kind();
         return Err(if kind == Some(Tss2ResponseCodeKind::PolicyFail) {
-            Error::PcrMismatch(crate::pcr::Mismatch {
-                bank: "sha256".into(),
-                diffs: vec![],
-            })
+            Error::PolicyRefused(format!(
+                "the TPM refused the unseal (PolicyFail): PCR {} is not the enrolled value, or the signing key is not the one the object was sealed to",
+                crate::pcr::SELF_PCR
+            ))
         } else {
             rc_err("Unseal", rc)
         });

@@ -5,8 +5,10 @@
 
 mod common;
 use common::*;
+use sealroot::blob::Blob;
 use sealroot::eventlog;
-use sealroot::signedpolicy::{self, PublicKey};
+use sealroot::selfpcr::Measurements;
+use sealroot::signedpolicy::{self, PublicKey, SignedPolicy};
 use sealroot::tpm::Tpm;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,6 +131,151 @@ fn tpm_agrees_with_the_pure_names() {
     assert_eq!(t.ensure_counter().unwrap(), 1);
     assert_eq!(t.increment_counter().unwrap(), 2);
     assert_eq!(t.read_counter().unwrap(), 2);
+    // Undefining and redefining the index does not roll it back: a new
+    // counter starts above every value a counter on this TPM ever held.
+    drop(t);
+    tpm.tpm2(&["nvundefine", "0x01805352"]);
+    let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
+    assert_eq!(t.counter_name().unwrap(), None);
+    let again = t.ensure_counter().unwrap();
+    assert!(again > 2, "redefined counter starts at {again}");
+}
+
+/// Ask the TPM directly, past every software check sealroot makes, so the
+/// TPM's own refusals are what is tested.
+#[test]
+fn the_tpm_itself_refuses_edited_foreign_and_locked() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    let other = keys();
+    signed_enroll(&tpm, &img, &k);
+    let load = |f: &Path| SignedPolicy::from_json(&std::fs::read(f).unwrap()).unwrap();
+    let sp = load(&sign(&k, &img, "a", &[(23, [0; 32])], 1));
+    let foreign = load(&sign(&other, &img, "o", &[(23, [0; 32])], 1));
+    let blob = Blob::from_value(img.json()["tokens"]["0"].clone(), "token 0").unwrap();
+    let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
+    let now = Measurements::new(&std::fs::read_to_string(&img.cmdline).unwrap(), &img.uuid());
+    let cur = t.pcr_read(&[15]).unwrap()[0];
+    sealroot::ops::measure_self(&mut t, &now, cur).unwrap();
+    // Positive control: the real thing unseals.
+    t.unseal(&blob, None, Some(&sp)).unwrap();
+    // An edited version (approved policy recomputed, signature kept).
+    let mut edited = sp.clone();
+    edited.version = 9;
+    let e = t.unseal(&blob, None, Some(&edited)).err().expect("refused");
+    assert!(e.to_string().contains("rejected the signature"), "{e}");
+    // Another key put into the blob, with a policy that key signed: the
+    // sealed object's policy names the enrolled key, so Unseal fails.
+    let mut swapped = blob.clone();
+    swapped.authorize =
+        Some(PublicKey::from_pem(&std::fs::read_to_string(&other.public).unwrap()).unwrap());
+    let e = t
+        .unseal(&swapped, None, Some(&foreign))
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("PolicyFail"), "{e}");
+    // After the lock, the good policy no longer unseals.
+    sealroot::ops::lock(&mut t).unwrap();
+    let e = t.unseal(&blob, None, Some(&sp)).err().expect("refused");
+    assert!(e.to_string().contains("PolicyFail"), "{e}");
+}
+
+#[test]
+fn edited_key_in_the_token_is_refused_before_the_tpm() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    let other = keys();
+    signed_enroll(&tpm, &img, &k);
+    let osig = sign(&other, &img, "o", &[(23, [0; 32])], 1);
+    let mut tok = img.json()["tokens"]["0"].clone();
+    let okey = PublicKey::from_pem(&std::fs::read_to_string(&other.public).unwrap()).unwrap();
+    use base64::Engine as _;
+    tok["authorize"]["key"] = base64::engine::general_purpose::STANDARD
+        .encode(okey.to_der())
+        .into();
+    tok["authorize"]["key_name"] = hex::encode(okey.name()).into();
+    let f = img.file("edited-blob.json");
+    std::fs::write(&f, serde_json::to_vec(&tok).unwrap()).unwrap();
+    let mut a = no_dir();
+    a.extend(["--blob-file", p(&f), "--policy-file", p(&osig)]);
+    let u = unlock(&tpm, &img, &a);
+    assert_eq!(u.code, 5, "{u:?}");
+    assert!(u.stderr.contains("policy_digest does not match"), "{u:?}");
+    let st = on_image(
+        &tpm,
+        &img,
+        "status",
+        &["--json", "--blob-file", p(&f), "--policy-file", p(&osig)],
+    );
+    let j: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(j["tokens"][0]["verdict"], "invalid", "{st:?}");
+}
+
+#[test]
+fn signed_mode_with_a_pin() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    let pin = img.file("pin");
+    std::fs::write(&pin, "2468\n").unwrap();
+    let r = enroll(
+        &tpm,
+        &img,
+        &[
+            "--no-recovery-key",
+            "--policy-key",
+            p(&k.public),
+            "--eventlog",
+            "none",
+            "--pin",
+            "--pin-file",
+            p(&pin),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let sig = sign(&k, &img, "a", &[(23, [0; 32])], 1);
+    let wrong = img.file("wrong");
+    std::fs::write(&wrong, "1357\n").unwrap();
+    let mut a = no_dir();
+    a.extend(["--policy-file", p(&sig), "--pin-file", p(&wrong)]);
+    let u = unlock(&tpm, &img, &a);
+    assert_eq!(u.code, 6, "{u:?}");
+    let mut a = no_dir();
+    a.extend(["--policy-file", p(&sig), "--pin-file", p(&pin)]);
+    let u = unlock(&tpm, &img, &a);
+    assert_eq!(u.code, 0, "{u:?}");
+}
+
+#[test]
+fn equal_versions_follow_the_search_order() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let k = keys();
+    signed_enroll(&tpm, &img, &k);
+    let first = sign(&k, &img, "first", &[(23, [0; 32])], 1);
+    let dir = img.file("policies");
+    std::fs::create_dir(&dir).unwrap();
+    let later = sign(&k, &img, "later", &[(23, [0; 32])], 1);
+    std::fs::rename(&later, dir.join("z.json")).unwrap();
+    let u = unlock(
+        &tpm,
+        &img,
+        &[
+            "--policy-file",
+            p(&first),
+            "--policy-dir",
+            p(&dir),
+            "--eventlog",
+            "none",
+        ],
+    );
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(
+        u.stderr.contains(&format!("signed policy {}", p(&first))),
+        "{u:?}"
+    );
 }
 
 #[test]
@@ -262,7 +409,8 @@ fn forged_edited_and_foreign_policies_are_ignored() {
     let good = sign(&k, &img, "good", &[(23, [0; 32])], 1);
     let foreign = sign(&other, &img, "foreign", &[(23, [0; 32])], 1);
     // An edited version (with a recomputed approved_policy) keeps the old
-    // signature: the software check and the TPM both refuse it.
+    // signature: the software check refuses it (the TPM's own refusal is in
+    // the_tpm_itself_refuses_edited_foreign_and_locked).
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
     v["policy_version"] = 7.into();
     v["approved_policy"] = hex::encode(signedpolicy::approved_policy(&[23], &[[0; 32]], 7)).into();
@@ -312,11 +460,15 @@ fn install_replace_keeps_one_policy_token() {
     let k = keys();
     signed_enroll(&tpm, &img, &k);
     let a = sign(&k, &img, "a", &[(23, [0; 32])], 1);
-    let b = sign(&k, &img, "b", &[(23, [1; 32])], 2);
+    let b = sign(&k, &img, "b", &[(23, [0; 32])], 2);
     assert_eq!(install(&img, &a, &[]).code, 0);
     assert_eq!(install(&img, &b, &[]).code, 0);
     assert_eq!(img.tokens().len(), 3);
+    // --replace drops policies of the same or a lower version only: b
+    // (version 2) may be the only one the counter still allows.
     assert_eq!(install(&img, &a, &["--replace"]).code, 0);
+    assert_eq!(img.tokens().len(), 3);
+    assert_eq!(install(&img, &b, &["--replace"]).code, 0);
     assert_eq!(img.tokens().len(), 2);
     assert_eq!(unlock(&tpm, &img, &no_dir()).code, 0);
     // Without a signed-policy enrollment there is nothing to install into.

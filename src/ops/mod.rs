@@ -196,6 +196,32 @@ pub fn load_blobs(vol: &mut Volume, blob_file: Option<&Path>) -> Result<Vec<Sour
     Ok(out)
 }
 
+/// The blob's policy must be the one its fields describe: PolicyPCR over
+/// `pcrs` (after PolicyAuthorize with the `authorize` key in signed mode),
+/// PolicyAuthValue with a PIN; both its `policy_digest` and the sealed
+/// object's own `authPolicy` must equal that. Catches a token whose key,
+/// PCR values or PIN flag were edited before the TPM is asked.
+pub fn check_blob_policy(blob: &Blob, origin: &str) -> Result<()> {
+    let start = match &blob.authorize {
+        Some(k) => crate::signedpolicy::authorized(&k.name()),
+        None => [0; 32],
+    };
+    let expected = crate::policy::compute_from(&start, &blob.pcrs, &blob.values, blob.pin);
+    if blob.policy_digest != expected {
+        return Err(Error::blob(
+            origin,
+            "policy_digest does not match the token's PCRs, key and PIN flag (edited token?)",
+        ));
+    }
+    if crate::tpm::sealed_auth_policy(&blob.tpm_public)? != expected {
+        return Err(Error::blob(
+            origin,
+            "the sealed object's authPolicy is not the token's policy (edited token?)",
+        ));
+    }
+    Ok(())
+}
+
 /// Every PCR the valid blobs' policies cover, ascending, each once: what
 /// `unlock` and `status` read in one PCR_Read. Every valid blob includes the
 /// self PCR.

@@ -29,8 +29,18 @@ pub struct Found {
     pub policy: std::result::Result<SignedPolicy, String>,
 }
 
+/// Read a signed policy file: a regular file, at most the size limit read
+/// (a FIFO or a huge file in the policy directory must not stall the boot).
 fn read_policy_file(path: &Path) -> std::result::Result<SignedPolicy, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    if !f.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    f.take(signedpolicy::MAX_SIGNED_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
     SignedPolicy::from_json(&bytes)
 }
 
@@ -146,10 +156,13 @@ pub fn choose<'a>(
     } else {
         counter()?
     };
+    // The newest; among equal versions the first found (search order).
     let newest = matching
         .iter()
-        .filter(|(_, p)| p.version >= c)
-        .max_by_key(|(_, p)| p.version);
+        .enumerate()
+        .filter(|(_, (_, p))| p.version >= c)
+        .max_by_key(|(i, (_, p))| (p.version, std::cmp::Reverse(*i)))
+        .map(|(_, x)| x);
     match newest {
         Some((o, p)) => Ok((o, p)),
         None => {
@@ -290,8 +303,9 @@ fn volume_key(vol: &mut Volume) -> Result<Option<PublicKey>> {
 }
 
 /// `sealroot policy install`: store a signed policy as a LUKS2 token (checked
-/// against the volume's key first). With `replace`, older policy tokens are
-/// removed once the new one is written.
+/// against the volume's key first). With `replace`, the policy tokens of the
+/// same or a lower version are removed once the new one is written; a newer
+/// one is never removed (it may be the only one the counter still allows).
 pub fn install(device: &Path, file: &Path, replace: bool) -> Result<u32> {
     let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
     let p =
@@ -309,7 +323,18 @@ pub fn install(device: &Path, file: &Path, replace: bool) -> Result<u32> {
     let id = vol.add_token(&p.to_token())?;
     if replace {
         for t in old {
-            vol.remove_token(t)?;
+            let version = vol
+                .token_json(t)
+                .ok()
+                .and_then(|v| SignedPolicy::from_value(v).ok())
+                .map(|o| o.version);
+            match version {
+                Some(v) if v > p.version => info!(
+                    "kept policy token {t}: its version {v} is newer than {}",
+                    p.version
+                ),
+                _ => vol.remove_token(t)?,
+            }
         }
     }
     info!(
@@ -323,10 +348,20 @@ pub fn install(device: &Path, file: &Path, replace: bool) -> Result<u32> {
 /// `sealroot policy revoke --below N`: advance the TPM's revocation counter
 /// to N, so every policy signed with a lower version stops working. Returns
 /// the counter's new value.
+/// A management command on a TPM without the counter is a usage error.
+fn no_counter(e: Error) -> Error {
+    match e {
+        Error::PolicyRefused(m) => Error::Usage(format!(
+            "{m}; no volume was enrolled with --policy-key on this TPM"
+        )),
+        e => e,
+    }
+}
+
 pub fn revoke(tpm: &TpmOpts, below: u64) -> Result<u64> {
     let mut t = tpm.open()?;
-    let mut c = t.read_counter()?;
-    if below > c + 1024 {
+    let mut c = t.read_counter().map_err(no_counter)?;
+    if below > c.saturating_add(1024) {
         return Err(usage(format!(
             "the counter is at {c}; advancing it to {below} needs {} increments (at most 1024 at a time)",
             below - c
@@ -341,5 +376,5 @@ pub fn revoke(tpm: &TpmOpts, below: u64) -> Result<u64> {
 
 /// `sealroot policy show`: the counter and a signed policy file's contents.
 pub fn counter(tpm: &TpmOpts) -> Result<u64> {
-    tpm.open()?.read_counter()
+    tpm.open()?.read_counter().map_err(no_counter)
 }

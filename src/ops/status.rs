@@ -145,6 +145,9 @@ fn token_report(
     if !b.volume_uuid.eq_ignore_ascii_case(uuid) {
         problems.push(format!("belongs to volume {}, not {uuid}", b.volume_uuid));
     }
+    if let Err(e) = super::check_blob_policy(b, origin) {
+        problems.push(e.to_string());
+    }
     let mut mismatch = false;
     let pcrs = b
         .pcrs

@@ -126,6 +126,11 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
                 found = Some((v, src));
                 break;
             }
+            // The TPM connection is gone: nothing more can be tried.
+            Err(e @ Error::NoTpm { .. }) => {
+                first_err = Some(e);
+                break;
+            }
             Err(e) => {
                 if sources.len() > 1 {
                     warn!("{}: {e}", src.origin);
@@ -136,7 +141,10 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             }
         }
     }
-    if unsealed_any {
+    // (Without a connection there is nothing to extend: the recovery path's
+    // own lock attempt is what remains.)
+    let connection_lost = matches!(first_err, Some(Error::NoTpm { .. }));
+    if unsealed_any && !connection_lost {
         // The secret has left the TPM: nothing may unseal it again this boot.
         lock(&mut tpm)?;
         checkpoint("unlock:locked");
@@ -198,6 +206,7 @@ fn unseal_verified(
             ),
         ));
     }
+    super::check_blob_policy(blob, &src.origin)?;
     if !vol.keyslot_active(blob.keyslot) {
         return Err(Error::luks(
             vol.path(),
