@@ -257,6 +257,36 @@ pub enum Command {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// Format DEVICE as a keyless LUKS2 volume under a fresh random key that
+    /// only the kernel holds, open it and create a filesystem (docs/ephemeral.md).
+    Ephemeral {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        /// Mapping name: /dev/mapper/NAME.
+        #[arg(long)]
+        name: String,
+        /// Authenticated encryption (dm-integrity, HMAC-SHA256 per 4 KiB sector).
+        #[arg(long)]
+        integrity: bool,
+        /// Filesystem to create: ext4 (lazy init) or none.
+        #[arg(long, value_name = "FS", default_value = "ext4")]
+        mkfs: String,
+        /// The device is ephemeral: destroy a filesystem, partition table or
+        /// unrecognised data on it (never a LUKS volume with keyslots or tokens).
+        #[arg(long)]
+        wipe_existing: bool,
+        /// Extend the ephemeral event into this PCR (8-14; not 15).
+        #[arg(long, value_name = "PCR")]
+        measure_pcr: Option<u32>,
+        /// Only probe the device and report the guard's decision.
+        #[arg(long, conflicts_with = "format_only")]
+        dry_run: bool,
+        /// Write the LUKS2 header (the ephemeral marker) without opening it.
+        #[arg(long)]
+        format_only: bool,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
     /// Predict the PCRs of a boot with a replaced initrd and/or kernel, from
     /// this boot's event log (docs/eventlog.md).
     Predict {

@@ -35,6 +35,9 @@ pub enum Exit {
     Platform = 10,
     /// A file could not be read or written (missing, permissions, disk full).
     Io = 11,
+    /// Ephemeral mode refused to format a device that holds data it must
+    /// not destroy (a persistent LUKS volume, a filesystem, …).
+    EphemeralRefused = 12,
 }
 
 impl Exit {
@@ -91,6 +94,9 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    #[error("ephemeral mode refused {path}: it {reason}")]
+    EphemeralRefused { path: PathBuf, reason: String },
 }
 
 impl Error {
@@ -108,6 +114,7 @@ impl Error {
             Error::Platform(_) => Exit::Platform,
             Error::EventLog { .. } => Exit::Io,
             Error::Internal(_) => Exit::Internal,
+            Error::EphemeralRefused { .. } => Exit::EphemeralRefused,
         }
     }
 
@@ -154,6 +161,7 @@ mod tests {
             Exit::NotEnrolled,
             Exit::Platform,
             Exit::Io,
+            Exit::EphemeralRefused,
         ];
         for (i, e) in all.iter().enumerate() {
             assert_eq!(e.code() as usize, i, "{e:?}");

@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod enroll;
+pub mod ephemeral;
 pub mod platform;
 pub mod predict;
 pub mod remove;
