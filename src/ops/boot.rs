@@ -50,8 +50,16 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(Error::io(&args.crypttab, e)),
     };
-    let mut vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    let vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    // Ephemeral volumes unseal nothing and leave PCR 15 alone, so they go
+    // first and do not count against the one unlock per boot.
+    let (ephemeral, mut vols): (Vec<_>, Vec<_>) =
+        vols.into_iter().partition(|v| v.ephemeral.is_some());
+    for v in &ephemeral {
+        open_ephemeral(args, v)?;
+    }
     let v = match vols.len() {
+        0 if !ephemeral.is_empty() => return Ok(None),
         0 => {
             info!("no sealroot volume configured (kernel command line, {})", args.crypttab.display());
             return Ok(None);
@@ -98,4 +106,33 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         require: None,
     })
     .map(Some)
+}
+
+/// Set up one ephemeral volume from its boot configuration.
+fn open_ephemeral(args: &BootArgs, v: &bootcfg::VolumeCfg) -> Result<()> {
+    let device = v.device.path();
+    wait_for(&device, args.device_timeout)?;
+    let tpm = TpmOpts {
+        tcti: v.tcti.clone().unwrap_or_else(|| args.tpm.tcti.clone()),
+        timeout: v
+            .timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(args.tpm.timeout),
+    };
+    info!(
+        "ephemeral volume {} as /dev/mapper/{}",
+        device.display(),
+        v.name
+    );
+    let out = super::ephemeral::run(&super::ephemeral::EphemeralArgs {
+        device: device.clone(),
+        name: v.name.clone(),
+        settings: v.ephemeral.clone().expect("an ephemeral volume"),
+        dry_run: args.dry_run,
+        format_only: false,
+        tpm,
+        sys_tpm: super::ephemeral::SYS_TPM.into(),
+    })?;
+    info!("{}", super::ephemeral::render(&device, &out));
+    Ok(())
 }
