@@ -11,7 +11,8 @@
 
 # Kernel modules the initramfs loads (dependencies are added automatically).
 # TPM TIS/CRB, ext4, AES and SHA-256 are built into the Debian cloud kernel.
-INITRAMFS_MODULES=(virtio_pci virtio_blk dm-mod dm-crypt ecb xts aesni-intel qemu_fw_cfg)
+INITRAMFS_MODULES=(virtio_pci virtio_blk dm-mod dm-crypt ecb xts aesni-intel qemu_fw_cfg
+    "${EPHEMERAL_MODULES[@]}")
 
 LUKS_REDUCE=32M
 PROVISION_PBKDF=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
@@ -92,6 +93,7 @@ build_initramfs() {
     fi
     mkdir -p "$stage/etc/sealroot"
     install -m 0400 "$out/provision.key" "$stage/etc/sealroot/provision.key"
+    ephemeral_stage_initramfs "$stage" verify
     ((${#verify[@]} == 0)) || stage_verify_elves "$stage" "${verify[@]}"
     stage_pack_cpio "$stage" "$out/initramfs.cpio.gz"
     # The tampered variant: identical plus one file nothing reads.
@@ -162,7 +164,9 @@ harness_build() {
     build_initramfs "$out" "$bin"
     build_rootfs "$out" "$bin"
     build_disk "$out"
-    rm -f "$out/rootfs.ext4"
+    # The same root file system, unencrypted: the read-only OS layer of the
+    # ephemeral scenarios (lib/ephemeral.sh).
+    mv "$out/rootfs.ext4" "$out/os.ext4"
     printf %s "${bin:+sealroot}" >"$out/.has-sealroot"
     echo "$hash" >"$out/.inputs"
     ARTEFACTS_DIR=$out

@@ -4,6 +4,7 @@
 
 SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock
     snp-hcl initramfs-tools dracut hook-missing-lib)
+SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -19,6 +20,11 @@ describe_scenario() {
     dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt" ;;
     snp-hcl) echo "Azure-style vTPM with an SEV-SNP HCL report: enroll with the SNP requirement, unlock; other measurement / no report refused (exit 10)" ;;
     hook-missing-lib) echo "without the TCTI module in the hook's list, update-initramfs and dracut fail at build time" ;;
+    ephemeral-root) echo "overlay root: read-only OS + ephemeral upper; boot 2 finds a fresh empty upper layer, the marker gone" ;;
+    ephemeral-no-persist) echo "after an ephemeral boot, neither the disk images nor the swtpm state hold the marker; no TPM object or NV index" ;;
+    ephemeral-nonpersisted-tpm) echo "a factory-new TPM on every boot (NonPersistedTPM): ephemeral root works, TPM RNG mixed, integrity on boot 2" ;;
+    ephemeral-no-tpm) echo "no TPM at all: crypttab-configured ephemeral data disk with integrity, kernel RNG only" ;;
+    ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
     *) return 1 ;;
     esac
 }
