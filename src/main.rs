@@ -541,6 +541,7 @@ fn run(cmd: Command) -> Result<()> {
                 format_only,
                 tpm,
                 sys_tpm: ops::ephemeral::SYS_TPM.into(),
+                scratch: "/run".into(),
             })?;
             println!("{}", ops::ephemeral::render(&device, &out));
             Ok(())

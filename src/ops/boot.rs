@@ -132,6 +132,7 @@ fn open_ephemeral(args: &BootArgs, v: &bootcfg::VolumeCfg) -> Result<()> {
         format_only: false,
         tpm,
         sys_tpm: super::ephemeral::SYS_TPM.into(),
+        scratch: "/run".into(),
     })?;
     info!("{}", super::ephemeral::render(&device, &out));
     Ok(())
