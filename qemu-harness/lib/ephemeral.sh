@@ -152,7 +152,7 @@ scenario_ephemeral_no_tpm() {
         root_checks=eph-check,eph-write,eph-unwritten "eph_marker=$marker"
     expect 'HARNESS: root mounted \(ephemeral-data\)'
     expect 'no TPM \(/dev/tpmrm0 absent' "sealroot did not report the missing TPM"
-    expect 'key: 512 bits from the kernel RNG only' "the key was not drawn from the kernel RNG alone"
+    expect 'key: 768 bits from the kernel RNG only' "the key (XTS + HMAC keys) was not drawn from the kernel RNG alone"
     expect_not 'XORed with the TPM RNG'
     expect 'hmac\(sha256\)' "--integrity was not applied"
     expect 'ROOT-CHECK: eph-marker written n=2048' "the data disk is not writable"
