@@ -122,6 +122,7 @@ fn optional_tpm(opts: &TpmOpts, sys_tpm: &Path) -> Option<Tpm> {
 /// block XORed with 32 bytes of the TPM's RNG when a TPM answers.
 fn fresh_key(n: usize, tpm: &mut Option<Tpm>) -> Result<(SecretBytes, bool)> {
     let mut v = Vec::with_capacity(n);
+    let cap = v.capacity();
     let mut mixed = tpm.is_some();
     for _ in 0..n / 32 {
         let extra = match tpm.as_mut().map(|t| t.random32()) {
@@ -137,7 +138,7 @@ fn fresh_key(n: usize, tpm: &mut Option<Tpm>) -> Result<(SecretBytes, bool)> {
         let k = random_key(extra.as_ref().map(|r| &r[..]))?;
         v.extend_from_slice(k.as_bytes());
     }
-    debug_assert_eq!(v.capacity(), n, "no reallocation left a copy behind");
+    debug_assert_eq!(v.capacity(), cap, "no reallocation left a copy behind");
     Ok((SecretBytes::new(v), mixed))
 }
 
