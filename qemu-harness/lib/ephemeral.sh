@@ -161,7 +161,13 @@ scenario_ephemeral_no_tpm() {
 }
 
 scenario_ephemeral_guard() {
+    local handles
     enroll_boot
+    # Positive control for ephemeral-no-persist's TPM check: the same
+    # reader sees the SRK that enrollment persisted.
+    handles=$(eph_tpm_handles "$SCN_VM/tpm") || scn_fail "reading the TPM state: $handles"
+    [[ $handles == *0x81000001* ]] ||
+        scn_fail "the TPM state reader does not see the enrolled SRK: '$handles'"
     # A misconfigured crypttab names the persistent root as ephemeral, even
     # with the explicit wipe declaration: refused, exit 12, nothing written.
     scn_boot mode=ephemeral-root \
