@@ -447,3 +447,42 @@ fn boot_config_channels() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("crypttab line 1"), "{r:?}");
 }
+
+/// Detaches a loop device on drop.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A block device that something holds (here: an exclusive open, as a
+/// mount or a mapping would) is refused even with --wipe-existing, and
+/// accepted once it is released. Needs loop devices (root), not
+/// device-mapper.
+#[test]
+fn guard_refuses_a_device_in_use() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let img = blank(dir.path(), "loop.img", 32);
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "losetup: {out:?}");
+    let dev = Loop(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&dev.0)
+        .unwrap();
+    let r = eph(Path::new(&dev.0), NO_TPM, &["--dry-run", "--wipe-existing"]);
+    assert_eq!(r.code, 12, "{r:?}");
+    assert!(r.stderr.contains("is in use (mounted"), "{r:?}");
+    drop(held);
+    let r = eph(Path::new(&dev.0), NO_TPM, &["--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(blank)"), "{r:?}");
+}

@@ -62,8 +62,34 @@ pub fn read_head(path: &Path) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// Refuse a block device that something holds: mounted, swap, a
+/// device-mapper or MD member, or opened exclusively by another program.
+/// The kernel answers an exclusive open of such a device with EBUSY. (The
+/// check and the format are two opens; something that grabs the device in
+/// between is not caught.)
+fn not_in_use(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.file_type().is_block_device() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(Error::EphemeralRefused {
+            path: path.to_path_buf(),
+            reason: "is in use (mounted, active swap, held by a mapping or opened exclusively by another program)".into(),
+        }),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// Probe `path` and ask the guard. `Err` is the refusal (exit 12).
 pub fn check(path: &Path, wipe_existing: bool) -> Result<(Content, Allowed)> {
+    not_in_use(path)?;
     let content = ephemeral::probe(&read_head(path)?);
     let facts = match &content {
         Content::Luks(_) => Some(match Volume::open(path) {
