@@ -19,6 +19,10 @@
 //! `sealroot-wipe-existing`, `sealroot-measure-pcr=N` in crypttab;
 //! `rd.sealroot.ephemeral` plus `rd.sealroot.mkfs=`, `rd.sealroot.integrity`,
 //! `rd.sealroot.wipe-existing`, `rd.sealroot.measure-pcr=` on the command line.
+//! The read-only OS layer of an ephemeral root through dm-verity (command
+//! line only, so the root hash is covered by the boot's measurement):
+//! `rd.sealroot.verity-data=DEV rd.sealroot.verity-hash=DEV
+//! rd.sealroot.verity-roothash=HEX [rd.sealroot.verity-name=NAME]`.
 
 use std::path::PathBuf;
 
@@ -97,6 +101,17 @@ pub struct CmdlineCfg {
     pub timeout: Option<f64>,
     /// `rd.sealroot.ephemeral` and its refinements.
     pub ephemeral: Option<crate::ephemeral::Settings>,
+    /// `rd.sealroot.verity-*`: a dm-verity device to open first.
+    pub verity: Option<VerityCfg>,
+}
+
+/// A dm-verity device (the read-only OS layer of an ephemeral root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerityCfg {
+    pub data: DeviceRef,
+    pub hash: DeviceRef,
+    pub root_hash: Vec<u8>,
+    pub name: String,
 }
 
 /// Ephemeral options as they are collected, checked once all are seen.
@@ -209,6 +224,7 @@ fn tcti_ok(t: &str) -> Result<String, String> {
 pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
     let mut c = CmdlineCfg::default();
     let mut eph = EphemeralOpts::default();
+    let (mut v_data, mut v_hash, mut v_root, mut v_name) = (None, None, None, None);
     for param in split_cmdline(s) {
         let (key, value) = match param.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -239,10 +255,24 @@ pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
             ".integrity" => eph.integrity = flag_ok(key, value)?,
             ".wipe-existing" => eph.wipe_existing = flag_ok(key, value)?,
             ".measure-pcr" => eph.measure_pcr = Some(measure_pcr_ok(need()?)?),
+            ".verity-data" => v_data = Some(DeviceRef::parse(need()?)?),
+            ".verity-hash" => v_hash = Some(DeviceRef::parse(need()?)?),
+            ".verity-roothash" => v_root = Some(crate::ephemeral::parse_root_hash(need()?)?),
+            ".verity-name" => v_name = Some(name_ok(need()?)?),
             _ => return Err(format!("unknown option {key}")),
         }
     }
     c.ephemeral = eph.settings("rd.sealroot.")?;
+    c.verity = match (v_data, v_hash, v_root) {
+        (Some(data), Some(hash), Some(root_hash)) => Some(VerityCfg {
+            data,
+            hash,
+            root_hash,
+            name: v_name.unwrap_or_else(|| crate::ops::verity::DEFAULT_NAME.to_string()),
+        }),
+        (None, None, None) if v_name.is_none() => None,
+        _ => return Err("rd.sealroot.verity-data, -hash and -roothash go together".into()),
+    };
     Ok(c)
 }
 
@@ -607,6 +637,38 @@ mod tests {
                 resolve(&parse_cmdline(bad).unwrap(), &[]).is_err(),
                 "{bad} accepted"
             );
+        }
+    }
+
+    #[test]
+    fn verity_options() {
+        let rh = "0a".repeat(32);
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=PARTLABEL=x rd.sealroot.verity-roothash={rh}"
+        ));
+        assert!(c.is_err(), "PARTLABEL is not a device form");
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash={rh}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.verity,
+            Some(VerityCfg {
+                data: DeviceRef::Path("/dev/vda".into()),
+                hash: DeviceRef::Path("/dev/vdc".into()),
+                root_hash: vec![0x0a; 32],
+                name: "sealroot-os".into(),
+            })
+        );
+        // Alone it configures no volume, and is no error.
+        assert!(resolve(&c, &[]).unwrap().is_empty());
+        for bad in [
+            "rd.sealroot.verity-data=/dev/vda".to_string(),
+            format!("rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-roothash={rh}"),
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash=12".into(),
+            "rd.sealroot.verity-name=os".into(),
+        ] {
+            assert!(parse_cmdline(&bad).is_err(), "{bad} accepted");
         }
     }
 }

@@ -287,6 +287,25 @@ pub enum Command {
         #[command(flatten)]
         tpm: TpmArgs,
     },
+    /// Open a read-only image through dm-verity (the lower layer of an
+    /// ephemeral root), or verify it against the root hash.
+    Verity {
+        /// The data (the filesystem image).
+        #[arg(long, value_name = "PATH")]
+        data_device: PathBuf,
+        /// The hash tree with its veritysetup superblock.
+        #[arg(long, value_name = "PATH")]
+        hash_device: PathBuf,
+        /// Root hash (64 hex digits), from a measured source.
+        #[arg(long, value_name = "HEX")]
+        root_hash: String,
+        /// Mapping name: /dev/mapper/NAME.
+        #[arg(long, default_value = "sealroot-os")]
+        name: String,
+        /// Check every block now (reads the whole image) instead of opening it.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Predict the PCRs of a boot with a replaced initrd and/or kernel, from
     /// this boot's event log (docs/eventlog.md).
     Predict {

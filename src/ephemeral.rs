@@ -114,6 +114,17 @@ pub fn event_text(name: &str, integrity: bool) -> String {
     )
 }
 
+/// Parse a dm-verity root hash (SHA-256: 64 hex digits).
+pub fn parse_root_hash(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() != 64 {
+        return Err(format!(
+            "root hash {s:?}: expected 64 hex digits (SHA-256), got {}",
+            s.len()
+        ));
+    }
+    hex::decode(s).map_err(|_| format!("root hash {s:?}: not hexadecimal"))
+}
+
 /// The LUKS fields of the binary header (the part libcryptsetup has no
 /// getter for: label and subsystem).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -450,6 +461,9 @@ mod tests {
         assert_eq!(Mkfs::parse("none"), Ok(Mkfs::None));
         assert!(Mkfs::parse("xfs").is_err());
         assert_eq!(key_bytes(false), 64);
+        assert_eq!(parse_root_hash(&"ab".repeat(32)).unwrap(), vec![0xab; 32]);
+        assert!(parse_root_hash("abcd").is_err());
+        assert!(parse_root_hash(&"zz".repeat(32)).is_err());
         assert_eq!(key_bytes(true), 96);
     }
 }

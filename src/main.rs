@@ -546,6 +546,28 @@ fn run(cmd: Command) -> Result<()> {
             println!("{}", ops::ephemeral::render(&device, &out));
             Ok(())
         }
+        Command::Verity {
+            data_device,
+            hash_device,
+            root_hash,
+            name,
+            verify,
+        } => {
+            let root_hash = sealroot::ephemeral::parse_root_hash(&root_hash)
+                .map_err(|e| Error::Usage(format!("--root-hash: {e}")))?;
+            if name.is_empty() || name.contains('/') || name.len() > 127 {
+                return Err(Error::Usage(format!(
+                    "--name {name:?}: not a valid mapping name"
+                )));
+            }
+            ops::verity::run(&ops::verity::VerityArgs {
+                data: data_device,
+                hash: hash_device,
+                root_hash,
+                name,
+                verify_only: verify,
+            })
+        }
         Command::Cleanup { device } => {
             let removed = ops::remove::cleanup(&device)?;
             println!(

@@ -486,3 +486,65 @@ fn guard_refuses_a_device_in_use() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("(blank)"), "{r:?}");
 }
+
+/// dm-verity for the read-only OS layer, checked without device-mapper:
+/// `--verify` reads every block against the root hash.
+#[test]
+fn verity_verify_on_image_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let os = blank(dir.path(), "os.img", 16);
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&os)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hash = dir.path().join("os.hash");
+    let out = Command::new("veritysetup")
+        .arg("format")
+        .arg(&os)
+        .arg(&hash)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let root = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Root hash:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let verify = |data: &Path, hash: &Path, root: &str| {
+        sealroot(&[
+            "verity",
+            "--data-device",
+            p(data),
+            "--hash-device",
+            p(hash),
+            "--root-hash",
+            root,
+            "--verify",
+        ])
+    };
+    let r = verify(&os, &hash, &root);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("every block matches the root hash"),
+        "{r:?}"
+    );
+    // Another root hash, one changed byte in the image, no hash device.
+    let mut other = root.clone().into_bytes();
+    other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+    let r = verify(&os, &hash, std::str::from_utf8(&other).unwrap());
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("does not match the root hash"), "{r:?}");
+    write_at(&os, 8 << 20, b"X");
+    let r = verify(&os, &hash, &root);
+    assert_eq!(r.code, 7, "{r:?}");
+    let r = verify(&os, &os, &root);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("not a dm-verity hash device"), "{r:?}");
+    let r = verify(&os, &hash, "abcd");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("expected 64 hex digits"), "{r:?}");
+}

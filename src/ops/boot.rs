@@ -51,6 +51,23 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         Err(e) => return Err(Error::io(&args.crypttab, e)),
     };
     let vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    // The verified OS layer first: an ephemeral root's overlay needs both.
+    if let Some(v) = cmdline.verity.as_ref().filter(|_| !cmdline.disabled) {
+        for d in [&v.data, &v.hash] {
+            wait_for(&d.path(), args.device_timeout)?;
+        }
+        if args.dry_run {
+            info!("dry run: dm-verity /dev/mapper/{} not opened", v.name);
+        } else {
+            super::verity::run(&super::verity::VerityArgs {
+                data: v.data.path(),
+                hash: v.hash.path(),
+                root_hash: v.root_hash.clone(),
+                name: v.name.clone(),
+                verify_only: false,
+            })?;
+        }
+    }
     // Ephemeral volumes unseal nothing and leave PCR 15 alone, so they go
     // first and do not count against the one unlock per boot.
     let (ephemeral, mut vols): (Vec<_>, Vec<_>) =
@@ -59,7 +76,7 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         open_ephemeral(args, v)?;
     }
     let v = match vols.len() {
-        0 if !ephemeral.is_empty() => return Ok(None),
+        0 if !ephemeral.is_empty() || cmdline.verity.is_some() => return Ok(None),
         0 => {
             info!("no sealroot volume configured (kernel command line, {})", args.crypttab.display());
             return Ok(None);

@@ -13,6 +13,7 @@ pub mod remove;
 pub mod reseal;
 pub mod status;
 pub mod unlock;
+pub mod verity;
 
 use crate::blob::Blob;
 use crate::luks::Volume;
