@@ -167,6 +167,7 @@ harness_build() {
     # The same root file system, unencrypted: the read-only OS layer of the
     # ephemeral scenarios (lib/ephemeral.sh).
     mv "$out/rootfs.ext4" "$out/os.ext4"
+    ephemeral_build_verity "$out"
     printf %s "${bin:+sealroot}" >"$out/.has-sealroot"
     echo "$hash" >"$out/.inputs"
     ARTEFACTS_DIR=$out

@@ -6,8 +6,8 @@
 # keyless LUKS2 volume under a fresh key on every boot.
 
 # Kernel modules for --integrity (dm-integrity, authenc for
-# authenc(hmac(sha256),xts(aes))) and for the overlay root.
-EPHEMERAL_MODULES=(dm-integrity authenc overlay)
+# authenc(hmac(sha256),xts(aes))), the overlay root and its dm-verity lower.
+EPHEMERAL_MODULES=(dm-integrity authenc overlay dm-verity)
 EPH_DISK_SIZE=${SEALROOT_HARNESS_EPH_DISK:-1G}
 # How the scenarios configure the volume through the kernel command line.
 EPH_ARGS="rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.name=eph"
@@ -21,6 +21,25 @@ ephemeral_stage_initramfs() {
     stage_elf "$dir" "$(command -v mke2fs)" /usr/sbin/mkfs.ext4
     [[ -r /etc/mke2fs.conf ]] && stage_copy "$dir" /etc/mke2fs.conf
     eph_verify+=(/usr/sbin/mkfs.ext4)
+}
+
+# The OS image's dm-verity hash tree (os.verity, with its superblock) and
+# root hash (os.roothash), made on the host from the image file.
+ephemeral_build_verity() {
+    local out=$1 text bs
+    # dm-verity's sector is its data block: match the filesystem's block
+    # (the small harness image has 1 KiB blocks).
+    bs=$(dumpe2fs -h "$out/os.ext4" 2>/dev/null | awk '/^Block size:/ { print $3 }')
+    text=$(veritysetup format --data-block-size "${bs:-4096}" "$out/os.ext4" "$out/os.verity") ||
+        die "veritysetup format failed"
+    awk '/^Root hash:/ { print $3 }' <<<"$text" >"$out/os.roothash"
+    [[ $(wc -c <"$out/os.roothash") == 65 ]] || die "no root hash from veritysetup format"
+}
+
+# The kernel command line of a verified OS layer: /dev/vda is the data,
+# /dev/vdc the hash tree.
+eph_verity_args() {
+    echo "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash=$(cat "$ARTEFACTS_DIR/os.roothash")"
 }
 
 # Make the scenario's VM an ephemeral one: vda = the OS image, vdb = a new
@@ -178,4 +197,22 @@ scenario_ephemeral_guard() {
     expect_root_not_mounted
     expect_enrolled_volume
     unlock_boot
+}
+
+scenario_ephemeral_verity() {
+    local args
+    eph_init "$SCN_NAME"
+    cp "$ARTEFACTS_DIR/os.verity" "$SCN_VM/os.verity"
+    VM_EXTRA_DISKS+=("$SCN_VM/os.verity")
+    args="$EPH_ARGS $(eph_verity_args)"
+    eph_root_boot --append "$args" mode=ephemeral-root root_checks=eph-check
+    expect 'verified by dm-verity against the root hash' "sealroot did not open the OS layer through dm-verity"
+    expect 'HARNESS: lower /dev/mapper/sealroot-os' "the overlay's lower layer is not the verified device"
+    # The host changes one byte of the OS image (in its superblock):
+    # reading it through dm-verity fails, the root is not mounted.
+    printf 'X' | dd of="$SCN_VM/disk.img" bs=1 seek=1144 conv=notrunc status=none
+    scn_boot --append "$args" mode=ephemeral-root root_checks=eph-check
+    expect 'HARNESS: FAIL mounting the OS layer' "the changed OS image was mounted$(first_failure)"
+    expect 'device-mapper: verity.*corrupted' "the kernel did not report the verity failure"
+    expect_root_not_mounted
 }

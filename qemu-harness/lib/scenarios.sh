@@ -4,7 +4,8 @@
 
 SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock
     snp-hcl initramfs-tools dracut hook-missing-lib)
-SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard)
+SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard
+    ephemeral-verity)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -24,6 +25,7 @@ describe_scenario() {
     ephemeral-no-persist) echo "after an ephemeral boot, neither the disk images nor the swtpm state hold the marker; no TPM object or NV index" ;;
     ephemeral-nonpersisted-tpm) echo "a factory-new TPM on every boot (NonPersistedTPM): ephemeral root works, TPM RNG mixed, integrity on boot 2" ;;
     ephemeral-no-tpm) echo "no TPM at all: crypttab-configured ephemeral data disk with integrity, kernel RNG only" ;;
+    ephemeral-verity) echo "overlay root whose read-only OS layer is opened through dm-verity (root hash on the command line); a changed OS image is not mounted" ;;
     ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
     *) return 1 ;;
     esac
