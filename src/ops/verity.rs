@@ -68,7 +68,7 @@ pub fn run(a: &VerityArgs) -> Result<()> {
         info!("{}: every block matches the root hash", a.data.display());
     } else {
         info!(
-            "/dev/mapper/{}: {} verified by dm-verity against the root hash",
+            "/dev/mapper/{}: {} opened through dm-verity (every read checked against the root hash)",
             a.name,
             a.data.display()
         );
