@@ -548,3 +548,141 @@ fn verity_verify_on_image_files() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("expected 64 hex digits"), "{r:?}");
 }
+
+/// Read every readable mapping of `pid` through /proc/PID/mem (as
+/// tests/hygiene.rs does).
+#[cfg(feature = "test-hooks")]
+fn process_memory(pid: u32) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let range = f.next().unwrap();
+        let perms = f.next().unwrap();
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            out.extend_from_slice(&buf);
+        }
+    }
+    out
+}
+
+/// Where any 16-byte run of `key` occurs in `hay` (one pass, indexed by
+/// the runs' first four bytes: the naive search per run is too slow in a
+/// debug build for a whole process image).
+#[cfg(feature = "test-hooks")]
+fn key_run_in(hay: &[u8], key: &[u8]) -> Option<usize> {
+    let mut index: std::collections::HashMap<[u8; 4], Vec<&[u8]>> = Default::default();
+    for w in key.windows(16) {
+        index.entry(w[..4].try_into().unwrap()).or_default().push(w);
+    }
+    (0..hay.len().saturating_sub(15)).find(|&i| {
+        index
+            .get(&hay[i..i + 4])
+            .is_some_and(|runs| runs.iter().any(|r| &hay[i..i + 16] == *r))
+    })
+}
+
+/// The ephemeral key (handed to the test by the test-only reveal hook) is
+/// in no output and, at the test-only pause before exit, nowhere in the
+/// process's memory: not whole, not any 16-byte run of it.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn no_copy_of_the_ephemeral_key_in_memory_or_logs() {
+    use common::proxy::contains;
+    let tpm = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = blank(dir.path(), "eph.img", 17);
+    let reveal = dir.path().join("reveal");
+    std::fs::create_dir(&reveal).unwrap();
+    let pause = dir.path().join("pause");
+    let tcti = tpm.tcti();
+    let child = Command::new(SEALROOT)
+        .args([
+            "ephemeral",
+            "--device",
+            p(&dev),
+            "--name",
+            "x",
+            "--format-only",
+            "-v",
+        ])
+        .args(["--log", "stderr", "--tcti", &tcti])
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !pause.exists() {
+        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mem = process_memory(child.id());
+    std::fs::remove_file(&pause).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = hex::decode(std::fs::read_to_string(reveal.join("ephemeral-key")).unwrap()).unwrap();
+    assert_eq!(key.len(), 64);
+    assert!(mem.len() > 1 << 20, "read {} bytes of memory", mem.len());
+    // The search finds a run where there is one.
+    let planted = [&[7u8; 1000][..], &key[20..37], &[9u8; 1000]].concat();
+    assert_eq!(key_run_in(&planted, &key), Some(1000));
+    // The scan can see what it looks for: the process's own arguments.
+    assert!(
+        contains(&mem, p(&dev).as_bytes()),
+        "scan cannot see the arguments"
+    );
+    assert!(
+        key_run_in(&mem, &key).is_none(),
+        "16-byte run of the ephemeral key in process memory"
+    );
+    let logs = [out.stdout, out.stderr].concat();
+    assert!(!contains(&logs, &key), "key in output");
+    assert!(
+        !contains(&logs, hex::encode(&key).as_bytes()),
+        "key (hex) in output"
+    );
+    // And on the device only the header: no 16-byte run of the key.
+    let img = std::fs::read(&dev).unwrap();
+    assert!(
+        key_run_in(&img, &key).is_none(),
+        "16-byte run of the key on the device"
+    );
+    // Positive control: the revealed key is the volume key (the header's
+    // digest accepts it, so a keyslot can be added with it).
+    let vk = dir.path().join("vk");
+    std::fs::write(&vk, &key).unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, b"pw").unwrap();
+    let out = Command::new("cryptsetup")
+        .args([
+            "luksAddKey",
+            "-q",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+        ])
+        .args(["--key-size", "512", "--volume-key-file"])
+        .arg(&vk)
+        .arg(&dev)
+        .arg(&pw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the revealed key is not the volume key: {out:?}"
+    );
+}

@@ -357,6 +357,7 @@ pub fn run(args: &EphemeralArgs) -> Result<Outcome> {
 
     let mut tpm = optional_tpm(&args.tpm, &args.sys_tpm);
     let (key, mixed) = fresh_key(ephemeral::key_bytes(s.integrity), &mut tpm)?;
+    crate::testhooks::reveal("ephemeral-key", key.as_bytes());
     out.tpm_rng = mixed;
     if mixed {
         info!(
