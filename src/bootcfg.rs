@@ -13,6 +13,16 @@
 //! `sealroot-blob=`, `sealroot-tcti=`, `sealroot-timeout=` refine it. Other
 //! options belong to cryptsetup and are left alone. Unknown `sealroot*`
 //! keys are errors, so a typo cannot silently weaken the configuration.
+//!
+//! Ephemeral volumes ([`crate::ephemeral`], docs/ephemeral.md):
+//! `sealroot-ephemeral` plus `sealroot-mkfs=ext4|none`, `sealroot-integrity`,
+//! `sealroot-wipe-existing`, `sealroot-measure-pcr=N` in crypttab;
+//! `rd.sealroot.ephemeral` plus `rd.sealroot.mkfs=`, `rd.sealroot.integrity`,
+//! `rd.sealroot.wipe-existing`, `rd.sealroot.measure-pcr=` on the command line.
+//! The read-only OS layer of an ephemeral root through dm-verity (command
+//! line only, so the root hash is covered by the boot's measurement):
+//! `rd.sealroot.verity-data=DEV rd.sealroot.verity-hash=DEV
+//! rd.sealroot.verity-roothash=HEX [rd.sealroot.verity-name=NAME]`.
 
 use std::path::PathBuf;
 
@@ -73,6 +83,8 @@ pub struct VolumeCfg {
     pub blob: Option<PathBuf>,
     pub tcti: Option<String>,
     pub timeout: Option<f64>,
+    /// Set for an ephemeral volume (fresh key every boot, nothing unsealed).
+    pub ephemeral: Option<crate::ephemeral::Settings>,
 }
 
 /// What the kernel command line says.
@@ -87,6 +99,67 @@ pub struct CmdlineCfg {
     pub blob: Option<PathBuf>,
     pub tcti: Option<String>,
     pub timeout: Option<f64>,
+    /// `rd.sealroot.ephemeral` and its refinements.
+    pub ephemeral: Option<crate::ephemeral::Settings>,
+    /// `rd.sealroot.verity-*`: a dm-verity device to open first.
+    pub verity: Option<VerityCfg>,
+}
+
+/// A dm-verity device (the read-only OS layer of an ephemeral root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerityCfg {
+    pub data: DeviceRef,
+    pub hash: DeviceRef,
+    pub root_hash: Vec<u8>,
+    pub name: String,
+}
+
+/// Ephemeral options as they are collected, checked once all are seen.
+#[derive(Default)]
+struct EphemeralOpts {
+    on: bool,
+    mkfs: Option<crate::ephemeral::Mkfs>,
+    integrity: bool,
+    wipe_existing: bool,
+    measure_pcr: Option<u32>,
+}
+
+impl EphemeralOpts {
+    fn settings(self, prefix: &str) -> Result<Option<crate::ephemeral::Settings>, String> {
+        if !self.on {
+            if self.mkfs.is_some()
+                || self.integrity
+                || self.wipe_existing
+                || self.measure_pcr.is_some()
+            {
+                return Err(format!(
+                    "{prefix}mkfs/integrity/wipe-existing/measure-pcr need {prefix}ephemeral"
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(crate::ephemeral::Settings {
+            integrity: self.integrity,
+            mkfs: self.mkfs.unwrap_or(crate::ephemeral::Mkfs::Ext4),
+            wipe_existing: self.wipe_existing,
+            measure_pcr: self.measure_pcr,
+        }))
+    }
+}
+
+fn flag_ok(key: &str, v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("1") | Some("yes") | Some("on") => Ok(true),
+        Some("0") | Some("no") | Some("off") => Ok(false),
+        Some(v) => Err(format!("{key}={v:?}: use 0 or 1")),
+    }
+}
+
+fn measure_pcr_ok(v: &str) -> Result<u32, String> {
+    let p = v
+        .parse::<u32>()
+        .map_err(|_| format!("bad PCR index {v:?}"))?;
+    crate::ephemeral::measure_pcr_ok(p)
 }
 
 /// Split a kernel command line into parameters; double quotes group.
@@ -150,6 +223,8 @@ fn tcti_ok(t: &str) -> Result<String, String> {
 /// Parse sealroot's options from a kernel command line.
 pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
     let mut c = CmdlineCfg::default();
+    let mut eph = EphemeralOpts::default();
+    let (mut v_data, mut v_hash, mut v_root, mut v_name) = (None, None, None, None);
     for param in split_cmdline(s) {
         let (key, value) = match param.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -175,9 +250,29 @@ pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
             ".blob" => c.blob = Some(path_ok(need()?, key)?),
             ".tcti" => c.tcti = Some(tcti_ok(need()?)?),
             ".timeout" => c.timeout = Some(timeout_ok(need()?)?),
+            ".ephemeral" => eph.on = flag_ok(key, value)?,
+            ".mkfs" => eph.mkfs = Some(crate::ephemeral::Mkfs::parse(need()?)?),
+            ".integrity" => eph.integrity = flag_ok(key, value)?,
+            ".wipe-existing" => eph.wipe_existing = flag_ok(key, value)?,
+            ".measure-pcr" => eph.measure_pcr = Some(measure_pcr_ok(need()?)?),
+            ".verity-data" => v_data = Some(DeviceRef::parse(need()?)?),
+            ".verity-hash" => v_hash = Some(DeviceRef::parse(need()?)?),
+            ".verity-roothash" => v_root = Some(crate::ephemeral::parse_root_hash(need()?)?),
+            ".verity-name" => v_name = Some(name_ok(need()?)?),
             _ => return Err(format!("unknown option {key}")),
         }
     }
+    c.ephemeral = eph.settings("rd.sealroot.")?;
+    c.verity = match (v_data, v_hash, v_root) {
+        (Some(data), Some(hash), Some(root_hash)) => Some(VerityCfg {
+            data,
+            hash,
+            root_hash,
+            name: v_name.unwrap_or_else(|| crate::ops::verity::DEFAULT_NAME.to_string()),
+        }),
+        (None, None, None) if v_name.is_none() => None,
+        _ => return Err("rd.sealroot.verity-data, -hash and -roothash go together".into()),
+    };
     Ok(c)
 }
 
@@ -240,7 +335,9 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
             blob: None,
             tcti: None,
             timeout: None,
+            ephemeral: None,
         };
+        let mut eph = EphemeralOpts::default();
         for o in opts {
             let (k, val) = match o.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
@@ -262,8 +359,28 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
                 "sealroot-blob" => v.blob = Some(path_ok(need()?, k).map_err(at)?),
                 "sealroot-tcti" => v.tcti = Some(tcti_ok(need()?).map_err(at)?),
                 "sealroot-timeout" => v.timeout = Some(timeout_ok(need()?).map_err(at)?),
+                "sealroot-ephemeral" if val.is_none() => eph.on = true,
+                "sealroot-integrity" if val.is_none() => eph.integrity = true,
+                "sealroot-wipe-existing" if val.is_none() => eph.wipe_existing = true,
+                "sealroot-ephemeral" | "sealroot-integrity" | "sealroot-wipe-existing" => {
+                    return Err(at(format!("{k} takes no value")))
+                }
+                "sealroot-mkfs" => {
+                    eph.mkfs = Some(crate::ephemeral::Mkfs::parse(need()?).map_err(at)?)
+                }
+                "sealroot-measure-pcr" => {
+                    eph.measure_pcr = Some(measure_pcr_ok(need()?).map_err(at)?)
+                }
                 _ => return Err(at(format!("unknown option {o:?}"))),
             }
+        }
+        v.ephemeral = eph.settings("sealroot-").map_err(at)?;
+        if v.ephemeral.is_some()
+            && (v.provision_key.is_some() || v.blob.is_some() || v.pcrs.is_some())
+        {
+            return Err(at(
+                "sealroot-ephemeral takes no sealroot-pcrs, sealroot-provision-key or sealroot-blob (nothing is sealed)".into(),
+            ));
         }
         out.push(v);
     }
@@ -277,7 +394,11 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
         return Ok(vec![]);
     }
     let Some(dev) = &cmdline.device else {
-        if cmdline.name.is_some() || cmdline.provision_key.is_some() || cmdline.blob.is_some() {
+        if cmdline.name.is_some()
+            || cmdline.provision_key.is_some()
+            || cmdline.blob.is_some()
+            || cmdline.ephemeral.is_some()
+        {
             return Err(
                 "rd.sealroot.* options given without rd.sealroot.uuid or rd.sealroot.device".into(),
             );
@@ -295,11 +416,24 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
             .collect());
     };
     let base = crypttab.iter().find(|v| &v.device == dev);
+    let ephemeral = cmdline
+        .ephemeral
+        .clone()
+        .or_else(|| base.and_then(|b| b.ephemeral.clone()));
+    if ephemeral.is_some()
+        && (cmdline.provision_key.is_some() || cmdline.blob.is_some() || cmdline.pcrs.is_some())
+    {
+        return Err(
+            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key or .blob (nothing is sealed)"
+                .into(),
+        );
+    }
     let name = cmdline
         .name
         .clone()
         .or_else(|| base.map(|b| b.name.clone()))
         .unwrap_or_else(|| match dev {
+            _ if ephemeral.is_some() => "ephemeral".to_string(),
             DeviceRef::Uuid(u) => format!("luks-{u}"),
             _ => "root".to_string(),
         });
@@ -323,6 +457,7 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
             .clone()
             .or_else(|| base.and_then(|b| b.tcti.clone())),
         timeout: cmdline.timeout.or_else(|| base.and_then(|b| b.timeout)),
+        ephemeral,
     }])
 }
 
@@ -429,5 +564,111 @@ mod tests {
             .is_empty());
         // options without a device
         assert!(resolve(&parse_cmdline("rd.sealroot.name=x").unwrap(), &tab).is_err());
+    }
+
+    #[test]
+    fn ephemeral_options() {
+        use crate::ephemeral::{Mkfs, Settings};
+        let tab = parse_crypttab(
+            "root UUID=aa none sealroot\n\
+             scratch /dev/vdb none sealroot,sealroot-ephemeral,sealroot-integrity,sealroot-mkfs=none,sealroot-wipe-existing,sealroot-measure-pcr=13\n\
+             tmp /dev/vdc none sealroot,sealroot-ephemeral\n",
+        )
+        .unwrap();
+        assert_eq!(tab[0].ephemeral, None);
+        assert_eq!(
+            tab[1].ephemeral,
+            Some(Settings {
+                integrity: true,
+                mkfs: Mkfs::None,
+                wipe_existing: true,
+                measure_pcr: Some(13),
+            })
+        );
+        assert_eq!(tab[2].ephemeral, Some(Settings::default()));
+        for bad in [
+            "s /dev/vdb none sealroot,sealroot-integrity",
+            "s /dev/vdb none sealroot,sealroot-ephemeral=1",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-mkfs=xfs",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-measure-pcr=15",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-measure-pcr=x",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-pcrs=7",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-provision-key=/k",
+        ] {
+            assert!(parse_crypttab(bad).is_err(), "{bad} accepted");
+        }
+
+        let c = parse_cmdline(
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.integrity=1 rd.sealroot.measure-pcr=13",
+        )
+        .unwrap();
+        let v = resolve(&c, &[]).unwrap();
+        assert_eq!(v[0].name, "ephemeral");
+        assert_eq!(
+            v[0].ephemeral,
+            Some(Settings {
+                integrity: true,
+                mkfs: Mkfs::Ext4,
+                wipe_existing: false,
+                measure_pcr: Some(13),
+            })
+        );
+        // The command line completes from the crypttab line of the device.
+        let c = parse_cmdline("rd.sealroot.device=/dev/vdb").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].name, "scratch");
+        assert!(v[0].ephemeral.as_ref().unwrap().wipe_existing);
+        // crypttab alone: both kinds come back; boot sorts them.
+        assert_eq!(resolve(&CmdlineCfg::default(), &tab).unwrap().len(), 3);
+        for bad in [
+            "rd.sealroot.integrity",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.wipe-existing",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral=maybe",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.mkfs=btrfs",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.measure-pcr=23",
+        ] {
+            assert!(parse_cmdline(bad).is_err(), "{bad} accepted");
+        }
+        for bad in [
+            "rd.sealroot.ephemeral",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.pcrs=7",
+        ] {
+            assert!(
+                resolve(&parse_cmdline(bad).unwrap(), &[]).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn verity_options() {
+        let rh = "0a".repeat(32);
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=PARTLABEL=x rd.sealroot.verity-roothash={rh}"
+        ));
+        assert!(c.is_err(), "PARTLABEL is not a device form");
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash={rh}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.verity,
+            Some(VerityCfg {
+                data: DeviceRef::Path("/dev/vda".into()),
+                hash: DeviceRef::Path("/dev/vdc".into()),
+                root_hash: vec![0x0a; 32],
+                name: "sealroot-os".into(),
+            })
+        );
+        // Alone it configures no volume, and is no error.
+        assert!(resolve(&c, &[]).unwrap().is_empty());
+        for bad in [
+            "rd.sealroot.verity-data=/dev/vda".to_string(),
+            format!("rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-roothash={rh}"),
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash=12".into(),
+            "rd.sealroot.verity-name=os".into(),
+        ] {
+            assert!(parse_cmdline(&bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -379,6 +379,55 @@ pub enum Command {
     /// Signed PCR policies: sign, install, revoke (docs/signed-policy.md).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Format DEVICE as a keyless LUKS2 volume under a fresh random key that
+    /// only the kernel holds, open it and create a filesystem (docs/ephemeral.md).
+    Ephemeral {
+        #[arg(long, value_name = "PATH")]
+        device: PathBuf,
+        /// Mapping name: /dev/mapper/NAME.
+        #[arg(long)]
+        name: String,
+        /// Authenticated encryption (dm-integrity, HMAC-SHA256 per 4 KiB sector).
+        #[arg(long)]
+        integrity: bool,
+        /// Filesystem to create: ext4 (lazy init) or none.
+        #[arg(long, value_name = "FS", default_value = "ext4")]
+        mkfs: String,
+        /// The device is ephemeral: destroy a filesystem, partition table or
+        /// unrecognised data on it (never a LUKS volume with keyslots or tokens).
+        #[arg(long)]
+        wipe_existing: bool,
+        /// Extend the ephemeral event into this PCR (8-14; not 15).
+        #[arg(long, value_name = "PCR")]
+        measure_pcr: Option<u32>,
+        /// Only probe the device and report the guard's decision.
+        #[arg(long, conflicts_with = "format_only")]
+        dry_run: bool,
+        /// Write the LUKS2 header (the ephemeral marker) without opening it.
+        #[arg(long)]
+        format_only: bool,
+        #[command(flatten)]
+        tpm: TpmArgs,
+    },
+    /// Open a read-only image through dm-verity (the lower layer of an
+    /// ephemeral root), or verify it against the root hash.
+    Verity {
+        /// The data (the filesystem image).
+        #[arg(long, value_name = "PATH")]
+        data_device: PathBuf,
+        /// The hash tree with its veritysetup superblock.
+        #[arg(long, value_name = "PATH")]
+        hash_device: PathBuf,
+        /// Root hash (64 hex digits), from a measured source.
+        #[arg(long, value_name = "HEX")]
+        root_hash: String,
+        /// Mapping name: /dev/mapper/NAME.
+        #[arg(long, default_value = "sealroot-os")]
+        name: String,
+        /// Check every block now (reads the whole image) instead of opening it.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Predict the PCRs of a boot with a replaced initrd and/or kernel, from
     /// this boot's event log (docs/eventlog.md).
     Predict {

@@ -36,6 +36,9 @@ pub enum Exit {
     Platform = 10,
     /// A file could not be read or written (missing, permissions, disk full).
     Io = 11,
+    /// Ephemeral mode refused to format a device that holds data it must
+    /// not destroy (a persistent LUKS volume, a filesystem, …).
+    EphemeralRefused = 12,
 }
 
 impl Exit {
@@ -97,6 +100,9 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    #[error("ephemeral mode refused {path}: it {reason}")]
+    EphemeralRefused { path: PathBuf, reason: String },
 }
 
 impl Error {
@@ -114,6 +120,7 @@ impl Error {
             Error::Platform(_) => Exit::Platform,
             Error::EventLog { .. } => Exit::Io,
             Error::Internal(_) => Exit::Internal,
+            Error::EphemeralRefused { .. } => Exit::EphemeralRefused,
         }
     }
 
@@ -160,6 +167,7 @@ mod tests {
             Exit::NotEnrolled,
             Exit::Platform,
             Exit::Io,
+            Exit::EphemeralRefused,
         ];
         for (i, e) in all.iter().enumerate() {
             assert_eq!(e.code() as usize, i, "{e:?}");

@@ -10,6 +10,7 @@ pub mod blob;
 pub mod bootcfg;
 pub mod cli;
 pub mod envelope;
+pub mod ephemeral;
 pub mod error;
 pub mod eventlog;
 pub mod explain;

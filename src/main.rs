@@ -614,6 +614,59 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Ephemeral {
+            device,
+            name,
+            integrity,
+            mkfs,
+            wipe_existing,
+            measure_pcr,
+            dry_run,
+            format_only,
+            tpm,
+        } => {
+            let settings = ephemeral_settings(integrity, &mkfs, wipe_existing, measure_pcr)?;
+            let tpm = tpm_opts(&tpm)?;
+            if name.is_empty() || name.contains('/') || name.len() > 127 {
+                return Err(Error::Usage(format!(
+                    "--name {name:?}: not a valid mapping name"
+                )));
+            }
+            let out = ops::ephemeral::run(&ops::ephemeral::EphemeralArgs {
+                device: device.clone(),
+                name,
+                settings,
+                dry_run,
+                format_only,
+                tpm,
+                sys_tpm: ops::ephemeral::SYS_TPM.into(),
+                scratch: "/run".into(),
+            })?;
+            println!("{}", ops::ephemeral::render(&device, &out));
+            Ok(())
+        }
+        Command::Verity {
+            data_device,
+            hash_device,
+            root_hash,
+            name,
+            verify,
+        } => {
+            let root_hash = sealroot::ephemeral::parse_root_hash(&root_hash)
+                .map_err(|e| Error::Usage(format!("--root-hash: {e}")))?;
+            if name.is_empty() || name.contains('/') || name.len() > 127 {
+                return Err(Error::Usage(format!(
+                    "--name {name:?}: not a valid mapping name"
+                )));
+            }
+            ops::verity::run(&ops::verity::VerityArgs {
+                data: data_device,
+                hash: hash_device,
+                root_hash,
+                name,
+                verify_only: verify,
+            })
+        }
         Command::Cleanup { device } => {
             let removed = ops::remove::cleanup(&device)?;
             println!(
@@ -625,6 +678,25 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The ephemeral settings the options describe.
+fn ephemeral_settings(
+    integrity: bool,
+    mkfs: &str,
+    wipe_existing: bool,
+    measure_pcr: Option<u32>,
+) -> Result<sealroot::ephemeral::Settings> {
+    use sealroot::ephemeral as e;
+    Ok(e::Settings {
+        integrity,
+        mkfs: e::Mkfs::parse(mkfs).map_err(|m| Error::Usage(format!("--{m}")))?,
+        wipe_existing,
+        measure_pcr: measure_pcr
+            .map(e::measure_pcr_ok)
+            .transpose()
+            .map_err(|m| Error::Usage(format!("--measure-pcr: {m}")))?,
+    })
 }
 
 /// Where `unlock`/`platform` look for evidence, and the certificates given

@@ -8,6 +8,8 @@ source "$HARNESS_DIR/lib/kernel.sh"
 source "$HARNESS_DIR/lib/stage.sh"
 # shellcheck source=lib/vm.sh
 source "$HARNESS_DIR/lib/vm.sh"
+# shellcheck source=lib/ephemeral.sh
+source "$HARNESS_DIR/lib/ephemeral.sh"
 # shellcheck source=lib/build.sh
 source "$HARNESS_DIR/lib/build.sh"
 # shellcheck source=lib/scenario.sh

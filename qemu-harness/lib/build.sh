@@ -11,7 +11,8 @@
 
 # Kernel modules the initramfs loads (dependencies are added automatically).
 # TPM TIS/CRB, ext4, AES and SHA-256 are built into the Debian cloud kernel.
-INITRAMFS_MODULES=(virtio_pci virtio_blk dm-mod dm-crypt ecb xts aesni-intel qemu_fw_cfg)
+INITRAMFS_MODULES=(virtio_pci virtio_blk dm-mod dm-crypt ecb xts aesni-intel qemu_fw_cfg
+    "${EPHEMERAL_MODULES[@]}")
 
 LUKS_REDUCE=32M
 PROVISION_PBKDF=(--pbkdf pbkdf2 --pbkdf-force-iterations 1000)
@@ -98,6 +99,7 @@ build_initramfs() {
     mkdir -p "$stage/etc/sealroot"
     install -m 0400 "$out/provision.key" "$stage/etc/sealroot/provision.key"
     install -m 0444 "$out/policy-pub.pem" "$stage/etc/sealroot/policy-key.pem"
+    ephemeral_stage_initramfs "$stage" verify
     ((${#verify[@]} == 0)) || stage_verify_elves "$stage" "${verify[@]}"
     stage_pack_cpio "$stage" "$out/initramfs.cpio.gz"
     # The tampered variant: identical plus one file nothing reads.
@@ -172,7 +174,10 @@ harness_build() {
     build_initramfs "$out" "$bin"
     build_rootfs "$out" "$bin"
     build_disk "$out"
-    rm -f "$out/rootfs.ext4"
+    # The same root file system, unencrypted: the read-only OS layer of the
+    # ephemeral scenarios (lib/ephemeral.sh).
+    mv "$out/rootfs.ext4" "$out/os.ext4"
+    ephemeral_build_verity "$out"
     printf %s "${bin:+sealroot}" >"$out/.has-sealroot"
     echo "$hash" >"$out/.inputs"
     ARTEFACTS_DIR=$out

@@ -4,6 +4,8 @@
 
 SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new-tpm-recovery relock
     snp-hcl update-kernel revoke-old-policy initramfs-tools dracut hook-missing-lib)
+SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard
+    ephemeral-verity)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -21,6 +23,12 @@ describe_scenario() {
     update-kernel) echo "signed-policy enrollment; the builder signs the predicted PCRs of a new initramfs, which unlocks without re-enrollment; an unsigned one is refused naming PCR 9 and the initrd event" ;;
     revoke-old-policy) echo "after sealroot policy revoke --below 2 in the new system, the old image with its old signed policy is refused" ;;
     hook-missing-lib) echo "without the TCTI module in the hook's list, update-initramfs and dracut fail at build time" ;;
+    ephemeral-root) echo "overlay root: read-only OS + ephemeral upper; boot 2 finds a fresh empty upper layer, the marker gone" ;;
+    ephemeral-no-persist) echo "after an ephemeral boot, neither the disk images nor the swtpm state hold the marker; no TPM object or NV index" ;;
+    ephemeral-nonpersisted-tpm) echo "a factory-new TPM on every boot (NonPersistedTPM): ephemeral root works, TPM RNG mixed, integrity on boot 2" ;;
+    ephemeral-no-tpm) echo "no TPM at all: crypttab-configured ephemeral data disk with integrity, kernel RNG only" ;;
+    ephemeral-verity) echo "overlay root whose read-only OS layer is opened through dm-verity (root hash on the command line); a changed OS image is not mounted" ;;
+    ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
     *) return 1 ;;
     esac
 }

@@ -25,7 +25,12 @@ VM_QEMU_PID=
 # VM_STOP_ON       ERE: when the console shows it, the boot ends there (QEMU
 #                  is killed, vm_boot returns 0), e.g. a shell waiting for
 #                  input that the test has seen enough of.
+# VM_EXTRA_DISKS   more raw disk images, attached after the VM's disk.img
+#                  (/dev/vdb, /dev/vdc, ...).
+# VM_NO_TPM=1      boot without a TPM (no swtpm, no TPM device).
 VM_KERNEL=
+VM_EXTRA_DISKS=()
+VM_NO_TPM=
 VM_CONSOLE_TYPE=()
 VM_STOP_ON=
 
@@ -121,7 +126,11 @@ vm_boot() {
     shift 4
     kernel=${VM_KERNEL:-$(kernel_image_in "$KERNEL_DIR")}
     cmdline=$VM_CMDLINE_BASE${extra:+ $extra}
-    local -a fwcfg=()
+    local -a fwcfg=() disks=() tpmdev=()
+    for item in "${VM_EXTRA_DISKS[@]}"; do
+        disks+=(-drive "file=$item,format=raw,if=none,id=xdisk${#disks[@]},cache=unsafe"
+            -device "virtio-blk-pci,drive=xdisk${#disks[@]}")
+    done
     for item in "$@"; do
         fwcfg+=(-fw_cfg "name=opt/sealroot-harness/${item%%=*},file=${item#*=}")
     done
@@ -133,7 +142,11 @@ vm_boot() {
         serial=(-chardev "pty,id=ser0,logfile=$console.raw,logappend=off" -serial chardev:ser0)
     fi
     : >"$console.raw"
-    vm_start_swtpm "$vmdir"
+    if [[ -z $VM_NO_TPM ]]; then
+        vm_start_swtpm "$vmdir"
+        tpmdev=(-chardev "socket,id=chrtpm,path=$vmdir/swtpm.sock"
+            -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-crb,tpmdev=tpm0)
+    fi
     start=$(now_ms)
     qemu-system-x86_64 \
         -nodefaults -no-user-config -no-reboot \
@@ -141,11 +154,9 @@ vm_boot() {
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
         -drive "if=pflash,format=raw,unit=1,file=$vmdir/OVMF_VARS.fd" \
         -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-        -chardev "socket,id=chrtpm,path=$vmdir/swtpm.sock" \
-        -tpmdev emulator,id=tpm0,chardev=chrtpm \
-        -device tpm-crb,tpmdev=tpm0 \
+        "${tpmdev[@]}" \
         -drive "file=$vmdir/disk.img,format=raw,if=none,id=disk0,cache=unsafe" \
-        -device virtio-blk-pci,drive=disk0 \
+        -device virtio-blk-pci,drive=disk0 "${disks[@]}" \
         "${fwcfg[@]}" \
         -display none -monitor none "${serial[@]}" \
         >"$vmdir/qemu.log" 2>&1 &

@@ -52,8 +52,33 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(Error::io(&args.crypttab, e)),
     };
-    let mut vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    let vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    // The verified OS layer first: an ephemeral root's overlay needs both.
+    if let Some(v) = cmdline.verity.as_ref().filter(|_| !cmdline.disabled) {
+        for d in [&v.data, &v.hash] {
+            wait_for(&d.path(), args.device_timeout)?;
+        }
+        if args.dry_run {
+            info!("dry run: dm-verity /dev/mapper/{} not opened", v.name);
+        } else {
+            super::verity::run(&super::verity::VerityArgs {
+                data: v.data.path(),
+                hash: v.hash.path(),
+                root_hash: v.root_hash.clone(),
+                name: v.name.clone(),
+                verify_only: false,
+            })?;
+        }
+    }
+    // Ephemeral volumes unseal nothing and leave PCR 15 alone, so they go
+    // first and do not count against the one unlock per boot.
+    let (ephemeral, mut vols): (Vec<_>, Vec<_>) =
+        vols.into_iter().partition(|v| v.ephemeral.is_some());
+    for v in &ephemeral {
+        open_ephemeral(args, v)?;
+    }
     let v = match vols.len() {
+        0 if !ephemeral.is_empty() || cmdline.verity.is_some() => return Ok(None),
         0 => {
             info!("no sealroot volume configured (kernel command line, {})", args.crypttab.display());
             return Ok(None);
@@ -103,4 +128,34 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         eventlog: args.eventlog.clone(),
     })
     .map(Some)
+}
+
+/// Set up one ephemeral volume from its boot configuration.
+fn open_ephemeral(args: &BootArgs, v: &bootcfg::VolumeCfg) -> Result<()> {
+    let device = v.device.path();
+    wait_for(&device, args.device_timeout)?;
+    let tpm = TpmOpts {
+        tcti: v.tcti.clone().unwrap_or_else(|| args.tpm.tcti.clone()),
+        timeout: v
+            .timeout
+            .map(Duration::from_secs_f64)
+            .unwrap_or(args.tpm.timeout),
+    };
+    info!(
+        "ephemeral volume {} as /dev/mapper/{}",
+        device.display(),
+        v.name
+    );
+    let out = super::ephemeral::run(&super::ephemeral::EphemeralArgs {
+        device: device.clone(),
+        name: v.name.clone(),
+        settings: v.ephemeral.clone().expect("an ephemeral volume"),
+        dry_run: args.dry_run,
+        format_only: false,
+        tpm,
+        sys_tpm: super::ephemeral::SYS_TPM.into(),
+        scratch: "/run".into(),
+    })?;
+    info!("{}", super::ephemeral::render(&device, &out));
+    Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod enroll;
+pub mod ephemeral;
 pub mod explain;
 pub mod platform;
 pub mod policy;
@@ -14,6 +15,7 @@ pub mod remove;
 pub mod reseal;
 pub mod status;
 pub mod unlock;
+pub mod verity;
 
 use crate::blob::Blob;
 use crate::luks::Volume;
