@@ -6,10 +6,12 @@
 //! Kernel command line (`rd.sealroot=0` disables sealroot):
 //! `rd.sealroot.uuid=UUID | rd.sealroot.device=PATH`, `rd.sealroot.name=NAME`,
 //! `rd.sealroot.pcrs=0,4,7,9`, `rd.sealroot.provision-key=PATH`,
+//! `rd.sealroot.policy-key=PATH` (first boot in signed-policy mode),
 //! `rd.sealroot.blob=PATH`, `rd.sealroot.tcti=SPEC`, `rd.sealroot.timeout=SECS`.
 //!
 //! crypttab: `NAME DEVICE KEYFILE OPTIONS`, a line is sealroot's when OPTIONS
 //! contains `sealroot`; `sealroot-pcrs=0+4+7+9`, `sealroot-provision-key=`,
+//! `sealroot-policy-key=`,
 //! `sealroot-blob=`, `sealroot-tcti=`, `sealroot-timeout=` refine it. Other
 //! options belong to cryptsetup and are left alone. Unknown `sealroot*`
 //! keys are errors, so a typo cannot silently weaken the configuration.
@@ -80,6 +82,8 @@ pub struct VolumeCfg {
     pub device: DeviceRef,
     pub pcrs: Option<Vec<u32>>,
     pub provision_key: Option<PathBuf>,
+    /// First-boot enrollment in signed-policy mode with this public key.
+    pub policy_key: Option<PathBuf>,
     pub blob: Option<PathBuf>,
     pub tcti: Option<String>,
     pub timeout: Option<f64>,
@@ -96,6 +100,7 @@ pub struct CmdlineCfg {
     pub name: Option<String>,
     pub pcrs: Option<Vec<u32>>,
     pub provision_key: Option<PathBuf>,
+    pub policy_key: Option<PathBuf>,
     pub blob: Option<PathBuf>,
     pub tcti: Option<String>,
     pub timeout: Option<f64>,
@@ -247,6 +252,7 @@ pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
             ".name" => c.name = Some(name_ok(need()?)?),
             ".pcrs" => c.pcrs = Some(crate::pcr::parse_list(need()?)?),
             ".provision-key" => c.provision_key = Some(path_ok(need()?, key)?),
+            ".policy-key" => c.policy_key = Some(path_ok(need()?, key)?),
             ".blob" => c.blob = Some(path_ok(need()?, key)?),
             ".tcti" => c.tcti = Some(tcti_ok(need()?)?),
             ".timeout" => c.timeout = Some(timeout_ok(need()?)?),
@@ -332,6 +338,7 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
             device,
             pcrs: None,
             provision_key: None,
+            policy_key: None,
             blob: None,
             tcti: None,
             timeout: None,
@@ -353,6 +360,7 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
                 "sealroot-pcrs" => {
                     v.pcrs = Some(crate::pcr::parse_list(&need()?.replace('+', ",")).map_err(at)?)
                 }
+                "sealroot-policy-key" => v.policy_key = Some(path_ok(need()?, k).map_err(at)?),
                 "sealroot-provision-key" => {
                     v.provision_key = Some(path_ok(need()?, k).map_err(at)?)
                 }
@@ -376,10 +384,13 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
         }
         v.ephemeral = eph.settings("sealroot-").map_err(at)?;
         if v.ephemeral.is_some()
-            && (v.provision_key.is_some() || v.blob.is_some() || v.pcrs.is_some())
+            && (v.provision_key.is_some()
+                || v.policy_key.is_some()
+                || v.blob.is_some()
+                || v.pcrs.is_some())
         {
             return Err(at(
-                "sealroot-ephemeral takes no sealroot-pcrs, sealroot-provision-key or sealroot-blob (nothing is sealed)".into(),
+                "sealroot-ephemeral takes no sealroot-pcrs, sealroot-provision-key, sealroot-policy-key or sealroot-blob (nothing is sealed)".into(),
             ));
         }
         out.push(v);
@@ -396,6 +407,7 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
     let Some(dev) = &cmdline.device else {
         if cmdline.name.is_some()
             || cmdline.provision_key.is_some()
+            || cmdline.policy_key.is_some()
             || cmdline.blob.is_some()
             || cmdline.ephemeral.is_some()
         {
@@ -421,10 +433,13 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
         .clone()
         .or_else(|| base.and_then(|b| b.ephemeral.clone()));
     if ephemeral.is_some()
-        && (cmdline.provision_key.is_some() || cmdline.blob.is_some() || cmdline.pcrs.is_some())
+        && (cmdline.provision_key.is_some()
+            || cmdline.policy_key.is_some()
+            || cmdline.blob.is_some()
+            || cmdline.pcrs.is_some())
     {
         return Err(
-            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key or .blob (nothing is sealed)"
+            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key, .policy-key or .blob (nothing is sealed)"
                 .into(),
         );
     }
@@ -448,6 +463,10 @@ pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<Volum
             .provision_key
             .clone()
             .or_else(|| base.and_then(|b| b.provision_key.clone())),
+        policy_key: cmdline
+            .policy_key
+            .clone()
+            .or_else(|| base.and_then(|b| b.policy_key.clone())),
         blob: cmdline
             .blob
             .clone()
@@ -495,6 +514,7 @@ mod tests {
             "rd.sealroot.pcrs=99",
             "rd.sealroot.name=a/b",
             "rd.sealroot.provision-key=relative",
+            "rd.sealroot.policy-key=relative.pem",
             "rd.sealroot.timeout=-1",
             "rd.sealroot=maybe",
             "rd.sealroot.device=sda",
@@ -670,5 +690,31 @@ mod tests {
         ] {
             assert!(parse_cmdline(&bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn policy_key_from_both_channels() {
+        let tab = parse_crypttab(
+            "root /dev/vda none sealroot,sealroot-provision-key=/p.key,sealroot-policy-key=/etc/sealroot/policy.pem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            tab[0].policy_key,
+            Some(PathBuf::from("/etc/sealroot/policy.pem"))
+        );
+        // The command line refines the crypttab line for the same device.
+        let c =
+            parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.policy-key=/other.pem").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].policy_key, Some(PathBuf::from("/other.pem")));
+        assert_eq!(v[0].provision_key, Some(PathBuf::from("/p.key")));
+        // Without a device it is an error; an ephemeral volume takes none.
+        let c = parse_cmdline("rd.sealroot.policy-key=/k.pem").unwrap();
+        assert!(resolve(&c, &[]).is_err());
+        assert!(parse_crypttab(
+            "e /dev/vdb none sealroot,sealroot-ephemeral,sealroot-policy-key=/k.pem\n"
+        )
+        .is_err());
+        assert!(parse_crypttab("r /dev/vda none sealroot,sealroot-policy-key=rel.pem\n").is_err());
     }
 }

@@ -174,12 +174,6 @@ fn snp_policy(p: &SnpPolicyArgs, c: &SnpCertArgs) -> Result<Option<Policy>> {
     Ok(Some(policy))
 }
 
-fn read_public_key(path: &std::path::Path) -> Result<sealroot::signedpolicy::PublicKey> {
-    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    sealroot::signedpolicy::PublicKey::from_pem(&pem)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
-}
-
 fn policy_search(a: &sealroot::cli::PolicySearchArgs) -> ops::policy::PolicySearch {
     ops::policy::PolicySearch {
         files: a.policy_files.clone(),
@@ -272,7 +266,10 @@ fn run(cmd: Command) -> Result<()> {
             cmdline: c,
         } => {
             // Validate every option before touching anything.
-            let authorize = policy_key.as_deref().map(read_public_key).transpose()?;
+            let authorize = policy_key
+                .as_deref()
+                .map(ops::read_public_key)
+                .transpose()?;
             if bank != pcr::BANK_SHA256 {
                 return Err(Error::Usage(format!(
                     "--bank {bank:?}: only sha256 is supported"
@@ -384,7 +381,10 @@ fn run(cmd: Command) -> Result<()> {
             cmdline: c,
         } => {
             let pcrs = pcr_list(&pcrs)?;
-            let policy_key = policy_key.as_deref().map(read_public_key).transpose()?;
+            let policy_key = policy_key
+                .as_deref()
+                .map(ops::read_public_key)
+                .transpose()?;
             let platform = platform_opts(&snp_certs, sev_guest, None)?;
             // Certificates are read at run time here (platform_opts).
             let require = snp_policy(&snp, &SnpCertArgs::default())?;

@@ -132,3 +132,53 @@ fn bad_configuration_and_missing_devices_are_reported() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("one per boot"), "{r:?}");
 }
+
+#[test]
+fn crypttab_policy_key_makes_first_boot_signed() {
+    let mut tpm = Swtpm::start();
+    let img = Image::with_passphrase(b"provisioning");
+    let private = img.file("priv.pem");
+    let public = img.file("pub.pem");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            p(&private),
+        ],
+        vec!["pkey", "-in", p(&private), "-pubout", "-out", p(&public)],
+    ] {
+        assert!(std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let tab = format!(
+        "root {} none luks,sealroot,sealroot-provision-key={},sealroot-policy-key={}\n",
+        p(&img.path),
+        p(&img.key),
+        p(&public)
+    );
+    let cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
+    let r = boot(&tpm, &img, &tab, cmdline, &["--eventlog", "none"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("first boot"), "{r:?}");
+    let tok = &img.json()["tokens"]["0"];
+    assert_eq!(tok["pcrs"].as_array().unwrap().len(), 1, "{tok}");
+    assert!(tok["authorize"]["key"].is_string(), "{tok}");
+    // The next boot needs a signed policy; none is found, and it says so.
+    tpm.reboot();
+    let r = boot(
+        &tpm,
+        &img,
+        &tab,
+        cmdline,
+        &["--eventlog", "none", "--policy-dir", "/nonexistent"],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("no signed policy"), "{r:?}");
+}

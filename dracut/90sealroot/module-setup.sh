@@ -118,7 +118,8 @@ install() {
             printf '%s\n' "$lines" >"$initdir/etc/crypttab"
         fi
     fi
-    for f in $(sealroot_crypttab_option sealroot-provision-key) $(sealroot_crypttab_option sealroot-blob) \
+    for f in $(sealroot_crypttab_option sealroot-provision-key) $(sealroot_crypttab_option sealroot-policy-key) \
+        $(sealroot_crypttab_option sealroot-blob) \
         ${sealroot_files:-}; do
         [[ $f == /* ]] || sealroot_fail "$f (named in /etc/crypttab) is not an absolute path"
         if [[ ! -e $dracutsysrootdir$f ]]; then

@@ -103,6 +103,12 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         }
         None => None,
     };
+    // Only a first boot (provisioning key present) enrolls, so only then is
+    // the policy key needed.
+    let policy_key = match (&provision_key, &v.policy_key) {
+        (Some(_), Some(p)) => Some(super::read_public_key(p)?),
+        _ => None,
+    };
     let tpm = TpmOpts {
         tcti: v.tcti.clone().unwrap_or_else(|| args.tpm.tcti.clone()),
         timeout: v
@@ -123,7 +129,7 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         tpm,
         platform: args.platform.clone(),
         require: None,
-        policy_key: None,
+        policy_key,
         policies: args.policies.clone(),
         eventlog: args.eventlog.clone(),
     })

@@ -61,6 +61,13 @@ pub fn read_key_file(path: &Path) -> Result<SecretBytes> {
     Ok(s)
 }
 
+/// Read a policy-signing public key (PEM), for signed-policy enrollment.
+pub fn read_public_key(path: &Path) -> Result<crate::signedpolicy::PublicKey> {
+    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    crate::signedpolicy::PublicKey::from_pem(&pem)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
 /// Read a PIN from a file (one trailing newline removed).
 pub fn read_pin_file(path: &Path) -> Result<SecretBytes> {
     let mut v = std::fs::read(path).map_err(|e| Error::io(path, e))?;
