@@ -36,7 +36,7 @@ sealroot_binary() {
     log "cargo build --release (sealroot)"
     (cd "$REPO_DIR" && cargo build --release --locked --bin sealroot >&2) ||
         die "cargo build --release failed"
-    echo "$REPO_DIR/target/release/sealroot"
+    echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/sealroot"
 }
 
 # The tool the initramfs uses for key-file unlocks (floor and recovery).
