@@ -92,32 +92,14 @@ fn maxrss_kb(mut c: Command) -> u64 {
 /// swtpm's (reset) PCRs 0,4,7,9; returns it and the policy file.
 fn signed_setup(tpm: &Swtpm) -> (Image, std::path::PathBuf) {
     let img = Image::new();
-    let private = img.file("priv.pem");
-    let public = img.file("pub.pem");
-    let run = |args: &[&str]| {
-        assert!(Command::new("openssl")
-            .args(args)
-            .status()
-            .unwrap()
-            .success())
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        p(&private),
-    ]);
-    run(&["pkey", "-in", p(&private), "-pubout", "-out", p(&public)]);
+    let keys = PolicyKeys::generate();
     let r = enroll(
         tpm,
         &img,
         &[
             "--no-recovery-key",
             "--policy-key",
-            p(&public),
+            p(&keys.public),
             "--eventlog",
             "none",
         ],
@@ -131,7 +113,7 @@ fn signed_setup(tpm: &Swtpm) -> (Image, std::path::PathBuf) {
         "policy",
         "sign",
         "--key",
-        p(&private),
+        p(&keys.private),
         "--pcrs",
         "0,4,7,9",
         "--values",

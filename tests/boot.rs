@@ -137,31 +137,12 @@ fn bad_configuration_and_missing_devices_are_reported() {
 fn crypttab_policy_key_makes_first_boot_signed() {
     let mut tpm = Swtpm::start();
     let img = Image::with_passphrase(b"provisioning");
-    let private = img.file("priv.pem");
-    let public = img.file("pub.pem");
-    for args in [
-        vec![
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            p(&private),
-        ],
-        vec!["pkey", "-in", p(&private), "-pubout", "-out", p(&public)],
-    ] {
-        assert!(std::process::Command::new("openssl")
-            .args(&args)
-            .status()
-            .unwrap()
-            .success());
-    }
+    let keys = PolicyKeys::generate();
     let tab = format!(
         "root {} none luks,sealroot,sealroot-provision-key={},sealroot-policy-key={}\n",
         p(&img.path),
         p(&img.key),
-        p(&public)
+        p(&keys.public)
     );
     let cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
     let r = boot(&tpm, &img, &tab, cmdline, &["--eventlog", "none"]);

@@ -549,34 +549,6 @@ fn verity_verify_on_image_files() {
     assert!(r.stderr.contains("expected 64 hex digits"), "{r:?}");
 }
 
-/// Read every readable mapping of `pid` through /proc/PID/mem (as
-/// tests/hygiene.rs does).
-#[cfg(feature = "test-hooks")]
-fn process_memory(pid: u32) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let range = f.next().unwrap();
-        let perms = f.next().unwrap();
-        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
-            continue;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (b - a) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
-            out.extend_from_slice(&buf);
-        }
-    }
-    out
-}
-
 /// Where any 16-byte run of `key` occurs in `hay` (one pass, indexed by
 /// the runs' first four bytes: the naive search per run is too slow in a
 /// debug build for a whole process image).
@@ -607,33 +579,20 @@ fn no_copy_of_the_ephemeral_key_in_memory_or_logs() {
     std::fs::create_dir(&reveal).unwrap();
     let pause = dir.path().join("pause");
     let tcti = tpm.tcti();
-    let child = Command::new(SEALROOT)
-        .args([
-            "ephemeral",
-            "--device",
-            p(&dev),
-            "--name",
-            "x",
-            "--format-only",
-            "-v",
-        ])
-        .args(["--log", "stderr", "--tcti", &tcti])
-        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
-        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !pause.exists() {
-        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let mem = process_memory(child.id());
-    std::fs::remove_file(&pause).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let key = hex::decode(std::fs::read_to_string(reveal.join("ephemeral-key")).unwrap()).unwrap();
+    let mut cmd = Command::new(SEALROOT);
+    cmd.args([
+        "ephemeral",
+        "--device",
+        p(&dev),
+        "--name",
+        "x",
+        "--format-only",
+        "-v",
+    ])
+    .args(["--log", "stderr", "--tcti", &tcti])
+    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let (mem, out) = memory_at_pause(cmd, &pause);
+    let key = revealed(&reveal, "ephemeral-key");
     assert_eq!(key.len(), 64);
     assert!(mem.len() > 1 << 20, "read {} bytes of memory", mem.len());
     // The search finds a run where there is one.

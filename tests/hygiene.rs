@@ -7,10 +7,6 @@ mod common;
 use common::proxy::{cc_name, contains, Proxy};
 use common::*;
 
-fn revealed(dir: &std::path::Path, label: &str) -> Vec<u8> {
-    hex::decode(std::fs::read_to_string(dir.join(label)).unwrap()).unwrap()
-}
-
 fn unlock_via(proxy: &Proxy, img: &Image, env: &[(&str, &str)]) -> Run {
     let tcti = proxy.tcti();
     sealroot_env(
@@ -118,39 +114,26 @@ fn no_copy_of_the_secret_in_memory_or_logs_after_unlock() {
     std::fs::create_dir(&reveal).unwrap();
     let pause = img.file("pause");
     let tcti = tpm.tcti();
-    let child = std::process::Command::new(SEALROOT)
-        .args([
-            "unlock",
-            "--device",
-            p(&img.path),
-            "--name",
-            "x",
-            "--dry-run",
-            "-v",
-        ])
-        .args([
-            "--log",
-            "stderr",
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-        ])
-        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
-        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !pause.exists() {
-        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let mem = process_memory(child.id());
-    std::fs::remove_file(&pause).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let mut cmd = std::process::Command::new(SEALROOT);
+    cmd.args([
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "-v",
+    ])
+    .args([
+        "--log",
+        "stderr",
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+    ])
+    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let (mem, out) = memory_at_pause(cmd, &pause);
     assert!(mem.len() > 1 << 20, "read {} bytes of memory", mem.len());
     let kek = revealed(&reveal, "kek");
     let secret = revealed(&reveal, "secret");

@@ -16,43 +16,14 @@ use std::time::Duration;
 const MISMATCH: i32 = 4;
 const USAGE: i32 = 2;
 
-struct Keys {
-    _dir: tempfile::TempDir,
-    private: PathBuf,
-    public: PathBuf,
-}
-
-fn openssl(args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-fn keys() -> Keys {
-    let dir = tempfile::tempdir().unwrap();
-    let private = dir.path().join("priv.pem");
-    let public = dir.path().join("pub.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        p(&private),
-    ]);
-    openssl(&["pkey", "-in", p(&private), "-pubout", "-out", p(&public)]);
-    Keys {
-        _dir: dir,
-        private,
-        public,
-    }
-}
-
 /// Write a values file for `pcrs` with `values` and sign it at `version`.
-fn sign(k: &Keys, img: &Image, name: &str, pcrs: &[(u32, [u8; 32])], version: u64) -> PathBuf {
+fn sign(
+    k: &PolicyKeys,
+    img: &Image,
+    name: &str,
+    pcrs: &[(u32, [u8; 32])],
+    version: u64,
+) -> PathBuf {
     let values = img.file(&format!("{name}.values"));
     let text: String = pcrs
         .iter()
@@ -93,7 +64,7 @@ fn install(img: &Image, sig: &Path, extra: &[&str]) -> Run {
     sealroot(&args)
 }
 
-fn signed_enroll(tpm: &Swtpm, img: &Image, k: &Keys) {
+fn signed_enroll(tpm: &Swtpm, img: &Image, k: &PolicyKeys) {
     let r = enroll(
         tpm,
         img,
@@ -117,7 +88,7 @@ fn no_dir() -> Vec<&'static str> {
 #[test]
 fn tpm_agrees_with_the_pure_names() {
     let tpm = Swtpm::start();
-    let k = keys();
+    let k = PolicyKeys::generate();
     let key = PublicKey::from_pem(&std::fs::read_to_string(&k.public).unwrap()).unwrap();
     let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
     assert_eq!(t.external_key_name(&key).unwrap(), key.name());
@@ -147,8 +118,8 @@ fn tpm_agrees_with_the_pure_names() {
 fn the_tpm_itself_refuses_edited_foreign_and_locked() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
-    let other = keys();
+    let k = PolicyKeys::generate();
+    let other = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let load = |f: &Path| SignedPolicy::from_json(&std::fs::read(f).unwrap()).unwrap();
     let sp = load(&sign(&k, &img, "a", &[(23, [0; 32])], 1));
@@ -185,8 +156,8 @@ fn the_tpm_itself_refuses_edited_foreign_and_locked() {
 fn edited_key_in_the_token_is_refused_before_the_tpm() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
-    let other = keys();
+    let k = PolicyKeys::generate();
+    let other = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let osig = sign(&other, &img, "o", &[(23, [0; 32])], 1);
     let mut tok = img.json()["tokens"]["0"].clone();
@@ -217,7 +188,7 @@ fn edited_key_in_the_token_is_refused_before_the_tpm() {
 fn signed_mode_with_a_pin() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     let pin = img.file("pin");
     std::fs::write(&pin, "2468\n").unwrap();
     let r = enroll(
@@ -252,7 +223,7 @@ fn signed_mode_with_a_pin() {
 fn equal_versions_follow_the_search_order() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let first = sign(&k, &img, "first", &[(23, [0; 32])], 1);
     let dir = img.file("policies");
@@ -282,7 +253,7 @@ fn equal_versions_follow_the_search_order() {
 fn signed_policy_survives_an_update_without_reenrollment() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let tok = &img.json()["tokens"]["0"];
     assert_eq!(tok["pcrs"].as_array().unwrap().len(), 1, "{tok}");
@@ -339,7 +310,7 @@ fn signed_policy_survives_an_update_without_reenrollment() {
 fn revocation_refuses_older_versions_for_good() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let old = sign(&k, &img, "old", &[(23, [0; 32])], 1);
     let new = sign(&k, &img, "new", &[(23, extended(0xbb))], 2);
@@ -403,8 +374,8 @@ fn revocation_refuses_older_versions_for_good() {
 fn forged_edited_and_foreign_policies_are_ignored() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
-    let other = keys();
+    let k = PolicyKeys::generate();
+    let other = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let good = sign(&k, &img, "good", &[(23, [0; 32])], 1);
     let foreign = sign(&other, &img, "foreign", &[(23, [0; 32])], 1);
@@ -457,7 +428,7 @@ fn forged_edited_and_foreign_policies_are_ignored() {
 fn install_replace_keeps_one_policy_token() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let a = sign(&k, &img, "a", &[(23, [0; 32])], 1);
     let b = sign(&k, &img, "b", &[(23, [0; 32])], 2);
@@ -567,7 +538,7 @@ fn pcr_mode_mismatch_names_the_initrd_event() {
 fn signed_from_eventlog_and_the_explained_refusal() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let a = fixture("a.bin");
     let sig = img.file("a.json");
@@ -612,16 +583,12 @@ fn signed_from_eventlog_and_the_explained_refusal() {
     assert!(u.stderr.contains("initrd measurement changed"), "{u:?}");
 }
 
-fn revealed(dir: &Path, label: &str) -> Vec<u8> {
-    hex::decode(std::fs::read_to_string(dir.join(label)).unwrap()).unwrap()
-}
-
 #[test]
 fn signed_unseal_keeps_the_kek_off_the_wire() {
     use common::proxy::{cc_name, contains, Proxy};
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
     let rd = p(&reveal).to_string();
@@ -700,48 +667,35 @@ fn signed_unseal_leaves_no_copy_of_the_kek_in_memory() {
     use common::proxy::contains;
     let tpm = Swtpm::start();
     let img = Image::new();
-    let k = keys();
+    let k = PolicyKeys::generate();
     signed_enroll(&tpm, &img, &k);
     let sig = sign(&k, &img, "a", &[(23, [0; 32])], 1);
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
     let pause = img.file("pause");
     let tcti = tpm.tcti();
-    let child = std::process::Command::new(SEALROOT)
-        .args([
-            "unlock",
-            "--device",
-            p(&img.path),
-            "--name",
-            "x",
-            "--dry-run",
-            "--log",
-            "stderr",
-        ])
-        .args([
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-            "--policy-file",
-            p(&sig),
-        ])
-        .args(["--policy-dir", "/nonexistent", "--eventlog", "none"])
-        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
-        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !pause.exists() {
-        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mem = process_memory(child.id());
-    std::fs::remove_file(&pause).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let mut cmd = std::process::Command::new(SEALROOT);
+    cmd.args([
+        "unlock",
+        "--device",
+        p(&img.path),
+        "--name",
+        "x",
+        "--dry-run",
+        "--log",
+        "stderr",
+    ])
+    .args([
+        "--tcti",
+        &tcti,
+        "--cmdline-file",
+        p(&img.cmdline),
+        "--policy-file",
+        p(&sig),
+    ])
+    .args(["--policy-dir", "/nonexistent", "--eventlog", "none"])
+    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let (mem, _) = memory_at_pause(cmd, &pause);
     assert!(
         contains(&mem, p(&img.cmdline).as_bytes()),
         "the scan sees the arguments"

@@ -358,3 +358,65 @@ pub fn process_memory(pid: u32) -> Vec<u8> {
     }
     out
 }
+
+/// A fresh ECDSA P-256 policy-signing key pair (PEM files, by openssl).
+pub struct PolicyKeys {
+    _dir: tempfile::TempDir,
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+impl PolicyKeys {
+    pub fn generate() -> PolicyKeys {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("priv.pem");
+        let public = dir.path().join("pub.pem");
+        for args in [
+            vec![
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                p(&private),
+            ],
+            vec!["pkey", "-in", p(&private), "-pubout", "-out", p(&public)],
+        ] {
+            let out = Command::new("openssl").args(&args).output().unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        }
+        PolicyKeys {
+            _dir: dir,
+            private,
+            public,
+        }
+    }
+}
+
+/// A value a test-hooks build wrote to `SEALROOT_TEST_REVEAL_DIR/label` (hex).
+pub fn revealed(dir: &Path, label: &str) -> Vec<u8> {
+    hex::decode(std::fs::read_to_string(dir.join(label)).unwrap()).unwrap()
+}
+
+/// Run `cmd` (a test-hooks build) until it reaches its test-only pause
+/// before exit, read its memory there, let it finish. Returns the memory and
+/// the output; asserts it succeeded.
+pub fn memory_at_pause(mut cmd: Command, pause: &Path) -> (Vec<u8>, Output) {
+    let child = cmd
+        .env("SEALROOT_TEST_PAUSE_FILE", pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !pause.exists() {
+        assert!(t.elapsed().as_secs() < 20, "never reached the pause point");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mem = process_memory(child.id());
+    std::fs::remove_file(pause).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (mem, out)
+}
