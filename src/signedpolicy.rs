@@ -79,7 +79,12 @@ pub fn counter_public(written: bool) -> Vec<u8> {
 
 /// TPM name of the (written) revocation counter.
 pub fn counter_name() -> Vec<u8> {
-    tpm_name(&counter_public(true))
+    counter_name_of(true)
+}
+
+/// TPM name of the revocation counter before or after its first increment.
+pub fn counter_name_of(written: bool) -> Vec<u8> {
+    tpm_name(&counter_public(written))
 }
 
 /// `TPM2_PolicyNV` update: H(old || CC || H(operandB || offset || op) || name).
@@ -668,7 +673,7 @@ ccMB2kjJ1U1efrxBdNqME+vtG88Tta3d1n0zdlu6s81CVT02mNnYlpCV
             sha256_parts(&[&inner])
         );
         assert_eq!(counter_public(true).len(), 14);
-        assert_ne!(counter_name(), tpm_name(&counter_public(false)));
+        assert_ne!(counter_name(), counter_name_of(false));
         assert_ne!(
             approved_policy(&[0], &[[0; 32]], 1),
             approved_policy(&[0], &[[0; 32]], 2)

@@ -491,9 +491,9 @@ impl Tpm {
         TpmHandle::NvIndex(NvIndexTpmHandle::new(signedpolicy::COUNTER_INDEX).expect("NV range"))
     }
 
-    /// The revocation counter's ESYS handle and whether it was written, or
-    /// `None` when the index does not exist.
-    fn counter(&mut self) -> Result<Option<(NvIndexHandle, bool)>> {
+    /// The revocation counter's ESYS handle and TPM name, or `None` when the
+    /// index does not exist.
+    fn counter_lookup(&mut self) -> Result<Option<(ObjectHandle, Vec<u8>)>> {
         let h = match self
             .ctx()
             .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
@@ -508,16 +508,19 @@ impl Tpm {
             .map_err(tpm_err("TR_GetName"))?
             .value()
             .to_vec();
-        if name == signedpolicy::counter_name() {
-            return Ok(Some((h.into(), true)));
-        }
-        let unwritten = {
-            let mut n = vec![0x00, 0x0b];
-            n.extend_from_slice(&crate::pcr::sha256(&signedpolicy::counter_public(false)));
-            n
+        Ok(Some((h, name)))
+    }
+
+    /// The revocation counter's ESYS handle and whether it was written, or
+    /// `None` when the index does not exist.
+    fn counter(&mut self) -> Result<Option<(NvIndexHandle, bool)>> {
+        let Some((h, name)) = self.counter_lookup()? else {
+            return Ok(None);
         };
-        if name == unwritten {
-            return Ok(Some((h.into(), false)));
+        for written in [true, false] {
+            if name == signedpolicy::counter_name_of(written) {
+                return Ok(Some((h.into(), written)));
+            }
         }
         Err(Error::TpmIdentity(format!(
             "NV index {:#010x} is not sealroot's revocation counter (other attributes; name {}): signed policies cannot be checked against it",
@@ -637,17 +640,10 @@ impl Tpm {
 
     /// The counter's name as the TPM reports it.
     pub fn counter_name(&mut self) -> Result<Option<Vec<u8>>> {
-        let h = match self
-            .ctx()
-            .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
-        {
-            Ok(h) => h,
-            Err(e) if is_handle_error(&e) => return Ok(None),
-            Err(e) => return Err(classify("NV_ReadPublic", e)),
-        };
-        let n = self.ctx().tr_get_name(h).map(|n| n.value().to_vec());
-        let _ = self.ctx().tr_close(&mut h.clone());
-        n.map(Some).map_err(tpm_err("TR_GetName"))
+        Ok(self.counter_lookup()?.map(|(mut h, name)| {
+            let _ = self.ctx().tr_close(&mut h);
+            name
+        }))
     }
 
     fn unseal_loaded(

@@ -39,17 +39,10 @@ pub fn load(path: Option<&Path>) -> Option<EventLog> {
     if path == Path::new(eventlog::DEFAULT_PATH) && !path.exists() {
         mount_securityfs();
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            debug!("no event log for explanations: {}: {e}", path.display());
-            return None;
-        }
-    };
-    match eventlog::parse(&bytes) {
+    match super::predict::load_eventlog(path) {
         Ok(l) => Some(l),
         Err(e) => {
-            debug!("event log {} does not parse: {e}", path.display());
+            debug!("no event log for explanations: {e}");
             None
         }
     }

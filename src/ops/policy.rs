@@ -81,31 +81,62 @@ pub fn find(vol: &mut Volume, search: &PolicySearch) -> Result<Vec<Found>> {
     Ok(out)
 }
 
-/// The PCRs any found policy covers (to read in one go with the blob's).
-pub fn pcrs_of(found: &[Found]) -> Vec<u32> {
-    let mut v: Vec<u32> = found
+/// The signed policies the sources need (none unless a valid blob is in
+/// signed-policy mode), and every PCR the blobs and those policies cover,
+/// ascending, each once: what `unlock` and `status` read in one PCR_Read.
+pub fn for_sources(
+    vol: &mut Volume,
+    sources: &[super::Source],
+    search: &PolicySearch,
+) -> Result<(Vec<Found>, Vec<u32>)> {
+    let signed = sources
         .iter()
-        .filter_map(|f| f.policy.as_ref().ok())
-        .flat_map(|p| p.pcrs.iter().copied())
-        .collect();
-    v.sort_unstable();
-    v.dedup();
-    v
+        .any(|s| matches!(&s.blob, Ok(b) if b.authorize.is_some()));
+    let found = if signed { find(vol, search)? } else { vec![] };
+    let mut wanted = super::policy_pcrs(sources);
+    wanted.extend(
+        found
+            .iter()
+            .filter_map(|f| f.policy.as_ref().ok())
+            .flat_map(|p| p.pcrs.iter().copied()),
+    );
+    wanted.sort_unstable();
+    wanted.dedup();
+    Ok((found, wanted))
 }
 
-/// The signed policies of `key` that verify, reporting the others.
-pub fn verified<'a>(found: &'a [Found], key: &PublicKey) -> Vec<(&'a str, &'a SignedPolicy)> {
+/// A policy and where it was found.
+pub type Verified<'a> = (&'a str, &'a SignedPolicy);
+
+/// The signed policies of `key` that verify, and (origin, reason) for each
+/// of the others (unparsable, another key, bad signature).
+pub fn verified<'a>(
+    found: &'a [Found],
+    key: &PublicKey,
+) -> (Vec<Verified<'a>>, Vec<(&'a str, String)>) {
     let mut ok = Vec::new();
+    let mut rejected = Vec::new();
     for f in found {
         match f.policy.as_ref().map_err(|e| e.clone()).and_then(|p| {
             p.verify(key)?;
             Ok(p)
         }) {
             Ok(p) => ok.push((f.origin.as_str(), p)),
-            Err(e) => warn!("{}: ignored: {e}", f.origin),
+            Err(e) => rejected.push((f.origin.as_str(), e)),
         }
     }
-    ok
+    (ok, rejected)
+}
+
+/// The policy closest to this boot: fewest differing PCRs, then the newest.
+pub fn closest<'a>(
+    verified: &[Verified<'a>],
+    value_of: &dyn Fn(u32) -> Digest,
+) -> Option<Verified<'a>> {
+    verified
+        .iter()
+        .min_by_key(|(_, p)| (diffs_of(p, value_of).len(), u64::MAX - p.version))
+        .copied()
 }
 
 fn diffs_of(p: &SignedPolicy, value_of: &dyn Fn(u32) -> Digest) -> Vec<PcrDiff> {
@@ -118,27 +149,23 @@ fn diffs_of(p: &SignedPolicy, value_of: &dyn Fn(u32) -> Digest) -> Vec<PcrDiff> 
 /// not below the revocation counter (`counter` is read only when needed),
 /// the highest version. `value_of` gives a PCR's current value.
 pub fn choose<'a>(
-    verified: &[(&'a str, &'a SignedPolicy)],
+    verified: &[Verified<'a>],
     value_of: &dyn Fn(u32) -> Digest,
     counter: &mut dyn FnMut() -> Result<u64>,
     eventlog: Option<&Path>,
-) -> Result<(&'a str, &'a SignedPolicy)> {
+) -> Result<Verified<'a>> {
     if verified.is_empty() {
         return Err(Error::PolicyRefused(
             "no signed policy for this volume's key was found (searched the --policy-file files, the volume's policy tokens and the policy directory; see docs/signed-policy.md)".into(),
         ));
     }
-    let matching: Vec<&(&str, &SignedPolicy)> = verified
+    let matching: Vec<&Verified> = verified
         .iter()
         .filter(|(_, p)| diffs_of(p, value_of).is_empty())
         .collect();
     if matching.is_empty() {
-        // Explain against the closest policy: fewest differing PCRs, then
-        // the newest.
-        let (origin, best) = verified
-            .iter()
-            .min_by_key(|(_, p)| (diffs_of(p, value_of).len(), u64::MAX - p.version))
-            .expect("non-empty");
+        // Explain against the closest policy.
+        let (origin, best) = closest(verified, value_of).expect("non-empty");
         let mut diffs = diffs_of(best, value_of);
         super::explain::annotate(&mut diffs, &best.events, eventlog);
         warn!(

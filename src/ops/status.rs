@@ -67,18 +67,7 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
     let mut vol = Volume::open(&args.device)?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
-    let signed_found = if sources
-        .iter()
-        .any(|s| matches!(&s.blob, Ok(b) if b.authorize.is_some()))
-    {
-        super::policy::find(&mut vol, &args.policies)?
-    } else {
-        vec![]
-    };
-    let mut wanted = super::policy_pcrs(&sources);
-    wanted.extend(super::policy::pcrs_of(&signed_found));
-    wanted.sort_unstable();
-    wanted.dedup();
+    let (signed_found, wanted) = super::policy::for_sources(&mut vol, &sources, &args.policies)?;
     let mut tpm = None;
     let current = if wanted.is_empty() {
         vec![]
@@ -217,17 +206,9 @@ fn signed_report(
     current: &[Digest],
     tpm: &mut Option<crate::tpm::Tpm>,
 ) {
-    let verified = super::policy::verified(found, key);
-    for f in found {
-        if let Err(e) = f
-            .policy
-            .as_ref()
-            .map_err(|e| e.clone())
-            .and_then(|p| p.verify(key))
-        {
-            r.problems.push(format!("{}: {e}", f.origin));
-        }
-    }
+    let (verified, rejected) = super::policy::verified(found, key);
+    r.problems
+        .extend(rejected.iter().map(|(origin, e)| format!("{origin}: {e}")));
     let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
     let mut counter = || match tpm.as_mut() {
         Some(t) => t.read_counter(),
@@ -244,20 +225,7 @@ fn signed_report(
             if r.verdict == "ok" {
                 r.verdict = "mismatch".into();
             }
-            verified
-                .iter()
-                .min_by_key(|(_, p)| {
-                    (
-                        pcr::compare(
-                            &p.pcrs,
-                            &p.values,
-                            &p.pcrs.iter().map(|&i| value_of(i)).collect::<Vec<_>>(),
-                        )
-                        .len(),
-                        u64::MAX - p.version,
-                    )
-                })
-                .map(|(_, p)| *p)
+            super::policy::closest(&verified, &value_of).map(|(_, p)| p)
         }
     };
     if let Some(p) = shown {

@@ -8,7 +8,7 @@
 use super::enroll::{add_sealed, SealSpec};
 use super::platform::PlatformOpts;
 use super::policy::{self as signed, Found, PolicySearch};
-use super::{load_blobs, lock, measure_self, pin_auth, policy_pcrs, PinSource, Source, TpmOpts};
+use super::{load_blobs, lock, measure_self, pin_auth, PinSource, Source, TpmOpts};
 use crate::blob::Blob;
 use crate::envelope;
 use crate::luks::Volume;
@@ -80,20 +80,9 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
     sources.sort_by_key(|s| !matches!(&s.blob, Ok(b) if b.assigned));
 
     // Signed-policy volumes: the signed policies' PCRs are read too.
-    let signed_found = if sources
-        .iter()
-        .any(|s| matches!(&s.blob, Ok(b) if b.authorize.is_some()))
-    {
-        signed::find(&mut vol, &args.policies)?
-    } else {
-        vec![]
-    };
+    let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;
     let mut tpm = args.tpm.open()?;
     let now = Measurements::new(&args.cmdline, &uuid);
-    let mut wanted = policy_pcrs(&sources);
-    wanted.extend(signed::pcrs_of(&signed_found));
-    wanted.sort_unstable();
-    wanted.dedup();
     let mut current = tpm.pcr_read(&wanted)?;
     let self_pos = wanted
         .iter()
@@ -229,7 +218,10 @@ fn unseal_verified(
     let chosen = match &blob.authorize {
         None => None,
         Some(key) => {
-            let verified = signed::verified(found, key);
+            let (verified, rejected) = signed::verified(found, key);
+            for (origin, e) in &rejected {
+                warn!("{origin}: ignored: {e}");
+            }
             let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
             let (origin, sp) = signed::choose(
                 &verified,
