@@ -108,6 +108,25 @@ fn pcr_handle(i: u32) -> PcrHandle {
     PcrHandle::try_from(i).expect("PCR index validated to 0..=23")
 }
 
+/// No SRK at its persistent handle: a foreign or cleared TPM.
+pub(crate) fn no_srk() -> Error {
+    Error::TpmIdentity(format!(
+        "no storage root key at 0x{SRK_HANDLE:08x}: this TPM is not the one the volume was enrolled with, or it was cleared"
+    ))
+}
+
+/// The SRK found must be the one the blob pins, before anything is sent.
+pub(crate) fn check_srk_name(found: &[u8], blob: &Blob) -> Result<()> {
+    if found == blob.srk_name.as_slice() {
+        return Ok(());
+    }
+    Err(Error::TpmIdentity(format!(
+        "the key at 0x{SRK_HANDLE:08x} is not the SRK this volume was sealed under (name {}, pinned {}); refusing to send anything to it",
+        hex::encode(found),
+        hex::encode(&blob.srk_name)
+    )))
+}
+
 /// The `authPolicy` of a sealed object's TPM2B_PUBLIC (which the TPM's
 /// integrity check on Load protects).
 pub fn sealed_auth_policy(tpm_public: &[u8]) -> Result<Digest> {
@@ -314,17 +333,16 @@ impl Tpm {
     /// ECC P-256 SRK when the handle is empty (enrollment only).
     pub fn srk(&mut self, create: bool) -> Result<Srk> {
         let ph = TpmHandle::Persistent(PersistentTpmHandle::new(SRK_HANDLE).expect("valid"));
-        let handle = match self.ctx().execute_without_session(|c| c.tr_from_tpm_public(ph)) {
+        let handle = match self
+            .ctx()
+            .execute_without_session(|c| c.tr_from_tpm_public(ph))
+        {
             Ok(h) => h,
             Err(e) if is_handle_error(&e) && create => {
                 info!("no SRK at 0x{SRK_HANDLE:08x}; creating the ECC P-256 SRK and persisting it");
                 self.create_srk()?
             }
-            Err(e) if is_handle_error(&e) => {
-                return Err(Error::TpmIdentity(format!(
-                    "no storage root key at 0x{SRK_HANDLE:08x}: this TPM is not the one the volume was enrolled with, or it was cleared"
-                )))
-            }
+            Err(e) if is_handle_error(&e) => return Err(no_srk()),
             Err(e) => return Err(classify("ReadPublic", e)),
         };
         let name = self
@@ -453,13 +471,7 @@ impl Tpm {
             return self.released(|spec| crate::tpmraw::unseal_signed(spec, blob, sp, pin_auth));
         }
         let srk = self.srk(false)?;
-        if srk.name != blob.srk_name {
-            return Err(Error::TpmIdentity(format!(
-                "the key at 0x{SRK_HANDLE:08x} is not the SRK this volume was sealed under (name {} , pinned {}); refusing to send anything to it",
-                hex::encode(&srk.name),
-                hex::encode(&blob.srk_name)
-            )));
-        }
+        check_srk_name(&srk.name, blob)?;
         let public = tss_esapi::structures::PublicBuffer::unmarshall(&blob.tpm_public)
             .and_then(Public::try_from)
             .map_err(|e| {

@@ -18,7 +18,7 @@
 use crate::blob::Blob;
 use crate::secret::Key32;
 use crate::signedpolicy::{self, SignedPolicy};
-use crate::tpm::{classify, SRK_HANDLE};
+use crate::tpm::{check_srk_name, classify, no_srk, SRK_HANDLE};
 use crate::{Error, Result};
 use std::ffi::CString;
 use std::ptr::null_mut;
@@ -199,20 +199,13 @@ pub fn unseal_signed(
     let mut e = Esys::open(spec)?;
 
     // The SRK, pinned by name as on the PCR path.
-    let srk = e.handle_of(SRK_HANDLE, "ReadPublic").map_err(|err| match err {
-        Error::Tpm { .. } => Error::TpmIdentity(format!(
-            "no storage root key at 0x{SRK_HANDLE:08x}: this TPM is not the one the volume was enrolled with, or it was cleared"
-        )),
-        other => other,
-    })?;
-    let srk_name = e.name(srk)?;
-    if srk_name != blob.srk_name {
-        return Err(Error::TpmIdentity(format!(
-            "the key at 0x{SRK_HANDLE:08x} is not the SRK this volume was sealed under (name {}, pinned {}); refusing to send anything to it",
-            hex::encode(&srk_name),
-            hex::encode(&blob.srk_name)
-        )));
-    }
+    let srk = e
+        .handle_of(SRK_HANDLE, "ReadPublic")
+        .map_err(|err| match err {
+            Error::Tpm { .. } => no_srk(),
+            other => other,
+        })?;
+    check_srk_name(&e.name(srk)?, blob)?;
 
     // Load the sealed object.
     let public: sys::TPM2B_PUBLIC = PublicBuffer::unmarshall(&blob.tpm_public)
