@@ -42,8 +42,80 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit code, in code order: the one source of the tables in
+    /// README.md and docs/format.md (a test compares them with this).
+    pub const ALL: [Exit; 13] = [
+        Exit::Ok,
+        Exit::Internal,
+        Exit::Usage,
+        Exit::NoTpm,
+        Exit::PcrMismatch,
+        Exit::BlobInvalid,
+        Exit::PinOrLockout,
+        Exit::Luks,
+        Exit::TpmIdentity,
+        Exit::NotEnrolled,
+        Exit::Platform,
+        Exit::Io,
+        Exit::EphemeralRefused,
+    ];
+
+    /// The process exit status.
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The exit code's meaning for a process status, or `None` for a
+    /// status sealroot never returns (a signal, a crash).
+    pub fn from_code(code: i32) -> Option<Exit> {
+        Exit::ALL.into_iter().find(|e| i32::from(e.code()) == code)
+    }
+
+    /// One line: the README's table.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Internal => "internal error",
+            Exit::Usage => "usage error; nothing was touched",
+            Exit::NoTpm => "TPM unavailable (not found within the timeout, or not answering)",
+            Exit::PcrMismatch => "PCR policy mismatch (every differing PCR is named, with the event when the log tells); for signed-policy volumes also: no matching signed policy, or it is revoked",
+            Exit::BlobInvalid => "blob corrupt, unsupported or not authentic",
+            Exit::PinOrLockout => "wrong PIN, missing PIN, or dictionary-attack lockout",
+            Exit::Luks => "LUKS error (not LUKS2, wrong key, keyslot missing, activation failed)",
+            Exit::TpmIdentity => "TPM identity: the SRK at 0x81000001 is missing or not the pinned one",
+            Exit::NotEnrolled => "not enrolled (no sealroot token)",
+            Exit::Platform => "platform verification failed (SEV-SNP; the message names the check)",
+            Exit::Io => "I/O error on a named file",
+            Exit::EphemeralRefused => "`ephemeral` refused to format a device holding data (persistent LUKS volume, filesystem, …)",
+        }
+    }
+
+    /// The full meaning: docs/format.md's table.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Internal => "internal error",
+            Exit::Usage => "usage: bad option or value; nothing was touched",
+            Exit::NoTpm => "TPM unavailable: not found or not answering within `--tpm-timeout`, or a TPM command failed",
+            Exit::PcrMismatch => "PCR policy mismatch: the message names every differing PCR with its expected and current value, and why when known (the event-log event). For a signed-policy volume also: no signed policy found or matching, or the matching one is revoked",
+            Exit::BlobInvalid => "blob corrupt, unsupported (newer version, unknown field) or not authentic (wrong volume, envelope fails, TPM rejects the sealed object)",
+            Exit::PinOrLockout => "wrong PIN, PIN missing, or the TPM is in dictionary-attack lockout",
+            Exit::Luks => "LUKS error: not a LUKS2 volume, wrong unlock key, keyslot missing, activation failed, last keyslot protected",
+            Exit::TpmIdentity => "TPM identity: no SRK at 0x81000001, or not the pinned one",
+            Exit::NotEnrolled => "not enrolled: the volume has no sealroot token (initramfs scripts use this to start first-boot enrollment)",
+            Exit::Platform => "platform verification failed: the message names the check (`evidence`, `hcl-format`, `hcl-binding`, `attestation-key`, `report-format`, `vmpl`, `report-data`, `vcek`, `signature`, `debug`, `measurement`, `tcb`, `guest-policy`) and why; also `sealroot platform` with a verdict `fail` ([platform.md](platform.md))",
+            Exit::Io => "I/O error on a named file (missing, permission, disk full)",
+            Exit::EphemeralRefused => "`ephemeral` refused to format a device that holds data it must not destroy: a block device in use (mounted, swap, mapped), a LUKS volume with keyslots or tokens, LUKS1, an unloadable LUKS2 header, or (without `wipe-existing`) a filesystem, partition table or unrecognised data; the message names the device and what it holds ([ephemeral.md](ephemeral.md#the-data-loss-guard))",
+        }
+    }
+
+    /// A Markdown table of every code with `meaning` (`summary` or `detail`).
+    pub fn markdown_table(meaning: fn(Exit) -> &'static str) -> String {
+        let mut t = String::from("| code | meaning |\n|---|---|\n");
+        for e in Exit::ALL {
+            t.push_str(&format!("| {} | {} |\n", e.code(), meaning(e)));
+        }
+        t
     }
 }
 
@@ -154,24 +226,12 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct_and_stable() {
-        let all = [
-            Exit::Ok,
-            Exit::Internal,
-            Exit::Usage,
-            Exit::NoTpm,
-            Exit::PcrMismatch,
-            Exit::BlobInvalid,
-            Exit::PinOrLockout,
-            Exit::Luks,
-            Exit::TpmIdentity,
-            Exit::NotEnrolled,
-            Exit::Platform,
-            Exit::Io,
-            Exit::EphemeralRefused,
-        ];
-        for (i, e) in all.iter().enumerate() {
+        for (i, e) in Exit::ALL.iter().enumerate() {
             assert_eq!(e.code() as usize, i, "{e:?}");
+            assert_eq!(Exit::from_code(i as i32), Some(*e));
         }
+        assert_eq!(Exit::from_code(-1), None);
+        assert_eq!(Exit::from_code(Exit::ALL.len() as i32), None);
     }
 
     #[test]
