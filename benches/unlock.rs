@@ -82,8 +82,9 @@ fn maxrss_kb(mut c: Command) -> u64 {
         .unwrap();
     let pid = st.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: wait4 on our own child, with valid pointers to locals.
+    // SAFETY: rusage is plain old data; all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with valid pointers to locals.
     unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     ru.ru_maxrss as u64
 }

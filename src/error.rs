@@ -5,6 +5,7 @@
 //! "no TPM" from "corrupt blob" without parsing text. Messages carry the path
 //! or the PCR they concern and never any secret material.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Documented process exit codes (see README and docs/format.md).
@@ -142,7 +143,7 @@ pub enum Error {
     },
 
     #[error("{0}")]
-    PcrMismatch(crate::pcr::Mismatch),
+    PcrMismatch(Mismatch),
 
     #[error("blob {origin}: {reason}")]
     BlobInvalid { origin: String, reason: String },
@@ -219,6 +220,48 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// One differing PCR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrDiff {
+    pub index: u32,
+    pub expected: [u8; 32],
+    pub current: [u8; 32],
+    /// Why it differs, when sealroot can tell (its own PCR, or the event log).
+    pub why: Option<String>,
+}
+
+/// Every PCR of a policy that differs from its sealed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub bank: String,
+    pub diffs: Vec<PcrDiff>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.diffs.iter().map(|d| d.index.to_string()).collect();
+        write!(
+            f,
+            "PCR policy mismatch ({} bank), differing PCRs: {}",
+            self.bank,
+            list.join(",")
+        )?;
+        for d in &self.diffs {
+            write!(
+                f,
+                "\n  PCR {} differs: expected {}, current {}",
+                d.index,
+                hex::encode(d.expected),
+                hex::encode(d.current)
+            )?;
+            if let Some(why) = &d.why {
+                write!(f, " ({why})")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

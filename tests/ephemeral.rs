@@ -299,7 +299,7 @@ fn tpm_rng_mixing_and_measurement() {
     // PCR 13 = extend(0, SHA-256 of the documented event text).
     let expected = sealroot::pcr::extend(
         &[0; 32],
-        &sealroot::ephemeral::event_digest("scratch", false),
+        &sealroot::formats::ephemeral::event_digest("scratch", false),
     );
     let out = tpm.tpm2(&["pcrread", "sha256:13", "-o", p(&dir.path().join("pcr"))]);
     assert!(out.status.success());
@@ -355,7 +355,10 @@ fn bad_options() {
     let dev = blank(dir.path(), "eph.img", 32);
     let before = sha(&dev);
     for (extra, msg) in [
-        (&["--mkfs", "xfs"][..], "--mkfs \"xfs\": use ext4 or none"),
+        (
+            &["--mkfs", "xfs"][..],
+            "--mkfs <FS>': mkfs \"xfs\": use ext4 or none",
+        ),
         (&["--measure-pcr", "15"], "PCR 15 is sealroot's unlock PCR"),
         (&["--measure-pcr", "23"], "use one of 8-14"),
         (&["--measure-pcr", "x"], "invalid value"),

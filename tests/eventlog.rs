@@ -8,9 +8,9 @@
 //! Each has the raw log (`.bin`), the PCR values read from sysfs in the same
 //! boot (`.pcrs`) and the sizes and hashes of the images (`.meta`).
 
-use sealroot::eventlog::{self, EventLog};
+use sealroot::pcr::eventlog::{self, EventLog};
+use sealroot::pcr::predict::{self, QemuDirectBoot, Substitution};
 use sealroot::pcr::Digest;
-use sealroot::predict::{self, QemuDirectBoot, Substitution};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

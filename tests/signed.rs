@@ -5,10 +5,13 @@
 
 mod common;
 use common::*;
-use sealroot::blob::Blob;
-use sealroot::eventlog;
-use sealroot::selfpcr::Measurements;
-use sealroot::signedpolicy::{self, PublicKey, SignedPolicy};
+use sealroot::formats::blob::Blob;
+use sealroot::formats::signed_policy::SignedPolicy;
+use sealroot::pcr::eventlog;
+use sealroot::pcr::policy;
+use sealroot::pcr::selfpcr::Measurements;
+use sealroot::pcr::signer::PublicKey;
+use sealroot::tpm::object::Authorization;
 use sealroot::tpm::Tpm;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,10 +97,7 @@ fn tpm_agrees_with_the_pure_names() {
     assert_eq!(t.external_key_name(&key).unwrap(), key.name());
     assert_eq!(t.counter_name().unwrap(), None);
     assert_eq!(t.ensure_counter().unwrap(), 1);
-    assert_eq!(
-        t.counter_name().unwrap(),
-        Some(signedpolicy::counter_name())
-    );
+    assert_eq!(t.counter_name().unwrap(), Some(policy::counter_name()));
     // Defining again is a no-op; increments only go up.
     assert_eq!(t.ensure_counter().unwrap(), 1);
     assert_eq!(t.increment_counter().unwrap(), 2);
@@ -110,6 +110,15 @@ fn tpm_agrees_with_the_pure_names() {
     assert_eq!(t.counter_name().unwrap(), None);
     let again = t.ensure_counter().unwrap();
     assert!(again > 2, "redefined counter starts at {again}");
+}
+
+/// A signed-policy blob's key with `sp`, as the unlock path hands them to
+/// the TPM edge.
+fn auth<'a>(b: &'a Blob, sp: &'a SignedPolicy) -> Authorization<'a> {
+    Authorization {
+        key: b.authorize.as_ref().expect("a signed-policy blob"),
+        policy: sp,
+    }
 }
 
 /// Ask the TPM directly, past every software check sealroot makes, so the
@@ -128,13 +137,17 @@ fn the_tpm_itself_refuses_edited_foreign_and_locked() {
     let mut t = Tpm::open(&tpm.tcti(), Duration::from_secs(5)).unwrap();
     let now = Measurements::new(&std::fs::read_to_string(&img.cmdline).unwrap(), &img.uuid());
     let cur = t.pcr_read(&[15]).unwrap()[0];
-    sealroot::ops::measure_self(&mut t, &now, cur).unwrap();
+    sealroot::cmd::steps::measure::measure_self(&mut t, &now, cur).unwrap();
     // Positive control: the real thing unseals.
-    t.unseal(&blob, None, Some(&sp)).unwrap();
+    t.unseal(blob.sealed_object(), None, Some(auth(&blob, &sp)))
+        .unwrap();
     // An edited version (approved policy recomputed, signature kept).
     let mut edited = sp.clone();
     edited.version = 9;
-    let e = t.unseal(&blob, None, Some(&edited)).err().expect("refused");
+    let e = t
+        .unseal(blob.sealed_object(), None, Some(auth(&blob, &edited)))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("rejected the signature"), "{e}");
     // Another key put into the blob, with a policy that key signed: the
     // sealed object's policy names the enrolled key, so Unseal fails.
@@ -142,13 +155,20 @@ fn the_tpm_itself_refuses_edited_foreign_and_locked() {
     swapped.authorize =
         Some(PublicKey::from_pem(&std::fs::read_to_string(&other.public).unwrap()).unwrap());
     let e = t
-        .unseal(&swapped, None, Some(&foreign))
+        .unseal(
+            swapped.sealed_object(),
+            None,
+            Some(auth(&swapped, &foreign)),
+        )
         .err()
         .expect("refused");
     assert!(e.to_string().contains("PolicyFail"), "{e}");
     // After the lock, the good policy no longer unseals.
-    sealroot::ops::lock(&mut t).unwrap();
-    let e = t.unseal(&blob, None, Some(&sp)).err().expect("refused");
+    sealroot::cmd::steps::measure::lock(&mut t).unwrap();
+    let e = t
+        .unseal(blob.sealed_object(), None, Some(auth(&blob, &sp)))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("PolicyFail"), "{e}");
 }
 
@@ -384,7 +404,7 @@ fn forged_edited_and_foreign_policies_are_ignored() {
     // the_tpm_itself_refuses_edited_foreign_and_locked).
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
     v["policy_version"] = 7.into();
-    v["approved_policy"] = hex::encode(signedpolicy::approved_policy(&[23], &[[0; 32]], 7)).into();
+    v["approved_policy"] = hex::encode(policy::approved_policy(&[23], &[[0; 32]], 7)).into();
     let edited = img.file("edited.json");
     std::fs::write(&edited, serde_json::to_vec(&v).unwrap()).unwrap();
     for (f, why) in [(&foreign, "another key"), (&edited, "does not verify")] {

@@ -2,9 +2,12 @@
 //! (tests/fixtures/snp, copied from ../shared/test-vectors; see its README).
 //! Offline, no TPM: the library API only.
 
-use sealroot::platform::hcl::HclReport;
-use sealroot::platform::report::{self, Product, Report};
-use sealroot::platform::{self, Certs, Check, Evidence, Outcome, Policy, Status};
+use sealroot::attest::assess::assess;
+use sealroot::attest::azure_hcl::{self, HclReport};
+use sealroot::attest::check::{first_failure, Check, Outcome, Status};
+use sealroot::attest::evidence::{AkState, Certs, Evidence};
+use sealroot::attest::snp_report::{self as report, Product, Report};
+use sealroot::attest::snp_requirement::{self, SnpRequirement};
 use std::path::{Path, PathBuf};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snp");
@@ -38,11 +41,11 @@ fn hcl_snp() -> Vec<u8> {
 const MILAN_MEASUREMENT: &str = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
 
 /// Require the signature with the Milan VCEK and chain, nothing else.
-fn signed_policy() -> Policy {
-    Policy {
+fn signed_policy() -> SnpRequirement {
+    SnpRequirement {
         vceks: vec![milan_vcek()],
         ca: milan_chain(),
-        ..Policy::default()
+        ..SnpRequirement::default()
     }
 }
 
@@ -51,12 +54,12 @@ fn status(outcomes: &[Outcome], c: Check) -> Option<Status> {
 }
 
 /// Full verification of raw report bytes, as `unlock` does it.
-fn verify(raw: &[u8], p: &Policy) -> Result<Product, String> {
+fn verify(raw: &[u8], p: &SnpRequirement) -> Result<Product, String> {
     let r = Report::parse(raw)?;
-    let (out, product) = report::check_signature(&r, Some(p), &Certs::default());
+    let (out, product) = report::check_signature(&r, Some(p.signature()), &Certs::default());
     let mut out = out;
-    out.extend(report::check_fields(&r, p));
-    match platform::first_failure(&out) {
+    out.extend(snp_requirement::check_fields(&r, p));
+    match first_failure(&out) {
         Some(f) => Err(f.to_string()),
         None => product.ok_or_else(|| "not signed".into()),
     }
@@ -139,13 +142,13 @@ fn milan_report_verifies_against_its_vcek_and_chain() {
                 .trim(),
         )
         .unwrap();
-        let p = Policy {
+        let p = SnpRequirement {
             vceks: vec![std::fs::read(dir.join(vcek)).unwrap()],
             ca: report::cert_file_to_der(&std::fs::read(dir.join(chain)).unwrap()).unwrap(),
-            measurements: vec![platform::policy::parse_measurement(MILAN_MEASUREMENT).unwrap()],
-            min_tcb: Some(platform::policy::parse_min_tcb("bl=3,tee=0,snp=8,ucode=115").unwrap()),
-            guest_policy_forbid: platform::policy::parse_guest_policy_names("migrate-ma").unwrap(),
-            ..Policy::default()
+            measurements: vec![snp_requirement::parse_measurement(MILAN_MEASUREMENT).unwrap()],
+            min_tcb: Some(snp_requirement::parse_min_tcb("bl=3,tee=0,snp=8,ucode=115").unwrap()),
+            guest_policy_forbid: report::parse_guest_policy_names("migrate-ma").unwrap(),
+            ..SnpRequirement::default()
         };
         assert_eq!(verify(&raw, &p), Ok(Product::Milan), "{}", dir.display());
     }
@@ -154,9 +157,9 @@ fn milan_report_verifies_against_its_vcek_and_chain() {
 #[test]
 fn the_vcek_alone_verifies_through_the_pinned_chain() {
     // No chain file: the built-in (pinned) Milan ASK and ARK are used.
-    let p = Policy {
+    let p = SnpRequirement {
         vceks: vec![milan_vcek()],
-        ..Policy::default()
+        ..SnpRequirement::default()
     };
     assert_eq!(verify(&milan_report(), &p), Ok(Product::Milan));
     let info = report::validate_certs(&[milan_vcek()], &milan_chain()).unwrap();
@@ -205,16 +208,20 @@ fn wrong_chains_are_refused() {
 #[test]
 fn without_a_vcek_the_signature_is_required_unless_the_policy_allows() {
     let r = Report::parse(&milan_report()).unwrap();
-    let (out, _) = report::check_signature(&r, Some(&Policy::default()), &Certs::default());
-    let f = platform::first_failure(&out).unwrap();
+    let (out, _) = report::check_signature(
+        &r,
+        Some(SnpRequirement::default().signature()),
+        &Certs::default(),
+    );
+    let f = first_failure(&out).unwrap();
     assert_eq!(f.check, Check::Vcek);
     assert!(f.detail.contains("no VCEK was given"), "{f}");
-    let ok = Policy {
+    let ok = SnpRequirement {
         unsigned_ok: true,
-        ..Policy::default()
+        ..SnpRequirement::default()
     };
-    let (out, product) = report::check_signature(&r, Some(&ok), &Certs::default());
-    assert_eq!(platform::first_failure(&out), None);
+    let (out, product) = report::check_signature(&r, Some(ok.signature()), &Certs::default());
+    assert_eq!(first_failure(&out), None);
     assert_eq!(status(&out, Check::Signature), Some(Status::Skipped));
     assert_eq!(product, None);
     // A VCEK given at run time (a file in the initramfs) is used too.
@@ -222,8 +229,9 @@ fn without_a_vcek_the_signature_is_required_unless_the_policy_allows() {
         vceks: vec![milan_vcek()],
         ca: vec![],
     };
-    let (out, product) = report::check_signature(&r, Some(&Policy::default()), &extra);
-    assert_eq!(platform::first_failure(&out), None, "{out:?}");
+    let (out, product) =
+        report::check_signature(&r, Some(SnpRequirement::default().signature()), &extra);
+    assert_eq!(first_failure(&out), None, "{out:?}");
     assert_eq!(status(&out, Check::Signature), Some(Status::Pass));
     assert_eq!(product, Some(Product::Milan));
 }
@@ -232,9 +240,9 @@ fn without_a_vcek_the_signature_is_required_unless_the_policy_allows() {
 fn a_vcek_for_another_chip_is_not_used() {
     // certs.pem's VCEK belongs to another Milan chip.
     let other = report::cert_file_to_der(&fixture("certs.pem")).unwrap();
-    let p = Policy {
+    let p = SnpRequirement {
         vceks: vec![other[0].clone()],
-        ..Policy::default()
+        ..SnpRequirement::default()
     };
     let e = verify(&milan_report(), &p).unwrap_err();
     assert!(
@@ -246,8 +254,8 @@ fn a_vcek_for_another_chip_is_not_used() {
     // unverified and the policy decides.
     let hcl = HclReport::parse(&hcl_snp()).unwrap();
     let r = Report::parse(&hcl.hw_report).unwrap();
-    let (out, _) = report::check_signature(&r, Some(&p), &Certs::default());
-    assert_eq!(platform::first_failure(&out).unwrap().check, Check::Vcek);
+    let (out, _) = report::check_signature(&r, Some(p.signature()), &Certs::default());
+    assert_eq!(first_failure(&out).unwrap().check, Check::Vcek);
 }
 
 #[test]
@@ -261,25 +269,25 @@ fn policy_checks_name_what_failed() {
         "{e}"
     );
     let mut p = signed_policy();
-    p.min_tcb = Some(platform::policy::parse_min_tcb("snp=9").unwrap());
+    p.min_tcb = Some(snp_requirement::parse_min_tcb("snp=9").unwrap());
     let e = verify(&raw, &p).unwrap_err();
     assert!(
         e.contains("tcb check failed") && e.contains("snp 8 < 9"),
         "{e}"
     );
     let mut p = signed_policy();
-    p.min_tcb = Some(platform::policy::parse_min_tcb("fmc=0").unwrap());
+    p.min_tcb = Some(snp_requirement::parse_min_tcb("fmc=0").unwrap());
     let e = verify(&raw, &p).unwrap_err();
     assert!(e.contains("pre-Turin"), "{e}");
     let mut p = signed_policy();
-    p.guest_policy_forbid = platform::policy::parse_guest_policy_names("smt").unwrap();
+    p.guest_policy_forbid = report::parse_guest_policy_names("smt").unwrap();
     let e = verify(&raw, &p).unwrap_err();
     assert!(
         e.contains("guest-policy check failed") && e.contains("forbidden flag(s) set: smt"),
         "{e}"
     );
     let mut p = signed_policy();
-    p.guest_policy_require = platform::policy::parse_guest_policy_names("single-socket").unwrap();
+    p.guest_policy_require = report::parse_guest_policy_names("single-socket").unwrap();
     let e = verify(&raw, &p).unwrap_err();
     assert!(e.contains("required flag(s) not set: single-socket"), "{e}");
     // Debug is refused by every policy; the genuine report disallows it, so
@@ -287,7 +295,7 @@ fn policy_checks_name_what_failed() {
     let mut dbg = raw.clone();
     dbg[0x08 + 2] |= 0x08; // GUEST_POLICY bit 19
     let r = Report::parse(&dbg).unwrap();
-    let out = report::check_fields(&r, &Policy::default());
+    let out = snp_requirement::check_fields(&r, &SnpRequirement::default());
     assert_eq!(status(&out, Check::Debug), Some(Status::Fail));
     // ... and, as it is signed, the signature does not survive the change.
     assert!(verify(&dbg, &signed_policy())
@@ -347,10 +355,10 @@ fn every_single_bit_flip_in_the_vcek_is_rejected() {
     let vcek = milan_vcek();
     let mut accepted = Vec::new();
     for bit in 0..vcek.len() * 8 {
-        let p = Policy {
+        let p = SnpRequirement {
             vceks: vec![flip(&vcek, bit)],
             ca: milan_chain(),
-            ..Policy::default()
+            ..SnpRequirement::default()
         };
         if verify(&raw, &p).is_ok() {
             accepted.push(bit);
@@ -421,7 +429,7 @@ fn azure_hcl_report_binding_and_key_extraction() {
         std::fs::read(p).unwrap_or_else(|_| hcl_snp())
     }] {
         let h = HclReport::parse(&raw).unwrap();
-        assert_eq!(h.kind, platform::hcl::ReportKind::Snp);
+        assert_eq!(h.kind, azure_hcl::ReportKind::Snp);
         assert_eq!(h.runtime_data.len(), 583);
         assert!(h.check_binding().unwrap().contains("SHA-256"));
         let ak = h.ak_pub().unwrap();
@@ -464,20 +472,19 @@ fn azure_hcl_binding_breaks_with_any_runtime_data_or_report_data_change() {
 
 #[test]
 fn azure_assessment_with_and_without_the_attestation_key() {
-    use platform::vtpm::AkState;
     let h = HclReport::parse(&hcl_snp()).unwrap();
     let ak = h.ak_pub().unwrap();
     let meas: [u8; 48] = Report::parse(&h.hw_report)
         .unwrap()
         .measurement()
         .to_owned();
-    let policy = Policy {
+    let policy = SnpRequirement {
         measurements: vec![meas],
         unsigned_ok: true,
-        ..Policy::default()
+        ..SnpRequirement::default()
     };
-    let run = |ak_state: AkState, p: &Policy| {
-        platform::assess(
+    let run = |ak_state: AkState, p: &SnpRequirement| {
+        assess(
             &Evidence::AzureHcl {
                 hcl: h.clone(),
                 ak: ak_state,
@@ -488,52 +495,52 @@ fn azure_assessment_with_and_without_the_attestation_key() {
         .outcomes
     };
     let out = run(AkState::Rsa(ak.clone()), &policy);
-    assert_eq!(platform::first_failure(&out), None, "{out:#?}");
+    assert_eq!(first_failure(&out), None, "{out:#?}");
     assert_eq!(status(&out, Check::AttestationKey), Some(Status::Pass));
     assert_eq!(status(&out, Check::HclBinding), Some(Status::Pass));
     assert_eq!(status(&out, Check::Measurement), Some(Status::Pass));
     assert_eq!(status(&out, Check::Signature), Some(Status::Skipped));
     let out = run(AkState::Absent, &policy);
-    assert_eq!(platform::first_failure(&out), None);
+    assert_eq!(first_failure(&out), None);
     assert_eq!(status(&out, Check::AttestationKey), Some(Status::Skipped));
     let mut other = ak.clone();
     other.n[10] ^= 1;
-    let f = platform::first_failure(&run(AkState::Rsa(other), &policy)).unwrap();
+    let f = first_failure(&run(AkState::Rsa(other), &policy)).unwrap();
     assert_eq!(f.check, Check::AttestationKey);
     assert!(f.detail.contains("not the vTPM key at 0x81000003"), "{f}");
-    let f = platform::first_failure(&run(AkState::NotRsa("an ECC key".into()), &policy)).unwrap();
+    let f = first_failure(&run(AkState::NotRsa("an ECC key".into()), &policy)).unwrap();
     assert_eq!(f.check, Check::AttestationKey);
     // The same evidence under a policy that requires a signature: there is
     // no VCEK for this chip (certs.pem is another chip's), so it fails.
-    let strict = Policy {
+    let strict = SnpRequirement {
         unsigned_ok: false,
         vceks: report::cert_file_to_der(&fixture("certs.pem")).unwrap()[..1].to_vec(),
         ..policy.clone()
     };
-    let f = platform::first_failure(&run(AkState::Absent, &strict)).unwrap();
+    let f = first_failure(&run(AkState::Absent, &strict)).unwrap();
     assert_eq!(f.check, Check::Vcek);
     // A different measurement.
-    let wrong = Policy {
+    let wrong = SnpRequirement {
         measurements: vec![[1; 48]],
         ..policy
     };
-    let f = platform::first_failure(&run(AkState::Absent, &wrong)).unwrap();
+    let f = first_failure(&run(AkState::Absent, &wrong)).unwrap();
     assert_eq!(f.check, Check::Measurement);
 }
 
 #[test]
 fn tdx_hcl_report_is_recognised_and_refused() {
     let h = HclReport::parse(&fixture("hcl-report-tdx.bin")).unwrap();
-    assert_eq!(h.kind, platform::hcl::ReportKind::Tdx);
+    assert_eq!(h.kind, azure_hcl::ReportKind::Tdx);
     assert!(h.check_binding().is_ok());
     assert!(h.ak_pub().is_ok());
     let ev = Evidence::AzureHcl {
         hcl: h,
-        ak: platform::vtpm::AkState::Absent,
+        ak: AkState::Absent,
     };
     assert_eq!(ev.kind(), "tdx");
-    let a = platform::assess(&ev, Some(&Policy::default()), &Certs::default());
-    let f = platform::first_failure(&a.outcomes).unwrap();
+    let a = assess(&ev, Some(&SnpRequirement::default()), &Certs::default());
+    let f = first_failure(&a.outcomes).unwrap();
     assert_eq!(f.check, Check::Evidence);
     assert!(f.detail.contains("TDX"), "{f}");
 }
@@ -546,6 +553,6 @@ fn truncated_and_oversized_hcl_reports_are_rejected_cleanly() {
     }
     assert!(HclReport::parse(&raw[..0x71B]).is_ok());
     let mut big = raw.clone();
-    big.resize(platform::hcl::MAX_HCL_LEN + 1, 0);
+    big.resize(azure_hcl::MAX_HCL_LEN + 1, 0);
     assert!(HclReport::parse(&big).unwrap_err().contains("limit"));
 }

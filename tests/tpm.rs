@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use sealroot::pcr;
-use sealroot::policy;
+use sealroot::pcr::policy;
 use sealroot::tpm::Tpm;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! round-trips to an equal blob.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::blob::Blob;
+use sealroot::formats::blob::Blob;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(b) = Blob::from_json(data, "fuzz") {

@@ -2,7 +2,7 @@
 //! accepts resolves to volumes with valid names and devices.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::bootcfg;
+use sealroot::formats::bootcfg;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

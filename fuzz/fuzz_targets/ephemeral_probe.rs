@@ -2,14 +2,14 @@
 //! its decision keeps the promises of docs/ephemeral.md whatever the bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::ephemeral::{decide, probe, Allowed, Content, LuksFacts};
+use sealroot::formats::probe::{decide, probe, Allowed, Content, LuksFacts};
 
 fuzz_target!(|data: &[u8]| {
     let content = probe(data);
     if content == Content::Blank {
         assert!(data.iter().all(|&b| b == 0));
     }
-    let _ = sealroot::ephemeral::parse_luks_header(data);
+    let _ = sealroot::formats::probe::parse_luks_header(data);
     for wipe in [false, true] {
         for facts in [
             None,

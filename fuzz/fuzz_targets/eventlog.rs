@@ -3,7 +3,7 @@
 //! is deterministic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::{eventlog, predict};
+use sealroot::pcr::{eventlog, predict};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(log) = eventlog::parse(data) else {

@@ -4,23 +4,24 @@
 //! that were parsed (no reserved bit silently dropped).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::platform::hcl::HclReport;
-use sealroot::platform::report::{self, Report};
-use sealroot::platform::{Certs, Policy};
+use sealroot::attest::azure_hcl::HclReport;
+use sealroot::attest::evidence::Certs;
+use sealroot::attest::snp_report::{self as report, Report};
+use sealroot::attest::snp_requirement::{check_fields, SnpRequirement};
 
 fn snp(raw: &[u8]) {
     if let Ok(r) = Report::parse(raw) {
         assert_eq!(r.raw(), raw);
         let _ = r.view();
-        let p = Policy {
+        let p = SnpRequirement {
             measurements: vec![[0; 48]],
             min_tcb: Some(report::Tcb::default()),
             guest_policy_forbid: 1 << 16,
             unsigned_ok: true,
-            ..Policy::default()
+            ..SnpRequirement::default()
         };
-        let _ = report::check_fields(&r, &p);
-        let (out, product) = report::check_signature(&r, Some(&p), &Certs::default());
+        let _ = check_fields(&r, &p);
+        let (out, product) = report::check_signature(&r, Some(p.signature()), &Certs::default());
         assert!(product.is_none(), "verified without a VCEK: {out:?}");
     }
 }

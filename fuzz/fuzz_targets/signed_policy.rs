@@ -3,7 +3,8 @@
 //! its signature never panics either.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::signedpolicy::{PublicKey, SignedPolicy};
+use sealroot::formats::signed_policy::SignedPolicy;
+use sealroot::pcr::signer::PublicKey;
 
 const KEY: &str = "-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEBcnXvlnqg74a6yJVvZYqRsEAFEIb

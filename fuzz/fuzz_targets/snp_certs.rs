@@ -2,7 +2,7 @@
 //! panic, and nothing that is not signed by a pinned AMD ARK is accepted.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sealroot::platform::report;
+use sealroot::attest::snp_report as report;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(ders) = report::cert_file_to_der(data) {

@@ -1,0 +1,96 @@
+//! `sealroot unlock`: options.
+
+use super::options::{
+    EvidenceArgs, MappingName, PcrList, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+};
+use crate::cmd::steps::inputs::{read_public_key, PinSource};
+use crate::cmd::unlock::{self, UnlockArgs};
+use crate::sys::files::read_key_file;
+use crate::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Unseal the key and open the volume (the boot path).
+#[derive(Debug, Args)]
+pub struct UnlockCmd {
+    #[arg(long, value_name = "PATH")]
+    pub device: PathBuf,
+    /// Mapping name: /dev/mapper/NAME.
+    #[arg(long)]
+    pub name: MappingName,
+    /// Verify the unsealed key against its keyslot; create no mapping.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_name = "PATH")]
+    pub blob_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Open with this passphrase/key file instead of the TPM (recovery;
+    /// every byte counts, as cryptsetup's --key-file). PCR 15 is still
+    /// locked when a TPM answers, so nothing can unseal afterwards.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["provision_key_file", "blob_file", "pin_file"])]
+    pub key_file: Option<PathBuf>,
+    /// First boot: when the volume has no token, open it with this key,
+    /// enroll against this boot's PCRs and remove the key's keyslot.
+    #[arg(long, value_name = "FILE")]
+    pub provision_key_file: Option<PathBuf>,
+    /// PCRs for first-boot enrollment.
+    #[arg(long, value_name = "LIST", default_value = "0,4,7,9")]
+    pub pcrs: PcrList,
+    /// With --require-snp: a requirement checked before unsealing any
+    /// token, and stored by first-boot enrollment.
+    #[command(flatten)]
+    pub snp: SnpPolicyArgs,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    /// First boot: enroll in signed-policy mode with this public key.
+    #[arg(long, value_name = "PUB.pem", requires = "provision_key_file")]
+    pub policy_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub inputs: UnlockInputs,
+}
+
+impl UnlockCmd {
+    pub fn run(self) -> Result<()> {
+        let policy_key = self
+            .policy_key
+            .as_deref()
+            .map(read_public_key)
+            .transpose()?;
+        let platform = self.evidence.platform_opts(None)?;
+        // Certificates are read at run time here (platform_opts).
+        let require = self.snp.requirement(&SnpCertArgs::default())?;
+        let i = self.inputs;
+        let tpm = i.tpm.opts();
+        let name = self.name.0;
+        if let Some(f) = self.key_file {
+            let key = read_key_file(&f)?;
+            return unlock::with_key(&self.device, &name, self.dry_run, &key, &tpm).map(|_| ());
+        }
+        let provision_key = self
+            .provision_key_file
+            .as_deref()
+            .map(read_key_file)
+            .transpose()?;
+        let cmdline = i.cmdline.read(None)?;
+        unlock::run(&UnlockArgs {
+            device: self.device,
+            name,
+            dry_run: self.dry_run,
+            blob_file: self.blob_file,
+            cmdline,
+            pin: PinSource {
+                file: self.pin_file,
+            },
+            provision_key,
+            pcrs: self.pcrs.0,
+            tpm,
+            platform,
+            require,
+            policy_key,
+            policies: i.policies.search(),
+            eventlog: i.eventlog.path(),
+        })?;
+        Ok(())
+    }
+}

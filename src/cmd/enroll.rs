@@ -1,0 +1,65 @@
+//! `sealroot enroll`: add a TPM-sealed keyslot, its blob, and a recovery key.
+
+use super::steps::eventlog::expected_events;
+use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
+use super::steps::TpmOpts;
+use crate::attest::snp_requirement::SnpRequirement;
+use crate::disk::luks::Volume;
+use crate::pcr::selfpcr::Measurements;
+use crate::pcr::signer::PublicKey;
+use crate::secret::{RecoveryKey, SecretBytes};
+use crate::Result;
+use std::path::PathBuf;
+
+/// Inputs of `sealroot enroll`.
+pub struct EnrollArgs {
+    pub device: PathBuf,
+    pub unlock_key: SecretBytes,
+    pub pcrs: Vec<u32>,
+    pub pin: Option<SecretBytes>,
+    pub blob_file: Option<PathBuf>,
+    pub recovery: bool,
+    /// Kernel command line the volume will boot with.
+    pub cmdline: String,
+    pub tpm: TpmOpts,
+    /// Platform requirement (SEV-SNP), checked by `unlock` before unsealing.
+    pub platform: Option<SnpRequirement>,
+    /// Signed-policy mode (`--policy-key`).
+    pub authorize: Option<PublicKey>,
+    /// Event log to record the expected events from (explanations).
+    pub eventlog: Option<PathBuf>,
+}
+
+pub struct EnrollOutcome {
+    pub added: Added,
+    pub recovery: Option<(RecoveryKey, u32)>,
+}
+
+pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
+    let mut vol = Volume::open(&args.device)?;
+    // Fail before touching the TPM if the unlock key is wrong.
+    vol.check_key(None, args.unlock_key.as_bytes())?;
+    let uuid = vol.uuid()?;
+    let mut tpm = args.tpm.open()?;
+    let spec = SealSpec {
+        pcrs: &args.pcrs,
+        measurements: Measurements::new(&args.cmdline, &uuid),
+        pin: args.pin.as_ref(),
+        platform: args.platform.as_ref(),
+        authorize: args.authorize.as_ref(),
+        events: expected_events(&mut tpm, args.eventlog.as_deref()),
+    };
+    let added = add_sealed(
+        &mut vol,
+        &mut tpm,
+        &spec,
+        args.unlock_key.as_bytes(),
+        args.blob_file.as_deref(),
+    )?;
+    let recovery = if args.recovery {
+        Some(add_recovery(&mut vol, args.unlock_key.as_bytes())?)
+    } else {
+        None
+    };
+    Ok(EnrollOutcome { added, recovery })
+}

@@ -1,0 +1,144 @@
+//! `sealroot reseal`: seal a new secret to the current PCR values, then
+//! retire the old token. The new keyslot and token are complete before the
+//! old keyslot is destroyed, so at every instant one of them opens the volume.
+
+use super::steps::blobs::{check_pcrs, load_blobs};
+use super::steps::inputs::{pin_auth, PinSource};
+use super::steps::measure::{lock, measure_self};
+use super::steps::seal::{add_sealed, Added, SealSpec};
+use super::steps::slots::remove_token_and_slots;
+use super::steps::TpmOpts;
+use crate::disk::luks::Volume;
+use crate::formats::envelope;
+use crate::pcr;
+use crate::pcr::selfpcr::Measurements;
+use crate::secret::SecretBytes;
+use crate::testhooks::checkpoint;
+use crate::{Error, Result};
+use log::info;
+use std::path::PathBuf;
+
+pub struct ResealArgs {
+    pub device: PathBuf,
+    /// New firmware PCR list; defaults to the old token's.
+    pub pcrs: Option<Vec<u32>>,
+    pub unlock_key: Option<SecretBytes>,
+    pub pin: PinSource,
+    pub blob_file: Option<PathBuf>,
+    pub token: Option<u32>,
+    pub cmdline: String,
+    pub tpm: TpmOpts,
+}
+
+pub fn run(args: &ResealArgs) -> Result<Added> {
+    let mut vol = Volume::open(&args.device)?;
+    let uuid = vol.uuid()?;
+    let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    if let Some(t) = args.token {
+        sources.retain(|s| s.token == Some(t));
+        if sources.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: token {t} is not a sealroot token",
+                args.device.display()
+            )));
+        }
+    }
+    if sources.len() > 1 {
+        return Err(Error::Usage(format!(
+            "{} has {} sealroot tokens; choose one with --token",
+            args.device.display(),
+            sources.len()
+        )));
+    }
+    let src = sources.pop().ok_or_else(|| Error::NotEnrolled {
+        path: args.device.clone(),
+        hint: String::new(),
+    })?;
+    let old = src.blob.map_err(|e| {
+        Error::blob(
+            &src.origin,
+            format!("{e}; remove it and enroll again instead"),
+        )
+    })?;
+    let mut tpm = args.tpm.open()?;
+    let pin = if old.pin {
+        Some(args.pin.get("sealroot: PIN: ")?)
+    } else {
+        None
+    };
+    let now = Measurements::new(&args.cmdline, &uuid);
+    // The key that authorises the new keyslot: the given one, or the old
+    // secret unsealed from the TPM (which then locks, as at boot).
+    let existing: SecretBytes = match &args.unlock_key {
+        Some(k) => SecretBytes::new(k.as_bytes().to_vec()),
+        None if old.authorize.is_some() => {
+            return Err(Error::Usage(format!(
+                "{} is sealed to signed policies: a kernel or initrd update needs a new signed policy (`sealroot policy sign`), not a reseal; to reseal anyway pass --unlock-key-file (or the recovery key)",
+                src.origin
+            )))
+        }
+        None => {
+            let mut wanted = old.pcrs.clone();
+            wanted.sort_unstable();
+            let mut current = tpm.pcr_read(&wanted)?;
+            let sp = wanted
+                .iter()
+                .position(|&p| p == pcr::SELF_PCR)
+                .expect("self PCR in every blob");
+            current[sp] = measure_self(&mut tpm, &now, current[sp])?;
+            // A mismatch here means the TPM cannot authorise the reseal:
+            // the caller must pass --unlock-key-file (or the recovery key).
+            check_pcrs(&old, &now, &wanted, &current)?;
+            let auth = pin.as_ref().map(pin_auth);
+            let kek = tpm.unseal(old.sealed_object(), auth.as_ref(), None)?;
+            lock(&mut tpm)?;
+            let secret = envelope::open(&kek, &old.nonce, &old.ciphertext, &old.binding())
+                .ok_or_else(|| Error::blob(&src.origin, "envelope does not authenticate"))?;
+            SecretBytes::new(secret.as_bytes().to_vec())
+        }
+    };
+    vol.check_key(None, existing.as_bytes())?;
+    let firmware: Vec<u32> = match &args.pcrs {
+        Some(p) => p.clone(),
+        None => old
+            .pcrs
+            .iter()
+            .copied()
+            .filter(|&p| p != pcr::SELF_PCR)
+            .collect(),
+    };
+    let spec = SealSpec {
+        pcrs: &firmware,
+        measurements: now,
+        pin: pin.as_ref(),
+        // The platform requirement and the signing key are kept as enrolled.
+        platform: old.platform.as_ref(),
+        authorize: old.authorize.as_ref(),
+        events: vec![],
+    };
+    let added = add_sealed(
+        &mut vol,
+        &mut tpm,
+        &spec,
+        existing.as_bytes(),
+        args.blob_file.as_deref(),
+    )?;
+    checkpoint("reseal:new-complete");
+    let old_slots: Vec<u32> = [old.keyslot]
+        .into_iter()
+        .filter(|&s| s != added.keyslot && vol.keyslot_active(s))
+        .collect();
+    match src.token {
+        Some(id) => remove_token_and_slots(&mut vol, id, &old_slots)?,
+        None => {
+            for s in old_slots {
+                vol.destroy_keyslot(s)?;
+            }
+        }
+    }
+    info!(
+        "resealed: keyslot {} replaces keyslot {}",
+        added.keyslot, old.keyslot
+    );
+    Ok(added)
+}

@@ -1,0 +1,332 @@
+//! `sealroot status`: each sealroot token, its PCRs expected vs current, and
+//! a verdict. The self PCR is judged by prediction, not by its raw value: in
+//! a booted system it holds the *locked* value by design.
+
+use super::steps::blobs::{check_blob_policy, load_blobs};
+use super::steps::eventlog::annotate;
+use super::steps::signed::{self, Found, PolicySearch};
+use super::steps::TpmOpts;
+use crate::disk::luks::Volume;
+use crate::formats::blob::Blob;
+use crate::pcr::explain::ExpectedEvent;
+use crate::pcr::selfpcr::{self, Measurements};
+use crate::pcr::signer::PublicKey;
+use crate::pcr::{self, Digest};
+use crate::tpm::Tpm;
+use crate::Result;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Stable JSON shape (documented in docs/format.md).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub device: String,
+    pub volume_uuid: String,
+    pub active_keyslots: Vec<u32>,
+    pub tokens: Vec<TokenReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenReport {
+    /// LUKS2 token id; null for a blob file.
+    pub token: Option<u32>,
+    pub origin: String,
+    /// "ok", "mismatch", "dangling" or "invalid".
+    pub verdict: String,
+    pub keyslot: Option<u32>,
+    pub keyslot_active: bool,
+    pub bank: String,
+    pub pin: bool,
+    pub pcrs: Vec<PcrReport>,
+    pub problems: Vec<String>,
+    /// Signed-policy volumes: the signed policy that matches (origin and
+    /// version), whose PCRs `pcrs` then shows; null when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_policy: Option<String>,
+    #[serde(skip)]
+    signed_events: Vec<ExpectedEvent>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PcrReport {
+    pub index: u32,
+    pub expected: String,
+    pub current: String,
+    /// "match", "differs", "locked" (self PCR after this boot's unlock) or
+    /// "predicted" (self PCR: this system's command line and configuration
+    /// produce the expected value at the next boot).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+pub struct StatusArgs {
+    pub device: PathBuf,
+    pub blob_file: Option<PathBuf>,
+    pub cmdline: String,
+    pub tpm: TpmOpts,
+    pub policies: PolicySearch,
+    pub eventlog: Option<PathBuf>,
+}
+
+pub fn run(args: &StatusArgs) -> Result<Report> {
+    let mut vol = Volume::open(&args.device)?;
+    let uuid = vol.uuid()?;
+    let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;
+    let mut tpm = None;
+    let current = if wanted.is_empty() {
+        vec![]
+    } else {
+        let t = tpm.insert(args.tpm.open()?);
+        t.pcr_read(&wanted)?
+    };
+    let now = Measurements::new(&args.cmdline, &uuid);
+    let tokens = sources
+        .iter()
+        .map(|s| match &s.blob {
+            Err(e) => TokenReport {
+                token: s.token,
+                origin: s.origin.clone(),
+                verdict: "invalid".into(),
+                keyslot: None,
+                keyslot_active: false,
+                bank: String::new(),
+                pin: false,
+                pcrs: vec![],
+                problems: vec![e.to_string()],
+                signed_policy: None,
+                signed_events: vec![],
+            },
+            Ok(b) => {
+                let mut r = token_report(
+                    s.token, &s.origin, b, &mut vol, &uuid, &now, &wanted, &current,
+                );
+                if let Some(key) = &b.authorize {
+                    signed_report(&mut r, key, &signed_found, &wanted, &current, &mut tpm);
+                }
+                explain(&mut r, b, args.eventlog.as_deref());
+                r
+            }
+        })
+        .collect();
+    Ok(Report {
+        device: args.device.display().to_string(),
+        volume_uuid: uuid,
+        active_keyslots: vol.active_keyslots(),
+        tokens,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn token_report(
+    token: Option<u32>,
+    origin: &str,
+    b: &Blob,
+    vol: &mut Volume,
+    uuid: &str,
+    now: &Measurements,
+    wanted: &[u32],
+    current: &[Digest],
+) -> TokenReport {
+    let mut problems = Vec::new();
+    let active = vol.keyslot_active(b.keyslot);
+    if !active {
+        problems.push(format!(
+            "keyslot {} does not exist (interrupted enroll or removed keyslot); `sealroot cleanup` removes this token",
+            b.keyslot
+        ));
+    }
+    if !b.volume_uuid.eq_ignore_ascii_case(uuid) {
+        problems.push(format!("belongs to volume {}, not {uuid}", b.volume_uuid));
+    }
+    if let Err(e) = check_blob_policy(b, origin) {
+        problems.push(e.to_string());
+    }
+    let mut mismatch = false;
+    let pcrs = b
+        .pcrs
+        .iter()
+        .zip(&b.values)
+        .map(|(&index, expected)| {
+            let cur = current[wanted.iter().position(|&w| w == index).expect("read")];
+            let (state, why) = if cur == *expected {
+                ("match", None)
+            } else if index == pcr::SELF_PCR && cur == selfpcr::locked(expected) {
+                ("locked", None)
+            } else if index == pcr::SELF_PCR && b.self_measurements == *now {
+                ("predicted", None)
+            } else if index == pcr::SELF_PCR {
+                (
+                    "differs",
+                    Some(selfpcr::explain(&b.self_measurements, now, &cur)),
+                )
+            } else {
+                ("differs", None)
+            };
+            if state == "differs" {
+                mismatch = true;
+            }
+            PcrReport {
+                index,
+                expected: hex::encode(expected),
+                current: hex::encode(cur),
+                state: state.into(),
+                why,
+            }
+        })
+        .collect();
+    let verdict = if !problems.is_empty() {
+        if active {
+            "invalid"
+        } else {
+            "dangling"
+        }
+    } else if mismatch {
+        "mismatch"
+    } else {
+        "ok"
+    };
+    TokenReport {
+        token,
+        origin: origin.into(),
+        verdict: verdict.into(),
+        keyslot: Some(b.keyslot),
+        keyslot_active: active,
+        bank: pcr::BANK_SHA256.into(),
+        pin: b.pin,
+        pcrs,
+        problems,
+        signed_policy: None,
+        signed_events: vec![],
+    }
+}
+
+/// A signed-policy token: judge the signed policies as `unlock` would and
+/// show the chosen (or closest) one's PCRs after the self PCR.
+fn signed_report(
+    r: &mut TokenReport,
+    key: &PublicKey,
+    found: &[Found],
+    wanted: &[u32],
+    current: &[Digest],
+    tpm: &mut Option<Tpm>,
+) {
+    let (verified, rejected) = signed::verified(found, key);
+    r.problems
+        .extend(rejected.iter().map(|(origin, e)| format!("{origin}: {e}")));
+    let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
+    let mut counter = || match tpm.as_mut() {
+        Some(t) => t.read_counter(),
+        None => Err(crate::Error::Internal("no TPM".into())),
+    };
+    let shown = match signed::choose(&verified, &value_of, &mut counter, None) {
+        Ok((origin, p)) => {
+            r.signed_policy = Some(format!("{origin}, version {}", p.version));
+            Some(p)
+        }
+        Err(e) => {
+            r.problems
+                .push(e.to_string().lines().next().unwrap_or("").to_string());
+            if r.verdict == "ok" {
+                r.verdict = "mismatch".into();
+            }
+            signed::closest(&verified, &value_of).map(|(_, p)| p)
+        }
+    };
+    if let Some(p) = shown {
+        for (&index, expected) in p.pcrs.iter().zip(&p.values) {
+            let cur = value_of(index);
+            r.pcrs.push(PcrReport {
+                index,
+                expected: hex::encode(expected),
+                current: hex::encode(cur),
+                state: if cur == *expected { "match" } else { "differs" }.into(),
+                why: None,
+            });
+        }
+        r.pcrs.sort_by_key(|p| p.index);
+        r.signed_events = p.events.clone();
+    }
+}
+
+/// Event-log reasons for every differing PCR without one.
+fn explain(r: &mut TokenReport, b: &Blob, eventlog: Option<&std::path::Path>) {
+    let differing: Vec<usize> = (0..r.pcrs.len())
+        .filter(|&i| r.pcrs[i].state == "differs" && r.pcrs[i].why.is_none())
+        .collect();
+    if differing.is_empty() {
+        return;
+    }
+    let parse = |h: &str| -> Digest {
+        hex::decode(h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or([0; 32])
+    };
+    let mut diffs: Vec<pcr::PcrDiff> = differing
+        .iter()
+        .map(|&i| pcr::PcrDiff {
+            index: r.pcrs[i].index,
+            expected: parse(&r.pcrs[i].expected),
+            current: parse(&r.pcrs[i].current),
+            why: None,
+        })
+        .collect();
+    let expected = if b.authorize.is_some() {
+        std::mem::take(&mut r.signed_events)
+    } else {
+        b.events.clone()
+    };
+    annotate(&mut diffs, &expected, eventlog);
+    for (&i, d) in differing.iter().zip(diffs) {
+        r.pcrs[i].why = d.why;
+    }
+}
+
+/// Human-readable rendering.
+pub fn render(r: &Report) -> String {
+    let mut s = format!(
+        "{} (LUKS2 {}), active keyslots: {}\n",
+        r.device,
+        r.volume_uuid,
+        join(&r.active_keyslots)
+    );
+    if r.tokens.is_empty() {
+        s.push_str("no sealroot tokens\n");
+    }
+    for t in &r.tokens {
+        s.push_str(&format!(
+            "{}: {}{}{}\n",
+            t.origin,
+            t.verdict,
+            t.keyslot
+                .map(|k| format!(", keyslot {k}"))
+                .unwrap_or_default(),
+            if t.pin { ", PIN required" } else { "" }
+        ));
+        for p in &t.pcrs {
+            s.push_str(&format!(
+                "  PCR {:>2} {:<9} expected {} current {}\n",
+                p.index, p.state, p.expected, p.current
+            ));
+            if let Some(w) = &p.why {
+                s.push_str(&format!("         why: {w}\n"));
+            }
+        }
+        if let Some(p) = &t.signed_policy {
+            s.push_str(&format!("  signed policy: {p}\n"));
+        }
+        for p in &t.problems {
+            s.push_str(&format!("  problem: {p}\n"));
+        }
+    }
+    s
+}
+
+fn join(v: &[u32]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,58 @@
+//! Inputs from the operator: the PIN (file, environment or prompt), the
+//! TPM authValue derived from it, and a policy-signing public key.
+
+use crate::pcr::signer::PublicKey;
+use crate::secret::{Key32, SecretBytes};
+use crate::sys::files::read_pin_file;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Read a policy-signing public key (PEM), for signed-policy enrollment.
+pub fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    PublicKey::from_pem(&pem).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Where a PIN comes from when one is needed.
+#[derive(Debug, Clone, Default)]
+pub struct PinSource {
+    pub file: Option<PathBuf>,
+}
+
+impl PinSource {
+    /// `--pin-file`, else `$SEALROOT_PIN`, else a prompt on the terminal.
+    pub fn get(&self, prompt: &str) -> Result<SecretBytes> {
+        if let Some(f) = &self.file {
+            return read_pin_file(f);
+        }
+        if let Some(v) = std::env::var_os("SEALROOT_PIN") {
+            use std::os::unix::ffi::OsStringExt;
+            let v = v.into_vec();
+            if !v.is_empty() {
+                return Ok(SecretBytes::new(v));
+            }
+        }
+        let p = rpassword::prompt_password(prompt).map_err(|e| {
+            Error::PinOrLockout(format!(
+                "a PIN is required and none could be read (no --pin-file, no SEALROOT_PIN, no terminal: {e})"
+            ))
+        })?;
+        let p = zeroize::Zeroizing::new(p);
+        if p.is_empty() {
+            return Err(Error::PinOrLockout("empty PIN".into()));
+        }
+        Ok(SecretBytes::new(p.as_bytes().to_vec()))
+    }
+}
+
+/// The TPM authValue derived from a PIN.
+pub fn pin_auth(pin: &SecretBytes) -> Key32 {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"sealroot-pin-v1\0");
+    h.update(pin.as_bytes());
+    let mut out: [u8; 32] = h.finalize().into();
+    let k = Key32::from_bytes(out);
+    zeroize::Zeroize::zeroize(&mut out);
+    k
+}

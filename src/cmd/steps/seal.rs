@@ -1,0 +1,193 @@
+//! Seal a fresh secret and add its keyslot and token (or blob file), and
+//! add a recovery keyslot: enrollment, first boot and reseal.
+//!
+//! Crash safety (token mode): the token is written first, unassigned; then
+//! the keyslot; then the token is assigned to it. An interruption leaves at
+//! worst a token whose keyslot does not exist, which `status` reports and
+//! `cleanup` removes; never a keyslot nobody can identify.
+
+use super::inputs::pin_auth;
+use crate::attest::snp_requirement::SnpRequirement;
+use crate::disk::luks::{Kdf, Volume};
+use crate::formats::blob::{Blob, FORMAT_VERSION};
+use crate::formats::envelope;
+use crate::pcr::explain::ExpectedEvent;
+use crate::pcr::selfpcr::Measurements;
+use crate::pcr::signer::PublicKey;
+use crate::pcr::{self, policy};
+use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes};
+use crate::sys::files::write_atomic;
+use crate::testhooks::checkpoint;
+use crate::tpm::Tpm;
+use crate::Result;
+use log::info;
+use std::path::Path;
+
+/// What to seal to.
+pub struct SealSpec<'a> {
+    /// Firmware PCRs (the self PCR is added automatically).
+    pub pcrs: &'a [u32],
+    /// The boot-time inputs of the self PCR.
+    pub measurements: Measurements,
+    pub pin: Option<&'a SecretBytes>,
+    /// Platform requirement to store in the blob (and bind the envelope to).
+    pub platform: Option<&'a SnpRequirement>,
+    /// Signed-policy mode: trust PCR states signed by this key; `pcrs` is
+    /// then ignored (the signed policies name their PCRs).
+    pub authorize: Option<&'a PublicKey>,
+    /// Event-log events behind the firmware PCR values (explanations only).
+    pub events: Vec<ExpectedEvent>,
+}
+
+/// A freshly added TPM keyslot.
+pub struct Added {
+    pub keyslot: u32,
+    pub token: Option<u32>,
+    pub blob: Blob,
+    pub secret: Key32,
+}
+
+/// Create a secret, seal it, and add its keyslot and token (or blob file),
+/// authorised by `existing` (any passphrase/key that opens the volume).
+pub fn add_sealed(
+    vol: &mut Volume,
+    tpm: &mut Tpm,
+    spec: &SealSpec,
+    existing: &[u8],
+    blob_file: Option<&Path>,
+) -> Result<Added> {
+    let uuid = vol.uuid()?;
+    let srk = tpm.srk(true)?;
+    let all = if spec.authorize.is_some() {
+        vec![pcr::SELF_PCR]
+    } else {
+        pcr::with_self(spec.pcrs)
+    };
+    let firmware: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|&p| p != pcr::SELF_PCR)
+        .collect();
+    let fw_values = if firmware.is_empty() {
+        vec![]
+    } else {
+        tpm.pcr_read(&firmware)?
+    };
+    let values: Vec<pcr::Digest> = all
+        .iter()
+        .map(|&p| {
+            if p == pcr::SELF_PCR {
+                spec.measurements.expected()
+            } else {
+                fw_values[firmware.iter().position(|&f| f == p).expect("present")]
+            }
+        })
+        .collect();
+    let start = match spec.authorize {
+        Some(key) => {
+            let counter = tpm.ensure_counter()?;
+            info!(
+                "signed-policy mode: key name {}, revocation counter at {counter} (sign policies with --version {counter} or higher)",
+                hex::encode(key.name())
+            );
+            policy::authorized(&key.name())
+        }
+        None => [0; 32],
+    };
+    let policy_digest = policy::compute_from(&start, &all, &values, spec.pin.is_some());
+    let secret = random_key(Some(&tpm.random32()?))?;
+    let kek = random_key(Some(&tpm.random32()?))?;
+    let keyslot = vol.free_keyslot()?;
+    let nonce = random_bytes::<{ envelope::NONCE_LEN }>()?;
+    let binding = envelope::Binding {
+        version: FORMAT_VERSION,
+        volume_uuid: &uuid,
+        policy_digest: &policy_digest,
+        keyslot,
+        platform: spec.platform.map(SnpRequirement::digest),
+    };
+    let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
+    let auth = spec.pin.map(pin_auth);
+    let (tpm_public, tpm_private) = tpm.seal(&srk, &policy_digest, &kek, auth.as_ref())?;
+    crate::testhooks::reveal("enroll-kek", kek.as_bytes());
+    crate::testhooks::reveal("enroll-secret", secret.as_bytes());
+    drop(kek);
+    let events: Vec<ExpectedEvent> = spec
+        .events
+        .iter()
+        .filter(|e| all.contains(&e.pcr))
+        .cloned()
+        .collect();
+    let mut blob = Blob {
+        keyslot,
+        assigned: false,
+        volume_uuid: uuid,
+        pcrs: all,
+        values,
+        self_measurements: spec.measurements,
+        policy_digest,
+        srk_name: srk.name.clone(),
+        tpm_public,
+        tpm_private,
+        pin: spec.pin.is_some(),
+        nonce,
+        ciphertext,
+        platform: spec.platform.cloned(),
+        authorize: spec.authorize.cloned(),
+        events,
+    };
+    checkpoint("enroll:sealed");
+    let token = match blob_file {
+        None => {
+            let id = vol.add_token(&blob.to_value())?;
+            checkpoint("enroll:token-written");
+            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            checkpoint("enroll:keyslot-added");
+            blob.assigned = true;
+            vol.replace_token(id, &blob.to_value())?;
+            checkpoint("enroll:token-assigned");
+            Some(id)
+        }
+        Some(f) => {
+            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            checkpoint("enroll:keyslot-added");
+            blob.assigned = true;
+            write_atomic(f, blob.to_json_pretty().as_bytes())?;
+            checkpoint("enroll:blob-written");
+            None
+        }
+    };
+    info!(
+        "sealed keyslot {keyslot} to PCRs {} (sha256){}{}{}",
+        blob.pcrs
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        if blob.pin { " with a PIN" } else { "" },
+        if blob.platform.is_some() {
+            ", SEV-SNP required"
+        } else {
+            ""
+        },
+        match token {
+            Some(t) => format!(", token {t}"),
+            None => format!(", blob file {}", blob_file.expect("file mode").display()),
+        }
+    );
+    Ok(Added {
+        keyslot,
+        token,
+        blob,
+        secret,
+    })
+}
+
+/// Add an argon2id keyslot for a fresh recovery key.
+pub fn add_recovery(vol: &mut Volume, existing: &[u8]) -> Result<(RecoveryKey, u32)> {
+    let rk = RecoveryKey::generate()?;
+    let slot = vol.free_keyslot()?;
+    vol.add_keyslot(slot, existing, rk.as_str().as_bytes(), Kdf::Argon2id)?;
+    info!("added recovery keyslot {slot} (argon2id)");
+    Ok((rk, slot))
+}

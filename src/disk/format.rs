@@ -1,0 +1,87 @@
+//! Keyless LUKS2 volumes for ephemeral mode: format under a volume key
+//! the caller made (no keyslot, no token; the ephemeral marker in the
+//! header's subsystem) and activate with that key, so the key only ever
+//! reaches the kernel. Formats in [`crate::formats::ephemeral`].
+
+use super::luks::pbkdf2_min;
+use crate::formats::ephemeral::{self, Settings};
+use crate::{Error, Result};
+use libcryptsetup_rs::consts::flags::CryptActivate;
+use libcryptsetup_rs::consts::vals::EncryptionFormat;
+use libcryptsetup_rs::{CryptDevice, CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, Either};
+use std::path::{Path, PathBuf};
+
+/// A freshly formatted keyless volume, not yet open.
+pub struct Formatted {
+    dev: CryptDevice,
+    path: PathBuf,
+}
+
+fn lerr(path: &Path, what: &str, e: libcryptsetup_rs::LibcryptErr) -> Error {
+    Error::luks(path, format!("{what}: {e}"))
+}
+
+/// Write a LUKS2 header for `key` (aes-xts-plain64, 4 KiB sectors, with
+/// `hmac(sha256)` dm-integrity when `settings.integrity`), labelled `label`
+/// and marked with subsystem [`ephemeral::SUBSYSTEM`]. `key` is
+/// [`ephemeral::key_bytes`] long.
+///
+/// Errors: [`Error::Luks`] naming `path`.
+pub fn format_keyless(
+    path: &Path,
+    label: &str,
+    settings: &Settings,
+    key: &[u8],
+) -> Result<Formatted> {
+    let mut dev = CryptInit::init(path).map_err(|e| lerr(path, "opening", e))?;
+    // No keyslot is ever added; the PBKDF only guards the LUKS2 digest of
+    // a 512-bit random key, so skip the benchmark.
+    let params = CryptParamsLuks2 {
+        pbkdf: Some(pbkdf2_min()),
+        integrity: settings.integrity.then(|| ephemeral::INTEGRITY.to_string()),
+        integrity_params: None,
+        data_alignment: 0,
+        data_device: None,
+        sector_size: ephemeral::SECTOR_SIZE,
+        label: Some(label.chars().take(47).collect()),
+        subsystem: Some(ephemeral::SUBSYSTEM.to_string()),
+    };
+    let mut pref: CryptParamsLuks2Ref = (&params)
+        .try_into()
+        .map_err(|e| lerr(path, "parameters", e))?;
+    dev.context_handle()
+        .format(
+            EncryptionFormat::Luks2,
+            ephemeral::CIPHER,
+            None,
+            Either::Left(key),
+            Some(&mut pref),
+        )
+        .map_err(|e| lerr(path, "formatting LUKS2", e))?;
+    Ok(Formatted {
+        dev,
+        path: path.to_path_buf(),
+    })
+}
+
+impl Formatted {
+    /// Open `/dev/mapper/NAME` with the volume key. An integrity volume is
+    /// opened without dm-integrity's journal: the volume dies with the
+    /// boot, and the journal would only protect against torn writes after a
+    /// crash, which ends the boot too.
+    ///
+    /// Errors: [`Error::Luks`] naming the device.
+    pub fn activate(mut self, name: &str, key: &[u8], integrity: bool) -> Result<()> {
+        let flags = if integrity {
+            CryptActivate::NO_JOURNAL
+        } else {
+            CryptActivate::empty()
+        };
+        let path = self.path.clone();
+        self.dev
+            .activate_handle()
+            .activate_by_volume_key(Some(name), Some(key), flags)
+            .map(|_| ())
+            .map_err(|e| lerr(&path, &format!("activating /dev/mapper/{name}"), e))
+    }
+}

@@ -1,0 +1,10 @@
+//! The libcryptsetup edge: the only code that names libcryptsetup.
+//!
+//! LUKS2 volumes ([`luks`]: keyslots, tokens, key checks, activation),
+//! keyless ephemeral volumes ([`mod@format`]), dm-verity ([`verity`]), and
+//! waiting for a device node to appear ([`wait`]).
+
+pub mod format;
+pub mod luks;
+pub mod verity;
+pub mod wait;

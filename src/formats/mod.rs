@@ -1,0 +1,11 @@
+//! Formats of untrusted bytes (pure, no I/O): every byte here comes from the
+//! disk, the ESP, the initramfs or the kernel command line, which the host
+//! controls. Parsing is strict, and each parser has a fuzz target.
+
+pub mod blob;
+pub mod bootcfg;
+pub mod envelope;
+pub mod ephemeral;
+pub mod probe;
+pub mod signed_policy;
+pub mod wire;

@@ -1,0 +1,580 @@
+//! The signed-policy unseal over raw ESYS calls.
+//!
+//! Revocation must be enforced by the TPM, not by sealroot: code running
+//! before sealroot in a revoked (but once signed) image could otherwise skip
+//! the version check. That takes TPM2_PolicyNV (the counter compared with the
+//! policy's version inside the approved policy), which tss-esapi 7.7 does not
+//! wrap. So this one path opens its own ESYS context through
+//! `tss_esapi::tss2_esys` and runs, in one salted, parameter-encrypted policy
+//! session: PolicyPCR (signed values) → PolicyNV (counter ≤ version) →
+//! PolicyAuthorize (ticket from VerifySignature) → PolicyPCR (PCR 15)
+//! [→ PolicyAuthValue] → Unseal. Everything else stays in [`super`].
+//!
+//! Every ESYS output is copied and freed at once (the unsealed bytes are
+//! wiped first); every TPM object and session is flushed on every path.
+//! Needs tpm2-tss 3.x or later (`Esys_LoadExternal` takes an ESYS_TR
+//! hierarchy; Debian 12 ships 3.2.1).
+
+use super::classify;
+use super::object::{parse_private, parse_public, rejected, Authorization};
+use super::srk::{check_srk_name, no_srk, SRK_HANDLE};
+use crate::formats::blob::SealedObject;
+use crate::formats::signed_policy::SignedPolicy;
+use crate::pcr::policy::{
+    counter_name, signed_digest, COUNTER_INDEX, POLICY_REF, TPM_EO_UNSIGNED_LE,
+};
+use crate::pcr::{composite, Digest, SELF_PCR};
+use crate::secret::Key32;
+use crate::{Error, Result};
+use std::ffi::CString;
+use std::ptr::null_mut;
+use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::structures::{
+    Auth, Digest as TpmDigest, EccParameter, EccSignature, Name, Nonce, PcrSelectionListBuilder,
+    PcrSlot, Public, Signature, SymmetricDefinition,
+};
+use tss_esapi::traits::UnMarshall;
+use tss_esapi::tss2_esys as sys;
+use zeroize::Zeroize;
+
+const TPMA_SESSION_CONTINUESESSION: u8 = 0x01; // cleared: see below
+const TPMA_SESSION_DECRYPT: u8 = 0x20;
+const TPMA_SESSION_ENCRYPT: u8 = 0x40;
+const TPM2_SE_POLICY: u8 = 0x01;
+const TPM2_ALG_SHA256: u16 = 0x000B;
+
+fn rc_err(command: &'static str, rc: u32) -> Error {
+    classify(
+        command,
+        tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(rc)),
+    )
+}
+
+fn check(command: &'static str, rc: u32) -> Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(rc_err(command, rc))
+    }
+}
+
+fn wrap(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
+    move |e| classify(command, e)
+}
+
+/// An ESYS context on its own TCTI connection.
+struct Esys {
+    ctx: *mut sys::ESYS_CONTEXT,
+    tcti: *mut sys::TSS2_TCTI_CONTEXT,
+    /// Transient objects and sessions to flush on drop.
+    flush: Vec<sys::ESYS_TR>,
+}
+
+impl Esys {
+    /// Open, retrying for up to two seconds (a simulator may still be
+    /// closing the connection just let go).
+    fn open(spec: &str) -> Result<Esys> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::open_once(spec) {
+                Err(Error::NoTpm { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(spec: &str) -> Result<Esys> {
+        let conf = CString::new(spec)
+            .map_err(|_| Error::Usage(format!("bad TCTI specification {spec:?}")))?;
+        let mut tcti = null_mut();
+        // SAFETY: conf is NUL-terminated; tcti receives an allocated context.
+        let rc = unsafe { sys::Tss2_TctiLdr_Initialize(conf.as_ptr(), &mut tcti) };
+        if rc != 0 {
+            return Err(Error::NoTpm {
+                tcti: spec.into(),
+                reason: format!("TCTI initialisation failed (rc {rc:#x})"),
+            });
+        }
+        let mut ctx = null_mut();
+        // SAFETY: tcti is a live TCTI context; ctx receives the ESYS context.
+        // (Esys_Initialize sends no command; a simulator that has not yet
+        // accepted this connection answers the first command instead.)
+        let rc = unsafe { sys::Esys_Initialize(&mut ctx, tcti, null_mut()) };
+        if rc != 0 {
+            // SAFETY: tcti was initialised above and is not used again.
+            unsafe { sys::Tss2_TctiLdr_Finalize(&mut tcti) };
+            return Err(Error::NoTpm {
+                tcti: spec.into(),
+                reason: format!("ESYS initialisation failed (rc {rc:#x})"),
+            });
+        }
+        Ok(Esys {
+            ctx,
+            tcti,
+            flush: vec![],
+        })
+    }
+
+    fn handle_of(&mut self, handle: u32, what: &'static str) -> Result<sys::ESYS_TR> {
+        let mut tr = sys::ESYS_TR_NONE;
+        // SAFETY: live context; tr receives a handle owned by the context.
+        let rc = unsafe {
+            sys::Esys_TR_FromTPMPublic(
+                self.ctx,
+                handle,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &mut tr,
+            )
+        };
+        check(what, rc)?;
+        Ok(tr)
+    }
+
+    fn name(&mut self, tr: sys::ESYS_TR) -> Result<Vec<u8>> {
+        let mut name: *mut sys::TPM2B_NAME = null_mut();
+        // SAFETY: live context and handle; the returned buffer is freed below.
+        let rc = unsafe { sys::Esys_TR_GetName(self.ctx, tr, &mut name) };
+        check("TR_GetName", rc)?;
+        // SAFETY: ESYS returned a valid TPM2B_NAME; size is bounded by it.
+        let v = unsafe {
+            let n = &*name;
+            let v = n.name[..usize::from(n.size).min(n.name.len())].to_vec();
+            sys::Esys_Free(name.cast());
+            v
+        };
+        Ok(v)
+    }
+
+    fn flush_now(&mut self, tr: sys::ESYS_TR) {
+        self.flush.retain(|&t| t != tr);
+        // SAFETY: live context; a failed flush leaves nothing to clean up.
+        unsafe { sys::Esys_FlushContext(self.ctx, tr) };
+    }
+}
+
+impl Drop for Esys {
+    fn drop(&mut self) {
+        for tr in std::mem::take(&mut self.flush) {
+            // SAFETY: live context; handles this context created.
+            unsafe { sys::Esys_FlushContext(self.ctx, tr) };
+        }
+        // SAFETY: both were initialised in open() and are not used again.
+        unsafe {
+            sys::Esys_Finalize(&mut self.ctx);
+            sys::Tss2_TctiLdr_Finalize(&mut self.tcti);
+        }
+    }
+}
+
+fn pcr_selection(pcrs: &[u32]) -> Result<sys::TPML_PCR_SELECTION> {
+    let slots: Vec<PcrSlot> = pcrs
+        .iter()
+        .map(|&p| PcrSlot::try_from(1u32 << p).expect("PCR index validated"))
+        .collect();
+    Ok(PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(wrap("PolicyPCR"))?
+        .into())
+}
+
+fn digest(bytes: &[u8]) -> sys::TPM2B_DIGEST {
+    TpmDigest::try_from(bytes.to_vec())
+        .expect("at most 64 bytes")
+        .into()
+}
+
+/// Unseal a signed-policy object's KEK with `auth` (whose PCRs, signature
+/// and version sealroot has already checked in software; the TPM checks
+/// them all again). `spec` is the TCTI; no other connection may be open.
+///
+/// Errors: as [`super::Tpm::unseal`]; [`Error::PolicyRefused`] when the TPM
+/// refuses the signature, the PCRs (changed since they were read), the
+/// version (revoked: PolicyNV) or PCR 15.
+pub fn unseal_signed(
+    spec: &str,
+    obj: SealedObject,
+    auth: Authorization,
+    pin_auth: Option<&Key32>,
+) -> Result<Key32> {
+    let mut e = Esys::open(spec)?;
+    let srk = e.pinned_srk(obj.srk_name)?;
+    let object = e.load(srk, obj)?;
+    let ticket = e.verify_signature(auth)?;
+    let session = e.policy_session(srk)?;
+    e.policy_signed_pcrs(session, auth.policy)?;
+    e.policy_counter(session, auth.policy.version)?;
+    e.policy_authorize(session, auth.policy, ticket)?;
+    e.policy_lock_pcr(session, obj.pcrs)?;
+    if obj.pin {
+        e.policy_pin(session, object, pin_auth)?;
+    }
+    e.unseal(object, session)
+}
+
+impl Esys {
+    /// The SRK, pinned by name as on the PCR path.
+    fn pinned_srk(&mut self, pinned: &[u8]) -> Result<sys::ESYS_TR> {
+        let srk = self
+            .handle_of(SRK_HANDLE, "ReadPublic")
+            .map_err(|err| match err {
+                Error::Tpm { .. } => no_srk(),
+                other => other,
+            })?;
+        check_srk_name(&self.name(srk)?, pinned)?;
+        Ok(srk)
+    }
+
+    /// Load the sealed object under the SRK.
+    fn load(&mut self, srk: sys::ESYS_TR, obj: SealedObject) -> Result<sys::ESYS_TR> {
+        let public: sys::TPM2B_PUBLIC = parse_public(obj.public)?
+            .try_into()
+            .map_err(|err| Error::blob("sealed object", format!("TPM2B_PUBLIC: {err}")))?;
+        let private: sys::TPM2B_PRIVATE = parse_private(obj.private)?.into();
+        let mut object = sys::ESYS_TR_NONE;
+        // SAFETY: live context; inputs are valid structures on the stack.
+        let rc = unsafe {
+            sys::Esys_Load(
+                self.ctx,
+                srk,
+                sys::ESYS_TR_PASSWORD,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &private,
+                &public,
+                &mut object,
+            )
+        };
+        if rc != 0 {
+            return Err(
+                if matches!(Tss2ResponseCode::from(rc), Tss2ResponseCode::FormatOne(_)) {
+                    rejected(format!("rc {rc:#x}"))
+                } else {
+                    rc_err("Load", rc)
+                },
+            );
+        }
+        self.flush.push(object);
+        Ok(object)
+    }
+
+    /// The TPM checks the signature: LoadExternal into the owner hierarchy
+    /// (a NULL-hierarchy ticket does not satisfy PolicyAuthorize), then
+    /// VerifySignature over what the builder signed.
+    fn verify_signature(&mut self, auth: Authorization) -> Result<Ticket> {
+        let ext_public: sys::TPM2B_PUBLIC = Public::unmarshall(&auth.key.tpmt_public())
+            .and_then(TryInto::try_into)
+            .map_err(wrap("LoadExternal"))?;
+        let mut ext = sys::ESYS_TR_NONE;
+        // SAFETY: live context; public-only load.
+        let rc = unsafe {
+            sys::Esys_LoadExternal(
+                self.ctx,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                std::ptr::null(),
+                &ext_public,
+                sys::ESYS_TR_RH_OWNER,
+                &mut ext,
+            )
+        };
+        check("LoadExternal", rc)?;
+        self.flush.push(ext);
+        let sp = auth.policy;
+        let signature: sys::TPMT_SIGNATURE = (|| {
+            Signature::EcDsa(EccSignature::create(
+                HashingAlgorithm::Sha256,
+                EccParameter::try_from(sp.signature.r.to_vec())?,
+                EccParameter::try_from(sp.signature.s.to_vec())?,
+            )?)
+            .try_into()
+        })()
+        .map_err(wrap("VerifySignature"))?;
+        let a_hash = digest(&signed_digest(&sp.approved()));
+        let mut ticket: *mut sys::TPMT_TK_VERIFIED = null_mut();
+        // SAFETY: live context and key; the ticket is freed by `Ticket`.
+        let rc = unsafe {
+            sys::Esys_VerifySignature(
+                self.ctx,
+                ext,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &a_hash,
+                &signature,
+                &mut ticket,
+            )
+        };
+        self.flush_now(ext);
+        if rc == 0 {
+            return Ok(Ticket(ticket));
+        }
+        Err(
+            if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Signature) {
+                Error::PolicyRefused(format!(
+                    "the TPM rejected the signature of the signed policy (version {})",
+                    sp.version
+                ))
+            } else {
+                rc_err("VerifySignature", rc)
+            },
+        )
+    }
+
+    /// The policy session, salted to the SRK, parameters encrypted both
+    /// ways, and without continueSession: the TPM flushes the session after
+    /// a successful Unseal (policy commands take it as a handle, not as an
+    /// authorization, so the flag matters only there).
+    fn policy_session(&mut self, srk: sys::ESYS_TR) -> Result<sys::ESYS_TR> {
+        let symmetric: sys::TPMT_SYM_DEF = SymmetricDefinition::AES_128_CFB
+            .try_into()
+            .map_err(wrap("StartAuthSession"))?;
+        let mut session = sys::ESYS_TR_NONE;
+        // SAFETY: live context; ESYS generates nonceCaller when null.
+        let rc = unsafe {
+            sys::Esys_StartAuthSession(
+                self.ctx,
+                srk,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                std::ptr::null(),
+                TPM2_SE_POLICY,
+                &symmetric,
+                TPM2_ALG_SHA256,
+                &mut session,
+            )
+        };
+        check("StartAuthSession", rc)?;
+        self.flush.push(session);
+        let enc = if crate::testhooks::no_param_encryption() {
+            0
+        } else {
+            TPMA_SESSION_ENCRYPT
+        };
+        // SAFETY: live context and session.
+        let rc = unsafe {
+            sys::Esys_TRSess_SetAttributes(
+                self.ctx,
+                session,
+                TPMA_SESSION_DECRYPT | enc,
+                TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION,
+            )
+        };
+        check("TR_SetAttributes", rc)?;
+        Ok(session)
+    }
+
+    /// PolicyPCR with `values` (the TPM compares now) or, when `values` is
+    /// `None`, with an empty digest (compared when Unseal runs). Returns
+    /// the TPM's response code.
+    fn policy_pcr(
+        &mut self,
+        session: sys::ESYS_TR,
+        pcrs: &[u32],
+        values: Option<&[Digest]>,
+    ) -> Result<u32> {
+        let sel = pcr_selection(pcrs)?;
+        let composite = match values {
+            Some(v) => digest(&composite(v)),
+            None => digest(&[]),
+        };
+        // SAFETY: live context and session; inputs on the stack.
+        Ok(unsafe {
+            sys::Esys_PolicyPCR(
+                self.ctx,
+                session,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &composite,
+                &sel,
+            )
+        })
+    }
+
+    /// 1. The signed PCR values (TPM_RC_VALUE when they differ).
+    fn policy_signed_pcrs(&mut self, session: sys::ESYS_TR, sp: &SignedPolicy) -> Result<()> {
+        let rc = self.policy_pcr(session, &sp.pcrs, Some(&sp.values))?;
+        if rc == 0 {
+            return Ok(());
+        }
+        let kind = Tss2ResponseCode::from(rc).kind();
+        Err(
+            if matches!(
+                kind,
+                Some(Tss2ResponseCodeKind::Value) | Some(Tss2ResponseCodeKind::PcrChanged)
+            ) {
+                Error::PolicyRefused(format!(
+                    "the PCRs changed between reading and PolicyPCR (signed policy version {})",
+                    sp.version
+                ))
+            } else {
+                rc_err("PolicyPCR", rc)
+            },
+        )
+    }
+
+    /// 2. Revocation, enforced by the TPM: counter <= version (PolicyNV).
+    fn policy_counter(&mut self, session: sys::ESYS_TR, version: u64) -> Result<()> {
+        let counter = self.handle_of(COUNTER_INDEX, "NV_ReadPublic")?;
+        if self.name(counter)? != counter_name() {
+            return Err(Error::TpmIdentity(format!(
+                "NV index {COUNTER_INDEX:#010x} is not sealroot's revocation counter"
+            )));
+        }
+        let operand = digest(&version.to_be_bytes());
+        // SAFETY: live context; the NV index authorises its own read (empty auth).
+        let rc = unsafe {
+            sys::Esys_PolicyNV(
+                self.ctx,
+                counter,
+                counter,
+                session,
+                sys::ESYS_TR_PASSWORD,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &operand,
+                0,
+                TPM_EO_UNSIGNED_LE,
+            )
+        };
+        let mut counter_tr = counter;
+        // SAFETY: live context; closes the ESYS record only (NV indexes persist).
+        unsafe { sys::Esys_TR_Close(self.ctx, &mut counter_tr) };
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(
+            if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Policy) {
+                Error::PolicyRefused(format!(
+                    "the TPM refused signed policy version {version}: its revocation counter is higher (PolicyNV)"
+                ))
+            } else {
+                rc_err("PolicyNV", rc)
+            },
+        )
+    }
+
+    /// 3. PolicyAuthorize: the session now holds the sealed object's prefix.
+    fn policy_authorize(
+        &mut self,
+        session: sys::ESYS_TR,
+        sp: &SignedPolicy,
+        ticket: Ticket,
+    ) -> Result<()> {
+        let approved = digest(&sp.approved());
+        let policy_ref: sys::TPM2B_NONCE = Nonce::try_from(POLICY_REF.to_vec())
+            .map_err(wrap("PolicyAuthorize"))?
+            .into();
+        let name = Name::try_from(sp.key_name.clone()).map_err(wrap("PolicyAuthorize"))?;
+        // SAFETY: live context and session; the ticket came from VerifySignature.
+        let rc = unsafe {
+            sys::Esys_PolicyAuthorize(
+                self.ctx,
+                session,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &approved,
+                &policy_ref,
+                name.as_ref(),
+                ticket.0,
+            )
+        };
+        drop(ticket);
+        check("PolicyAuthorize", rc)
+    }
+
+    /// 4. The lock PCR, as on the PCR path (value checked when Unseal runs).
+    fn policy_lock_pcr(&mut self, session: sys::ESYS_TR, pcrs: &[u32]) -> Result<()> {
+        let rc = self.policy_pcr(session, pcrs, None)?;
+        check("PolicyPCR", rc)
+    }
+
+    /// PolicyAuthValue, and the PIN's authValue on the object.
+    fn policy_pin(
+        &mut self,
+        session: sys::ESYS_TR,
+        object: sys::ESYS_TR,
+        pin_auth: Option<&Key32>,
+    ) -> Result<()> {
+        let auth = pin_auth.ok_or_else(|| {
+            Error::PinOrLockout("this volume needs a PIN and none was given".into())
+        })?;
+        // SAFETY: live context and session.
+        let rc = unsafe {
+            sys::Esys_PolicyAuthValue(
+                self.ctx,
+                session,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+            )
+        };
+        check("PolicyAuthValue", rc)?;
+        let mut a: sys::TPM2B_AUTH = Auth::try_from(auth.as_bytes().to_vec())
+            .expect("32 bytes")
+            .into();
+        // SAFETY: live context and object; ESYS copies the value.
+        let rc = unsafe { sys::Esys_TR_SetAuth(self.ctx, object, &a) };
+        a.buffer.zeroize();
+        check("TR_SetAuth", rc)
+    }
+
+    /// Unseal: the bytes are copied into a [`Key32`] and wiped before ESYS
+    /// frees them.
+    fn unseal(&mut self, object: sys::ESYS_TR, session: sys::ESYS_TR) -> Result<Key32> {
+        let mut out: *mut sys::TPM2B_SENSITIVE_DATA = null_mut();
+        // SAFETY: live context, object and session; out is freed below.
+        let rc = unsafe {
+            sys::Esys_Unseal(
+                self.ctx,
+                object,
+                session,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &mut out,
+            )
+        };
+        if rc != 0 {
+            let kind = Tss2ResponseCode::from(rc).kind();
+            return Err(if kind == Some(Tss2ResponseCodeKind::PolicyFail) {
+                Error::PolicyRefused(format!(
+                    "the TPM refused the unseal (PolicyFail): PCR {SELF_PCR} is not the enrolled value, or the signing key is not the one the object was sealed to"
+                ))
+            } else {
+                rc_err("Unseal", rc)
+            });
+        }
+        // The TPM flushed the session with the successful Unseal.
+        self.flush.retain(|&t| t != session);
+        // SAFETY: ESYS returned a valid buffer; it is wiped before it is freed.
+        let key = unsafe {
+            let d = &mut *out;
+            let n = usize::from(d.size).min(d.buffer.len());
+            let k = Key32::from_slice(&d.buffer[..n]);
+            d.buffer.zeroize();
+            sys::Esys_Free(out.cast());
+            k
+        };
+        key.ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key"))
+    }
+}
+
+/// A VerifySignature ticket, freed on drop.
+struct Ticket(*mut sys::TPMT_TK_VERIFIED);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // SAFETY: allocated by ESYS (or null, which free accepts).
+        unsafe { sys::Esys_Free(self.0.cast()) };
+    }
+}

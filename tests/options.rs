@@ -1,0 +1,120 @@
+//! Option checks: every option is checked in one place (the CLI's value
+//! parsers), before anything is touched, and a bad value is a usage error
+//! (exit 2) that names the option. No TPM is needed: nothing gets that far.
+
+mod common;
+use common::*;
+use sealroot::Exit;
+
+fn blank_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let f = dir.join("blank.img");
+    std::fs::File::create(&f).unwrap().set_len(1 << 20).unwrap();
+    f
+}
+
+/// A mapping name becomes `/dev/mapper/NAME`: no `/`, no control
+/// characters (a newline or escape would forge log lines and console
+/// output), at most 127 bytes, not empty. `unlock`, `ephemeral` and
+/// `verity` take `--name`; all three refuse the same names.
+#[test]
+fn mapping_names_with_control_characters_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = blank_image(dir.path());
+    let hash = "ab".repeat(32);
+    let long = "n".repeat(128);
+    for bad in ["a\u{1}b", "a\nb", "a\tb", "esc\u{1b}[2J", "a/b", "", &long] {
+        for args in [
+            vec!["unlock", "--device", p(&img), "--dry-run", "--name", bad],
+            vec!["ephemeral", "--device", p(&img), "--dry-run", "--name", bad],
+            vec![
+                "verity",
+                "--data-device",
+                p(&img),
+                "--hash-device",
+                p(&img),
+                "--root-hash",
+                &hash,
+                "--name",
+                bad,
+            ],
+        ] {
+            let r = sealroot(&args);
+            assert_eq!(
+                Exit::from_code(r.code),
+                Some(Exit::Usage),
+                "{:?} {bad:?}: {r:?}",
+                args[0]
+            );
+            assert!(r.stderr.contains("--name"), "{:?} {bad:?}: {r:?}", args[0]);
+        }
+    }
+    // The same rule as the boot configuration's (one function for both).
+    for ok in ["root", "luks-0b7a", "data disk", &"n".repeat(127)] {
+        let r = sealroot(&["ephemeral", "--device", p(&img), "--dry-run", "--name", ok]);
+        assert_eq!(Exit::from_code(r.code), Some(Exit::Ok), "{ok:?}: {r:?}");
+    }
+}
+
+/// Seconds are checked by one parser for every option that takes them.
+#[test]
+fn seconds_out_of_range_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = blank_image(dir.path());
+    for bad in ["-1", "3601", "nan", "inf", "x", ""] {
+        // `--opt=VALUE`: a value that starts with '-' is not an option.
+        let tpm_timeout = format!("--tpm-timeout={bad}");
+        let device_timeout = format!("--device-timeout={bad}");
+        for (args, opt) in [
+            (
+                vec!["status", "--device", p(&img), &tpm_timeout],
+                "--tpm-timeout",
+            ),
+            (
+                vec!["boot", "--dry-run", &device_timeout],
+                "--device-timeout",
+            ),
+        ] {
+            let r = sealroot(&args);
+            assert_eq!(
+                Exit::from_code(r.code),
+                Some(Exit::Usage),
+                "{opt} {bad:?}: {r:?}"
+            );
+            assert!(r.stderr.contains(opt), "{opt} {bad:?}: {r:?}");
+        }
+    }
+}
+
+/// PCR lists are checked by one parser for every option that takes them.
+#[test]
+fn bad_pcr_lists_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = blank_image(dir.path());
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    for bad in ["24", "0,,4", "a", "3-1", ""] {
+        for args in [
+            vec![
+                "enroll",
+                "--device",
+                p(&img),
+                "--unlock-key-file",
+                p(&key),
+                "--pcrs",
+                bad,
+            ],
+            vec!["unlock", "--device", p(&img), "--name", "x", "--pcrs", bad],
+            vec!["reseal", "--device", p(&img), "--pcrs", bad],
+            vec!["predict", "--initrd", p(&key), "--pcrs", bad],
+        ] {
+            let r = sealroot(&args);
+            assert_eq!(
+                Exit::from_code(r.code),
+                Some(Exit::Usage),
+                "{:?} {bad:?}: {r:?}",
+                args[0]
+            );
+            assert!(r.stderr.contains("--pcrs"), "{:?} {bad:?}: {r:?}", args[0]);
+        }
+    }
+}
