@@ -20,6 +20,7 @@ mod common;
 
 use common::proxy::{cc_name, Proxy};
 use common::*;
+use sealroot::Exit;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -105,7 +106,7 @@ fn signed_setup(tpm: &Swtpm) -> (Image, std::path::PathBuf) {
             "none",
         ],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let values = img.file("values");
     let zero = hex::encode([0u8; 32]);
     std::fs::write(&values, format!("0:{zero}\n4:{zero}\n7:{zero}\n9:{zero}\n")).unwrap();
@@ -124,7 +125,7 @@ fn signed_setup(tpm: &Swtpm) -> (Image, std::path::PathBuf) {
         "--out",
         p(&sig),
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     (img, sig)
 }
 
@@ -155,7 +156,7 @@ fn main() {
     let tcti = tpm.tcti();
     let img = Image::new();
     let r = enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,4,7,9"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
 
     // clevis: same PCRs (0,4,7,9 and 15), sealed in the pre-unlock state.
     tpm.reboot();

@@ -2,24 +2,19 @@
 
 mod common;
 use common::*;
+use sealroot::Exit;
 
 fn boot(tpm: &Swtpm, img: &Image, crypttab: &str, cmdline: &str, extra: &[&str]) -> Run {
     let tab = img.file("crypttab");
     std::fs::write(&tab, crypttab).unwrap();
     std::fs::write(&img.cmdline, cmdline).unwrap();
-    let tcti = tpm.tcti();
-    let mut args = vec![
-        "boot",
-        "--dry-run",
-        "--crypttab",
-        p(&tab),
-        "--cmdline-file",
-        p(&img.cmdline),
-        "--tcti",
-        &tcti,
-    ];
-    args.extend_from_slice(extra);
-    sealroot(&args)
+    Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &img.cmdline)
+        .opt("tcti", tpm.tcti())
+        .args(extra)
+        .run()
 }
 
 #[test]
@@ -33,7 +28,7 @@ fn crypttab_drives_first_boot_then_tpm_unlock() {
     );
     let cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
     let r = boot(&tpm, &img, &tab, cmdline, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("first boot"), "{r:?}");
     assert!(r.stderr.contains("as /dev/mapper/root"), "{r:?}");
     let tok = &img.json()["tokens"]["0"];
@@ -46,16 +41,16 @@ fn crypttab_drives_first_boot_then_tpm_unlock() {
     assert_eq!(pcrs, vec![0, 7, 15]);
     tpm.reboot();
     let r = boot(&tpm, &img, &tab, cmdline, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("first boot"), "{r:?}");
     // The kernel command line can switch sealroot off...
     tpm.reboot();
     let r = boot(&tpm, &img, &tab, &format!("{cmdline} rd.sealroot=0"), &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("no sealroot volume configured"), "{r:?}");
     // ...but not change what was measured: another command line is refused.
     let r = boot(&tpm, &img, &tab, &format!("{cmdline} init=/bin/sh"), &[]);
-    assert_eq!(r.code, 4, "{r:?}");
+    r.assert_exit(Exit::PcrMismatch);
     assert!(r.stderr.contains("kernel command line differs"), "{r:?}");
 }
 
@@ -63,7 +58,7 @@ fn crypttab_drives_first_boot_then_tpm_unlock() {
 fn kernel_command_line_alone_names_the_volume() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let cmdline = format!(
         "root=/dev/mapper/cr rd.sealroot.device={} rd.sealroot.name=cr",
         p(&img.path)
@@ -81,9 +76,9 @@ fn kernel_command_line_alone_names_the_volume() {
         "--boot-cmdline",
         &cmdline,
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let r = boot(&tpm, &img, "", &cmdline, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("as /dev/mapper/cr"), "{r:?}");
 }
 
@@ -98,7 +93,7 @@ fn bad_configuration_and_missing_devices_are_reported() {
         "quiet",
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("crypttab line 1"), "{r:?}");
     assert!(r.stderr.contains("sealroot-pcr=7"), "{r:?}");
     let r = boot(
@@ -108,7 +103,7 @@ fn bad_configuration_and_missing_devices_are_reported() {
         "rd.sealroot.uuid=x rd.sealroot.tmeout=3",
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(
         r.stderr.contains("unknown option rd.sealroot.tmeout"),
         "{r:?}"
@@ -120,7 +115,7 @@ fn bad_configuration_and_missing_devices_are_reported() {
         "rd.sealroot.uuid=0b7ad2f4-0000-4a8e-9d0f-2a4e5c6d7e8f",
         &["--device-timeout", "0.3"],
     );
-    assert_eq!(r.code, 11, "{r:?}");
+    r.assert_exit(Exit::Io);
     assert!(
         r.stderr
             .contains("/dev/disk/by-uuid/0b7ad2f4-0000-4a8e-9d0f-2a4e5c6d7e8f"),
@@ -129,7 +124,7 @@ fn bad_configuration_and_missing_devices_are_reported() {
     assert!(r.stderr.contains("did not appear within 0.3 s"), "{r:?}");
     let two = format!("a {0} none sealroot\nb {0} none sealroot\n", p(&img.path));
     let r = boot(&tpm, &img, &two, "quiet", &[]);
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("one per boot"), "{r:?}");
 }
 
@@ -146,7 +141,7 @@ fn crypttab_policy_key_makes_first_boot_signed() {
     );
     let cmdline = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
     let r = boot(&tpm, &img, &tab, cmdline, &["--eventlog", "none"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("first boot"), "{r:?}");
     let tok = &img.json()["tokens"]["0"];
     assert_eq!(tok["pcrs"].as_array().unwrap().len(), 1, "{tok}");
@@ -160,6 +155,6 @@ fn crypttab_policy_key_makes_first_boot_signed() {
         cmdline,
         &["--eventlog", "none", "--policy-dir", "/nonexistent"],
     );
-    assert_eq!(r.code, 4, "{r:?}");
+    r.assert_exit(Exit::PcrMismatch);
     assert!(r.stderr.contains("no signed policy"), "{r:?}");
 }

@@ -3,16 +3,15 @@
 
 mod common;
 use common::*;
+use sealroot::Exit;
 use std::time::{Duration, Instant};
-
-const MISMATCH: i32 = 4;
 
 #[test]
 fn enroll_then_dry_run_unlock_and_status_match() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let r = enroll(&tpm, &img, &["--no-recovery-key"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("PCRs 0,4,7,9,15"), "{r:?}");
     assert_eq!(img.keyslots(), vec![0, 1]);
     assert_eq!(img.tokens(), vec![0]);
@@ -30,7 +29,7 @@ fn enroll_then_dry_run_unlock_and_status_match() {
     assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "predicted");
 
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("opens keyslot 1"), "{u:?}");
 
     // After the unlock the self PCR is locked, and status says so instead
@@ -45,10 +44,10 @@ fn extended_pcr_23_is_a_mismatch_that_names_it() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let r = enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,4,7,9,23"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     tpm.extend(23, 0xaa);
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PCR 23 differs: expected 0000"), "{u:?}");
     assert!(!u.stderr.contains("PCR 15 differs"), "{u:?}");
     assert!(!u.stderr.contains("PCR 0 differs"), "{u:?}");
@@ -58,10 +57,10 @@ fn extended_pcr_23_is_a_mismatch_that_names_it() {
 fn second_unlock_in_the_same_boot_fails_until_reboot() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
-    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
     let again = unlock(&tpm, &img, &[]);
-    assert_eq!(again.code, MISMATCH, "{again:?}");
+    again.assert_exit(Exit::PcrMismatch);
     assert!(again.stderr.contains("PCR 15 differs"), "{again:?}");
     assert!(
         again.stderr.contains("already unsealed in this boot"),
@@ -69,21 +68,21 @@ fn second_unlock_in_the_same_boot_fails_until_reboot() {
     );
     tpm.reboot();
     let after = unlock(&tpm, &img, &[]);
-    assert_eq!(after.code, 0, "{after:?}");
+    after.assert_exit(Exit::Ok);
 }
 
 #[test]
 fn changed_kernel_command_line_is_refused_and_explained() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     std::fs::write(
         &img.cmdline,
         "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro quiet init=/bin/sh\n",
     )
     .unwrap();
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PCR 15 differs"), "{u:?}");
     assert!(u.stderr.contains("kernel command line differs"), "{u:?}");
 }
@@ -93,7 +92,7 @@ fn not_enrolled_volume_has_its_own_exit_code() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 9, "{u:?}");
+    u.assert_exit(Exit::NotEnrolled);
     assert!(u.stderr.contains("no sealroot token"), "{u:?}");
 }
 
@@ -102,7 +101,7 @@ fn token_copied_to_another_volume_is_refused() {
     let tpm = Swtpm::start();
     let a = Image::new();
     let b = Image::new();
-    assert_eq!(enroll(&tpm, &a, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &a, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     // Give B a keyslot 1 so the copied token's keyslot reference is valid.
     b.add_key(&a.key);
     let token = a.json()["tokens"]["0"].clone();
@@ -112,7 +111,7 @@ fn token_copied_to_another_volume_is_refused() {
     std::fs::write(&tf, token.to_string()).unwrap();
     import_token(&b, &tf);
     let u = unlock(&tpm, &b, &[]);
-    assert_eq!(u.code, 5, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
     assert!(u.stderr.contains("belongs to volume"), "{u:?}");
 
     // 2. Edited to claim volume B: the envelope's AEAD binding refuses it.
@@ -129,7 +128,7 @@ fn token_copied_to_another_volume_is_refused() {
     // envelope's AEAD binding to the UUID is the second layer; see the
     // envelope unit tests.)
     let u = unlock(&tpm2, &c, &[]);
-    assert_eq!(u.code, 4, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(
         u.stderr.contains("configuration (volume UUID) differs"),
         "{u:?}"
@@ -151,7 +150,7 @@ fn import_token(img: &Image, json: &std::path::Path) {
 fn replaced_srk_is_refused_before_any_secret_is_sent() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     // The host swaps the key at 0x81000001 for one it controls.
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
     let ctx = img.file("evil.ctx");
@@ -159,7 +158,7 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
     tpm.tpm2(&["createprimary", "-C", "o", "-G", "ecc256", "-c", p(&ctx)]);
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", p(&ctx), "0x81000001"]);
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 8, "{u:?}");
+    u.assert_exit(Exit::TpmIdentity);
     assert!(
         u.stderr
             .contains("not the SRK this volume was sealed under"),
@@ -171,7 +170,7 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
     // A TPM with no SRK at all (cleared) is refused the same way.
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 8, "{u:?}");
+    u.assert_exit(Exit::TpmIdentity);
     assert!(u.stderr.contains("no storage root key"), "{u:?}");
 }
 
@@ -186,37 +185,27 @@ fn pin_right_opens_wrong_has_its_own_exit_code() {
         &img,
         &["--no-recovery-key", "--pin", "--pin-file", p(&pin)],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let wrong = img.file("wrong");
     std::fs::write(&wrong, "1357\n").unwrap();
     let u = unlock(&tpm, &img, &["--pin-file", p(&wrong)]);
-    assert_eq!(u.code, 6, "{u:?}");
+    u.assert_exit(Exit::PinOrLockout);
     assert!(u.stderr.contains("wrong PIN"), "{u:?}");
     assert!(!u.stderr.contains("1357"), "PIN leaked: {u:?}");
     let none = unlock(&tpm, &img, &[]);
-    assert_eq!(none.code, 6, "{none:?}");
+    none.assert_exit(Exit::PinOrLockout);
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     // The environment variable works too (after a reboot).
     let mut tpm = tpm;
     tpm.reboot();
-    let tcti = tpm.tcti();
-    let u = sealroot_env(
-        &[
-            "unlock",
-            "--device",
-            p(&img.path),
-            "--name",
-            "x",
-            "--dry-run",
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-        ],
-        &[("SEALROOT_PIN", "2468")],
-    );
-    assert_eq!(u.code, 0, "{u:?}");
+    Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .env("SEALROOT_PIN", "2468")
+        .run()
+        .assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -225,7 +214,7 @@ fn recovery_key_opens_its_own_argon2id_keyslot() {
     let img = Image::new();
     let rk = img.file("recovery.key");
     let r = enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let key = std::fs::read_to_string(&rk).unwrap();
     let key = key.trim_end();
     assert_eq!(key.len(), 71);
@@ -236,7 +225,7 @@ fn recovery_key_opens_its_own_argon2id_keyslot() {
     // Printed once on stdout when no file is given.
     let img2 = Image::new();
     let r = enroll(&tpm, &img2, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let printed = r
         .stdout
         .lines()
@@ -251,30 +240,19 @@ fn recovery_key_opens_its_own_argon2id_keyslot() {
 fn reseal_after_a_pcr_change_makes_unlock_work_again() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(
-        enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7,23"]).code,
-        0
-    );
+    enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7,23"]).assert_exit(Exit::Ok);
     tpm.extend(23, 0x55);
-    assert_eq!(unlock(&tpm, &img, &[]).code, MISMATCH);
-    let tcti = tpm.tcti();
-    let r = sealroot(&[
-        "reseal",
-        "--device",
-        p(&img.path),
-        "--unlock-key-file",
-        p(&img.key),
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    unlock(&tpm, &img, &[]).assert_exit(Exit::PcrMismatch);
+    Args::new("reseal")
+        .on(&tpm, &img)
+        .opt("unlock-key-file", &img.key)
+        .run()
+        .assert_exit(Exit::Ok);
     // New keyslot and token replaced the old ones.
     assert_eq!(img.keyslots(), vec![0, 2]);
     assert_eq!(img.tokens().len(), 1);
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("opens keyslot 2"), "{u:?}");
 }
 
@@ -282,30 +260,19 @@ fn reseal_after_a_pcr_change_makes_unlock_work_again() {
 fn reseal_authorised_by_the_tpm_itself() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(
-        enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7"]).code,
-        0
-    );
-    let tcti = tpm.tcti();
+    enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7"]).assert_exit(Exit::Ok);
     // Widen the policy to PCR 0,7,23 without the passphrase.
-    let r = sealroot(&[
-        "reseal",
-        "--device",
-        p(&img.path),
-        "--pcrs",
-        "0,7,23",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    Args::new("reseal")
+        .on(&tpm, &img)
+        .opt("pcrs", "0,7,23")
+        .run()
+        .assert_exit(Exit::Ok);
     let mut tpm = tpm;
     tpm.reboot();
-    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+    unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
     tpm.reboot();
     tpm.extend(23, 1);
-    assert_eq!(unlock(&tpm, &img, &[]).code, MISMATCH);
+    unlock(&tpm, &img, &[]).assert_exit(Exit::PcrMismatch);
 }
 
 #[test]
@@ -332,7 +299,7 @@ fn unreachable_tpm_fails_within_the_timeout() {
         "--no-recovery-key",
     ]);
     let took = t.elapsed();
-    assert_eq!(r.code, 3, "{r:?}");
+    r.assert_exit(Exit::NoTpm);
     assert!(r.stderr.contains("TPM unavailable"), "{r:?}");
     assert!(r.stderr.contains("within 1.5 s"), "{r:?}");
     assert!(
@@ -355,14 +322,14 @@ fn unreachable_tpm_fails_within_the_timeout() {
         "/dev/null",
     ]);
     // The blob is read first; /dev/null is not a blob.
-    assert_eq!(r.code, 5, "{r:?}");
+    r.assert_exit(Exit::BlobInvalid);
 }
 
 #[test]
 fn missing_tpm_device_is_reported_with_its_path() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let r = sealroot(&[
         "unlock",
         "--device",
@@ -377,7 +344,7 @@ fn missing_tpm_device_is_reported_with_its_path() {
         "--cmdline-file",
         p(&img.cmdline),
     ]);
-    assert_eq!(r.code, 3, "{r:?}");
+    r.assert_exit(Exit::NoTpm);
     assert!(
         r.stderr.contains("/nonexistent/tpmrm0 does not exist"),
         "{r:?}"
@@ -462,12 +429,12 @@ fn bad_cli_input_is_a_usage_error_and_touches_nothing() {
     ];
     for c in cases {
         let r = sealroot(&c);
-        assert_eq!(r.code, 2, "{c:?}: {r:?}");
+        assert_eq!(r.exit(), Some(Exit::Usage), "{c:?}: {r:?}");
         assert!(!r.stderr.is_empty(), "{c:?}: no message");
     }
     assert_eq!(img.sha256(), before, "image was modified");
     // --help is not an error.
-    assert_eq!(sealroot(&["--help"]).code, 0);
+    sealroot(&["--help"]).assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -484,7 +451,7 @@ fn bad_devices_and_files_have_clear_errors() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 11, "{r:?}");
+    r.assert_exit(Exit::Io);
     assert!(r.stderr.contains("/nonexistent/disk"), "{r:?}");
     let r = sealroot(&[
         "enroll",
@@ -495,7 +462,7 @@ fn bad_devices_and_files_have_clear_errors() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 11, "{r:?}");
+    r.assert_exit(Exit::Io);
     assert!(r.stderr.contains("/nonexistent/key"), "{r:?}");
     let plain = img.file("plain.img");
     std::fs::write(&plain, vec![0u8; 1 << 20]).unwrap();
@@ -508,7 +475,7 @@ fn bad_devices_and_files_have_clear_errors() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("not a LUKS2 volume"), "{r:?}");
     // Wrong unlock key: refused before the TPM is touched.
     let wrong = img.file("wrong.key");
@@ -522,7 +489,7 @@ fn bad_devices_and_files_have_clear_errors() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert_eq!(img.keyslots(), vec![0]);
     // A blob file in a directory that does not exist.
     let r = enroll(
@@ -534,7 +501,7 @@ fn bad_devices_and_files_have_clear_errors() {
             "/nonexistent/dir/blob.json",
         ],
     );
-    assert_eq!(r.code, 11, "{r:?}");
+    r.assert_exit(Exit::Io);
     assert!(r.stderr.contains("/nonexistent/dir/blob.json"), "{r:?}");
 }
 
@@ -544,16 +511,16 @@ fn blob_file_mode_and_newer_format_versions() {
     let img = Image::new();
     let bf = img.file("blob.json");
     let r = enroll(&tpm, &img, &["--no-recovery-key", "--blob-file", p(&bf)]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(img.tokens().is_empty(), "no token in file mode");
     let u = unlock(&tpm, &img, &["--blob-file", p(&bf)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bf).unwrap()).unwrap();
     v["version"] = 2.into();
     let newer = img.file("newer.json");
     std::fs::write(&newer, v.to_string()).unwrap();
     let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
-    assert_eq!(u.code, 5, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
     assert!(
         u.stderr.contains("newer than this sealroot supports"),
         "{u:?}"
@@ -562,7 +529,7 @@ fn blob_file_mode_and_newer_format_versions() {
     v["added_later"] = true.into();
     std::fs::write(&newer, v.to_string()).unwrap();
     let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
-    assert_eq!(u.code, 5, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
     assert!(u.stderr.contains("unknown field"), "{u:?}");
 }
 
@@ -570,15 +537,15 @@ fn blob_file_mode_and_newer_format_versions() {
 fn remove_deletes_token_and_keyslot_but_never_the_last_one() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let r = sealroot(&["remove", "--device", p(&img.path), "--token", "0"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert_eq!(img.keyslots(), vec![0]);
     assert!(img.tokens().is_empty());
     assert!(img.opens(b"correct horse battery staple"));
 
     // Enroll again, then drop the passphrase: the TPM keyslot is the last.
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let out = std::process::Command::new("cryptsetup")
         .args(["luksKillSlot", "-q"])
         .arg(&img.path)
@@ -588,10 +555,10 @@ fn remove_deletes_token_and_keyslot_but_never_the_last_one() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let r = sealroot(&["remove", "--device", p(&img.path), "--token", "0"]);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("last keyslot"), "{r:?}");
     assert_eq!(img.keyslots(), vec![1]);
-    assert_eq!(unlock(&tpm, &img, &[]).code, 0);
+    unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -599,7 +566,7 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let rk = img.file("rk");
-    assert_eq!(enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]).code, 0);
+    enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]).assert_exit(Exit::Ok);
     let key = img.file("rk.exact");
     std::fs::write(&key, std::fs::read_to_string(&rk).unwrap().trim_end()).unwrap();
     let tcti = tpm.tcti();
@@ -615,14 +582,14 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(
         r.stderr.contains("opened") && r.stderr.contains("keyslot 2"),
         "{r:?}"
     );
     // The booted system cannot replay sealroot's measurements and unseal.
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 4, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("with a key file in this boot"), "{u:?}");
     // A wrong key file: LUKS error; no TPM at all: still opens.
     let wrong = img.file("wrong");
@@ -639,7 +606,7 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
         "--tcti",
         &tcti,
     ]);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("no keyslot accepts this key"), "{r:?}");
     let r = sealroot(&[
         "unlock",
@@ -655,6 +622,6 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
         "--tpm-timeout",
         "0.2",
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("could not lock PCR 15"), "{r:?}");
 }

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use sealroot::Exit;
 
 fn handle_count(tpm: &Swtpm, kind: &str) -> usize {
     let out = tpm.tpm2(&["getcap", kind]);
@@ -15,17 +16,21 @@ fn handle_count(tpm: &Swtpm, kind: &str) -> usize {
 fn a_thousand_unlock_and_relock_cycles() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let persistent = handle_count(&tpm, "handles-persistent");
     assert_eq!(persistent, 1, "just the SRK");
     for i in 0..1000 {
         tpm.reboot();
         let u = unlock(&tpm, &img, &[]);
-        assert_eq!(u.code, 0, "cycle {i}: {u:?}");
+        assert_eq!(u.exit(), Some(Exit::Ok), "cycle {i}: {u:?}");
         // Relocked: a second unseal in the same boot is refused.
         if i % 100 == 0 {
             let again = unlock(&tpm, &img, &[]);
-            assert_eq!(again.code, 4, "cycle {i}: {again:?}");
+            assert_eq!(
+                again.exit(),
+                Some(Exit::PcrMismatch),
+                "cycle {i}: {again:?}"
+            );
         }
         if i % 50 == 0 || i == 999 {
             assert_eq!(handle_count(&tpm, "handles-transient"), 0, "cycle {i}");
@@ -46,15 +51,12 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     let img = Image::new();
     let pin = img.file("pin");
     std::fs::write(&pin, "4242").unwrap();
-    assert_eq!(
-        enroll(
-            &tpm,
-            &img,
-            &["--no-recovery-key", "--pin", "--pin-file", p(&pin)]
-        )
-        .code,
-        0
-    );
+    enroll(
+        &tpm,
+        &img,
+        &["--no-recovery-key", "--pin", "--pin-file", p(&pin)],
+    )
+    .assert_exit(Exit::Ok);
     // Three failures allowed, a long recovery time.
     tpm.tpm2(&[
         "dictionarylockout",
@@ -71,7 +73,7 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     let mut saw_lockout = false;
     for i in 0..6 {
         let u = unlock(&tpm, &img, &["--pin-file", p(&wrong)]);
-        assert_eq!(u.code, 6, "try {i}: {u:?}");
+        assert_eq!(u.exit(), Some(Exit::PinOrLockout), "try {i}: {u:?}");
         if u.stderr.contains("dictionary-attack lockout") {
             saw_lockout = true;
             assert!(i >= 2, "locked out after only {i} tries");
@@ -82,10 +84,10 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     assert!(saw_lockout, "never reached lockout");
     // In lockout even the right PIN is refused, with the same exit code.
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
-    assert_eq!(u.code, 6, "{u:?}");
+    u.assert_exit(Exit::PinOrLockout);
     assert!(u.stderr.contains("lockout"), "{u:?}");
     // The owner clears the lockout; the right PIN works again.
     tpm.tpm2(&["dictionarylockout", "-c"]);
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
 }

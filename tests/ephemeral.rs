@@ -6,25 +6,20 @@
 mod common;
 use common::proxy::{cc_name, Proxy};
 use common::*;
+use sealroot::Exit;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const NO_TPM: &str = "device:/nonexistent/tpmrm0";
 
 fn eph(dev: &Path, tcti: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "ephemeral",
-        "--device",
-        p(dev),
-        "--name",
-        "scratch",
-        "--tcti",
-        tcti,
-        "--tpm-timeout",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    sealroot(&args)
+    Args::new("ephemeral")
+        .opt("device", dev)
+        .opt("name", "scratch")
+        .opt("tcti", tcti)
+        .opt("tpm-timeout", "2")
+        .args(extra)
+        .run()
 }
 
 fn blank(dir: &Path, name: &str, mib: u64) -> PathBuf {
@@ -68,7 +63,7 @@ fn format_only_writes_a_keyless_marked_header() {
     let dir = tempfile::tempdir().unwrap();
     let dev = blank(dir.path(), "eph.img", 32);
     let r = eph(&dev, NO_TPM, &["--format-only"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(
         r.stdout
             .contains("LUKS2 header written, not opened (blank)"),
@@ -90,7 +85,7 @@ fn format_only_writes_a_keyless_marked_header() {
     let u1 = uuid_of(&dev);
     // A previous ephemeral header is formatted afresh: new UUID, new digest.
     let r = eph(&dev, NO_TPM, &["--format-only"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("(previous ephemeral volume)"), "{r:?}");
     assert_ne!(uuid_of(&dev), u1);
     // Nothing can open it: no keyslot takes any passphrase.
@@ -114,8 +109,8 @@ fn uuid_of(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A persistent LUKS2 volume (a keyslot) is refused with exit 12, with and
-/// without --wipe-existing, byte for byte untouched, and still opens.
+/// A persistent LUKS2 volume (a keyslot) is refused (`Exit::EphemeralRefused`),
+/// with and without --wipe-existing, byte for byte untouched, and still opens.
 #[test]
 fn guard_refuses_persistent_luks() {
     let img = Image::new();
@@ -127,7 +122,7 @@ fn guard_refuses_persistent_luks() {
         &["--wipe-existing", "--format-only"],
     ] {
         let r = eph(&img.path, NO_TPM, extra);
-        assert_eq!(r.code, 12, "{extra:?}: {r:?}");
+        assert_eq!(r.exit(), Some(Exit::EphemeralRefused), "{extra:?}: {r:?}");
         assert!(
             r.stderr.contains(&format!(
                 "ephemeral mode refused {}: it holds a persistent LUKS2 volume (1 keyslot(s)",
@@ -147,14 +142,14 @@ fn guard_refuses_enrolled_volume_which_still_unlocks() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let r = enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "7"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let before = img.sha256();
     let r = eph(&img.path, &tpm.tcti(), &["--wipe-existing"]);
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     assert!(r.stderr.contains("with a sealroot token"), "{r:?}");
     assert_eq!(img.sha256(), before);
     let r = unlock(&tpm, &img, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
 }
 
 /// A sealroot token on an otherwise keyless (even marked) header protects
@@ -163,7 +158,7 @@ fn guard_refuses_enrolled_volume_which_still_unlocks() {
 fn guard_refuses_sealroot_token_without_keyslot() {
     let dir = tempfile::tempdir().unwrap();
     let dev = blank(dir.path(), "eph.img", 32);
-    assert_eq!(eph(&dev, NO_TPM, &["--format-only"]).code, 0);
+    eph(&dev, NO_TPM, &["--format-only"]).assert_exit(Exit::Ok);
     let tok = dir.path().join("tok.json");
     std::fs::write(&tok, r#"{"type":"sealroot","keyslots":[]}"#).unwrap();
     let out = Command::new("cryptsetup")
@@ -175,7 +170,7 @@ fn guard_refuses_sealroot_token_without_keyslot() {
     assert!(out.status.success(), "{out:?}");
     let before = sha(&dev);
     let r = eph(&dev, NO_TPM, &["--wipe-existing"]);
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     assert!(r.stderr.contains("sealroot token (0 keyslot(s))"), "{r:?}");
     assert_eq!(sha(&dev), before);
 }
@@ -209,17 +204,17 @@ fn guard_filesystem_signatures_and_wipe_existing() {
     ] {
         let before = sha(dev);
         let r = eph(dev, NO_TPM, &["--format-only"]);
-        assert_eq!(r.code, 12, "{r:?}");
+        r.assert_exit(Exit::EphemeralRefused);
         assert!(r.stderr.contains(what), "{what}: {r:?}");
         assert!(r.stderr.contains("set wipe-existing"), "{r:?}");
         assert_eq!(sha(dev), before, "{what}: refused device was modified");
         // --dry-run says what would happen and writes nothing.
         let r = eph(dev, NO_TPM, &["--dry-run", "--wipe-existing"]);
-        assert_eq!(r.code, 0, "{r:?}");
+        r.assert_exit(Exit::Ok);
         assert!(r.stdout.contains("dry run, nothing written"), "{r:?}");
         assert_eq!(sha(dev), before);
         let r = eph(dev, NO_TPM, &["--format-only", "--wipe-existing"]);
-        assert_eq!(r.code, 0, "{r:?}");
+        r.assert_exit(Exit::Ok);
         assert!(r.stderr.contains("destroying"), "{r:?}");
         let j = luks_json(dev);
         assert_eq!(j["keyslots"].as_object().unwrap().len(), 0);
@@ -251,10 +246,10 @@ fn guard_unmarked_keyless_luks2() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let r = eph(&dev, NO_TPM, &["--format-only"]);
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     assert!(r.stderr.contains("not \"sealroot-ephemeral\""), "{r:?}");
     let r = eph(&dev, NO_TPM, &["--format-only", "--wipe-existing"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
 }
 
 /// With a TPM: two GetRandom (512 key bits, 256 per block) mixed in, the
@@ -270,7 +265,7 @@ fn tpm_rng_mixing_and_measurement() {
         &proxy.tcti(),
         &["--format-only", "--measure-pcr", "13"],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(
         r.stderr
             .contains("512 bits from the kernel RNG XORed with the TPM RNG"),
@@ -320,7 +315,7 @@ fn no_tpm_uses_the_kernel_rng_only() {
     let dir = tempfile::tempdir().unwrap();
     let dev = blank(dir.path(), "eph.img", 32);
     let r = eph(&dev, NO_TPM, &["--format-only", "--measure-pcr", "13"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(
         r.stderr.contains("no TPM (/nonexistent/tpmrm0 absent"),
         "{r:?}"
@@ -344,11 +339,12 @@ fn no_tpm_uses_the_kernel_rng_only() {
         "--tpm-timeout",
         "0",
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("kernel RNG only"), "{r:?}");
 }
 
-/// Bad options: exit 2, nothing touched; a missing device: exit 11 with its path.
+/// Bad options: `Exit::Usage`, nothing touched; a missing device: `Exit::Io`
+/// with its path.
 #[test]
 fn bad_options() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,18 +362,18 @@ fn bad_options() {
         (&["--tpm-timeout=-1"], "--tpm-timeout"),
     ] {
         let r = eph(&dev, NO_TPM, extra);
-        assert_eq!(r.code, 2, "{extra:?}: {r:?}");
+        assert_eq!(r.exit(), Some(Exit::Usage), "{extra:?}: {r:?}");
         assert!(r.stderr.contains(msg), "{extra:?}: {r:?}");
     }
     let r = sealroot(&["ephemeral", "--device", p(&dev), "--name", "a/b"]);
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("not a valid mapping name"), "{r:?}");
     let r = sealroot(&["ephemeral", "--device", p(&dev)]);
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert_eq!(sha(&dev), before);
     let missing = dir.path().join("missing.img");
     let r = eph(&missing, NO_TPM, &[]);
-    assert_eq!(r.code, 11, "{r:?}");
+    r.assert_exit(Exit::Io);
     assert!(r.stderr.contains(p(&missing)), "{r:?}");
 }
 
@@ -399,22 +395,18 @@ fn boot_config_channels() {
     let boot = |tab_text: &str, cmd: &str| {
         std::fs::write(&tab, tab_text).unwrap();
         std::fs::write(&cmdline, cmd).unwrap();
-        sealroot(&[
-            "boot",
-            "--dry-run",
-            "--crypttab",
-            p(&tab),
-            "--cmdline-file",
-            p(&cmdline),
-            "--tcti",
-            NO_TPM,
-        ])
+        Args::new("boot")
+            .arg("--dry-run")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &cmdline)
+            .opt("tcti", NO_TPM)
+            .run()
     };
     let r = boot(
         &format!("scratch {} none sealroot,sealroot-ephemeral\n", p(&dev)),
         "quiet",
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("as /dev/mapper/scratch"), "{r:?}");
     assert!(r.stderr.contains("may be formatted (blank)"), "{r:?}");
     // The misconfigured crypttab of the issue: a persistent disk named ephemeral.
@@ -422,14 +414,14 @@ fn boot_config_channels() {
         &format!("scratch {} none sealroot,sealroot-ephemeral\n", p(&ext4)),
         "quiet",
     );
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     assert!(r.stderr.contains(p(&ext4)), "{r:?}");
     // The kernel command line alone, and its declaration.
     let r = boot(
         "",
         &format!("rd.sealroot.device={} rd.sealroot.ephemeral", p(&ext4)),
     );
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     let r = boot(
         "",
         &format!(
@@ -437,17 +429,17 @@ fn boot_config_channels() {
             p(&ext4)
         ),
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("as /dev/mapper/ephemeral"), "{r:?}");
     // Errors name the option.
     let r = boot("", "rd.sealroot.device=/dev/x rd.sealroot.integrity");
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("need rd.sealroot.ephemeral"), "{r:?}");
     let r = boot(
         "s /dev/x none sealroot,sealroot-ephemeral,sealroot-mkfs=zfs\n",
         "",
     );
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("crypttab line 1"), "{r:?}");
 }
 
@@ -482,11 +474,11 @@ fn guard_refuses_a_device_in_use() {
         .open(&dev.0)
         .unwrap();
     let r = eph(Path::new(&dev.0), NO_TPM, &["--dry-run", "--wipe-existing"]);
-    assert_eq!(r.code, 12, "{r:?}");
+    r.assert_exit(Exit::EphemeralRefused);
     assert!(r.stderr.contains("is in use (mounted"), "{r:?}");
     drop(held);
     let r = eph(Path::new(&dev.0), NO_TPM, &["--dry-run"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("(blank)"), "{r:?}");
 }
 
@@ -518,19 +510,15 @@ fn verity_verify_on_image_files() {
         .trim()
         .to_string();
     let verify = |data: &Path, hash: &Path, root: &str| {
-        sealroot(&[
-            "verity",
-            "--data-device",
-            p(data),
-            "--hash-device",
-            p(hash),
-            "--root-hash",
-            root,
-            "--verify",
-        ])
+        Args::new("verity")
+            .opt("data-device", data)
+            .opt("hash-device", hash)
+            .opt("root-hash", root)
+            .arg("--verify")
+            .run()
     };
     let r = verify(&os, &hash, &root);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(
         r.stderr.contains("every block matches the root hash"),
         "{r:?}"
@@ -539,16 +527,16 @@ fn verity_verify_on_image_files() {
     let mut other = root.clone().into_bytes();
     other[0] = if other[0] == b'0' { b'1' } else { b'0' };
     let r = verify(&os, &hash, std::str::from_utf8(&other).unwrap());
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("does not match the root hash"), "{r:?}");
     write_at(&os, 8 << 20, b"X");
     let r = verify(&os, &hash, &root);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     let r = verify(&os, &os, &root);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("not a dm-verity hash device"), "{r:?}");
     let r = verify(&os, &hash, "abcd");
-    assert_eq!(r.code, 2, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("expected 64 hex digits"), "{r:?}");
 }
 
@@ -581,19 +569,14 @@ fn no_copy_of_the_ephemeral_key_in_memory_or_logs() {
     let reveal = dir.path().join("reveal");
     std::fs::create_dir(&reveal).unwrap();
     let pause = dir.path().join("pause");
-    let tcti = tpm.tcti();
-    let mut cmd = Command::new(SEALROOT);
-    cmd.args([
-        "ephemeral",
-        "--device",
-        p(&dev),
-        "--name",
-        "x",
-        "--format-only",
-        "-v",
-    ])
-    .args(["--log", "stderr", "--tcti", &tcti])
-    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let cmd = Args::new("ephemeral")
+        .opt("device", &dev)
+        .opt("name", "x")
+        .arg("--format-only")
+        .arg("-v")
+        .opt("tcti", tpm.tcti())
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .command();
     let (mem, out) = memory_at_pause(cmd, &pause);
     let key = revealed(&reveal, "ephemeral-key");
     assert_eq!(key.len(), 64);

@@ -8,9 +8,12 @@
 //! Each has the raw log (`.bin`), the PCR values read from sysfs in the same
 //! boot (`.pcrs`) and the sizes and hashes of the images (`.meta`).
 
+mod common;
+use common::Args;
 use sealroot::pcr::eventlog::{self, EventLog};
 use sealroot::pcr::predict::{self, QemuDirectBoot, Substitution};
 use sealroot::pcr::Digest;
+use sealroot::Exit;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -251,37 +254,20 @@ fn every_prefix_and_bit_flip_of_a_real_log_is_handled() {
     }
 }
 
-fn sealroot(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealroot"))
-        .args(args)
-        .args(["--log", "stderr"])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn predict_command_substitutes_the_initrd() {
     let tmp = tempfile::tempdir().unwrap();
     let initrd = tmp.path().join("new.img");
     std::fs::write(&initrd, b"a new initramfs").unwrap();
     let log_path = dir().join("a.bin");
-    let (code, out, err) = sealroot(&[
-        "predict",
-        "--eventlog",
-        log_path.to_str().unwrap(),
-        "--initrd",
-        initrd.to_str().unwrap(),
-        "--pcrs",
-        "0,4,7,9",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = Args::new("predict")
+        .opt("eventlog", &log_path)
+        .opt("initrd", &initrd)
+        .opt("pcrs", "0,4,7,9")
+        .arg("--json")
+        .run()
+        .expect(Exit::Ok);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let want = predict::predict(
         &log("a"),
         &Substitution {
@@ -312,30 +298,32 @@ fn predict_command_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let initrd = tmp.path().join("new.img");
     std::fs::write(&initrd, b"x").unwrap();
-    let i = initrd.to_str().unwrap();
     let a = dir().join("a.bin");
     // Nothing to substitute: usage.
-    let (code, _, err) = sealroot(&["predict", "--eventlog", a.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--initrd and/or --kernel"), "{err}");
+    let r = Args::new("predict").opt("eventlog", &a).run();
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("--initrd and/or --kernel"), "{r:?}");
     // Missing log: I/O error naming the path.
-    let (code, _, err) = sealroot(&["predict", "--eventlog", "/nonexistent/log", "--initrd", i]);
-    assert_eq!(code, 11, "{err}");
-    assert!(err.contains("/nonexistent/log"), "{err}");
-    // A log that does not parse: exit 11, the reason named.
+    let r = Args::new("predict")
+        .opt("eventlog", "/nonexistent/log")
+        .opt("initrd", &initrd)
+        .run();
+    r.assert_exit(Exit::Io);
+    assert!(r.stderr.contains("/nonexistent/log"), "{r:?}");
+    // A log that does not parse: Exit::Io too, the reason named.
     let junk = tmp.path().join("junk.bin");
     std::fs::write(&junk, b"not an event log at all, just text").unwrap();
-    let (code, _, err) = sealroot(&[
-        "predict",
-        "--eventlog",
-        junk.to_str().unwrap(),
-        "--initrd",
-        i,
-    ]);
-    assert_eq!(code, 11, "{err}");
-    assert!(err.contains("not a crypto-agile log"), "{err}");
+    let r = Args::new("predict")
+        .opt("eventlog", &junk)
+        .opt("initrd", &initrd)
+        .run();
+    r.assert_exit(Exit::Io);
+    assert!(r.stderr.contains("not a crypto-agile log"), "{r:?}");
     // A kernel that is not a PE image.
-    let (code, _, err) = sealroot(&["predict", "--eventlog", a.to_str().unwrap(), "--kernel", i]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not a PE image"), "{err}");
+    let r = Args::new("predict")
+        .opt("eventlog", &a)
+        .opt("kernel", &initrd)
+        .run();
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("not a PE image"), "{r:?}");
 }

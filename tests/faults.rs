@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use sealroot::Exit;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,29 +39,32 @@ impl Rng {
     }
 }
 
-/// Run sealroot, SIGKILLed after `kill_after` (if still running).
-fn run_killed(args: &[&str], env: &[(&str, &str)], kill_after: Option<Duration>) -> Option<i32> {
-    let mut c = Command::new(SEALROOT);
-    c.args(args)
-        .args(["--log", "stderr"])
-        .stdin(Stdio::null())
+/// Run sealroot, SIGKILLed after `kill_after` (if still running). Returns
+/// its exit, or `None` if a signal ended it (the SIGKILL, or the crash
+/// hook's abort).
+fn run_killed(cmd: Args, kill_after: Option<Duration>) -> Option<Exit> {
+    let mut child = cmd
+        .command()
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = c.spawn().unwrap();
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     if let Some(d) = kill_after {
         let t = Instant::now();
         while t.elapsed() < d {
             if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
+                return st.code().and_then(Exit::from_code);
             }
             std::thread::sleep(Duration::from_micros(200));
         }
         let _ = child.kill();
     }
-    child.wait().unwrap().code()
+    child.wait().unwrap().code().and_then(Exit::from_code)
+}
+
+/// `cmd` with the test hook that aborts it at `step`.
+fn crash_at(cmd: Args, step: &str) -> Args {
+    cmd.env("SEALROOT_TEST_CRASH_AT", step)
 }
 
 fn sealroot_tokens(img: &Image) -> Vec<(u32, u32)> {
@@ -104,7 +108,7 @@ fn check_invariants(img: &Image, tpm: &Swtpm, fixed: &[u32], ctx: &str) -> usize
         );
     }
     let c = sealroot(&["cleanup", "--device", p(&img.path)]);
-    assert_eq!(c.code, 0, "{ctx}: cleanup {c:?}");
+    assert_eq!(c.exit(), Some(Exit::Ok), "{ctx}: cleanup {c:?}");
     for (_, ks) in sealroot_tokens(img) {
         assert!(
             img.keyslots().contains(&ks),
@@ -120,7 +124,8 @@ fn tpm_unlocks(img: &Image, tpm: &mut Swtpm, ctx: &str) -> u32 {
     tpm.reboot();
     let u = unlock(tpm, img, &[]);
     assert_eq!(
-        u.code, 0,
+        u.exit(),
+        Some(Exit::Ok),
         "{ctx}: TPM unlock failed after the interruption: {u:?}"
     );
     u.stderr
@@ -138,36 +143,23 @@ const ENROLL_STEPS: &[&str] = &[
     "enroll:token-assigned",
 ];
 
-fn enroll_args<'a>(img: &'a Image, tcti: &'a str) -> Vec<&'a str> {
-    vec![
-        "enroll",
-        "--device",
-        p(&img.path),
-        "--unlock-key-file",
-        p(&img.key),
-        "--tcti",
-        tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-        "--no-recovery-key",
-    ]
+fn enroll_args(tpm: &Swtpm, img: &Image) -> Args {
+    Args::new("enroll")
+        .on(tpm, img)
+        .opt("unlock-key-file", &img.key)
+        .arg("--no-recovery-key")
 }
 
 #[test]
 fn enroll_killed_at_every_step_and_at_random() {
     let mut tpm = Swtpm::start();
-    let tcti = tpm.tcti();
     let mut rng = Rng::new();
     let mut runs = 0;
     // Step boundaries.
     for step in ENROLL_STEPS {
         let img = Image::new();
-        let code = run_killed(
-            &enroll_args(&img, &tcti),
-            &[("SEALROOT_TEST_CRASH_AT", step)],
-            None,
-        );
-        assert_ne!(code, Some(0), "{step}: hook did not fire");
+        let exit = run_killed(crash_at(enroll_args(&tpm, &img), step), None);
+        assert_eq!(exit, None, "{step}: hook did not fire");
         assert!(img.opens(PASS), "{step}: passphrase lost");
         check_invariants(&img, &tpm, &[0], step);
         runs += 1;
@@ -175,12 +167,12 @@ fn enroll_killed_at_every_step_and_at_random() {
     // Random instants within a typical enroll's duration.
     let img = Image::new();
     let t = Instant::now();
-    assert_eq!(run_killed(&enroll_args(&img, &tcti), &[], None), Some(0));
+    assert_eq!(run_killed(enroll_args(&tpm, &img), None), Some(Exit::Ok));
     let span = t.elapsed().as_micros() as u64 + 1;
     for i in 0..50 {
         let img = Image::new();
         let d = Duration::from_micros(rng.below(span));
-        run_killed(&enroll_args(&img, &tcti), &[], Some(d));
+        run_killed(enroll_args(&tpm, &img), Some(d));
         let ctx = format!("enroll random #{i} ({d:?})");
         assert!(img.opens(PASS), "{ctx}: passphrase lost");
         check_invariants(&img, &tpm, &[0], &ctx);
@@ -195,28 +187,12 @@ fn enroll_killed_at_every_step_and_at_random() {
 #[test]
 fn reseal_killed_at_every_step_and_at_random() {
     let mut tpm = Swtpm::start();
-    let tcti = tpm.tcti();
     let mut rng = Rng::new();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
-    let reseal = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "reseal",
-            "--device",
-            p(&img.path),
-            "--unlock-key-file",
-            p(&img.key),
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    let reseal = Args::new("reseal")
+        .on(&tpm, &img)
+        .opt("unlock-key-file", &img.key);
     // Leave exactly one token so the next reseal has no ambiguity: the one
     // whose keyslot the TPM unlock just opened. (Keeping another could keep
     // an old keyslot whose destruction was interrupted halfway: libcryptsetup
@@ -231,14 +207,11 @@ fn reseal_killed_at_every_step_and_at_random() {
             "no token for keyslot {keep}: {toks:?}"
         );
         for (id, _) in toks.iter().filter(|&&(_, slot)| slot != keep) {
-            let r = sealroot(&[
-                "remove",
-                "--device",
-                p(&img.path),
-                "--token",
-                &id.to_string(),
-            ]);
-            assert_eq!(r.code, 0, "{r:?}");
+            Args::new("remove")
+                .opt("device", &img.path)
+                .opt("token", id.to_string())
+                .run()
+                .assert_exit(Exit::Ok);
         }
         assert_eq!(sealroot_tokens(&img).len(), 1, "{:?}", tpm.port);
     };
@@ -249,23 +222,19 @@ fn reseal_killed_at_every_step_and_at_random() {
         .chain(["reseal:new-complete", "remove:keyslot-destroyed"])
         .collect();
     for step in &steps {
-        let args = reseal(&[]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let code = run_killed(&args, &[("SEALROOT_TEST_CRASH_AT", step)], None);
-        assert_ne!(code, Some(0), "{step}: hook did not fire");
+        let exit = run_killed(crash_at(reseal.clone(), step), None);
+        assert_eq!(exit, None, "{step}: hook did not fire");
         check_invariants(&img, &tpm, &[0], step);
         let keep = tpm_unlocks(&img, &mut tpm, step);
         normalise(&tpm, keep);
         runs += 1;
     }
-    let args = reseal(&[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let t = Instant::now();
-    assert_eq!(run_killed(&args, &[], None), Some(0));
+    assert_eq!(run_killed(reseal.clone(), None), Some(Exit::Ok));
     let span = t.elapsed().as_micros() as u64 + 1;
     for i in 0..70 {
         let d = Duration::from_micros(rng.below(span));
-        run_killed(&args, &[], Some(d));
+        run_killed(reseal.clone(), Some(d));
         let ctx = format!("reseal random #{i} ({d:?})");
         check_invariants(&img, &tpm, &[0], &ctx);
         let keep = tpm_unlocks(&img, &mut tpm, &ctx);
@@ -283,23 +252,22 @@ fn remove_killed_at_every_step_and_at_random() {
     let mut span = 0;
     for i in 0..41 {
         let img = Image::new();
-        assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
-        let args = ["remove", "--device", p(&img.path), "--token", "0"];
-        let (env, kill): (Vec<(&str, &str)>, Option<Duration>) = match i {
-            0 => (
-                vec![("SEALROOT_TEST_CRASH_AT", "remove:keyslot-destroyed")],
-                None,
-            ),
-            1 => (vec![], None),
-            _ => (vec![], Some(Duration::from_micros(rng.below(span)))),
+        enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+        let remove = Args::new("remove")
+            .opt("device", &img.path)
+            .opt("token", "0");
+        let (cmd, kill) = match i {
+            0 => (crash_at(remove, "remove:keyslot-destroyed"), None),
+            1 => (remove, None),
+            _ => (remove, Some(Duration::from_micros(rng.below(span)))),
         };
         let t = Instant::now();
-        let code = run_killed(&args, &env, kill);
+        let exit = run_killed(cmd, kill);
         if i == 0 {
-            assert_ne!(code, Some(0), "hook did not fire");
+            assert_eq!(exit, None, "hook did not fire");
         }
         if i == 1 {
-            assert_eq!(code, Some(0));
+            assert_eq!(exit, Some(Exit::Ok));
             span = t.elapsed().as_micros() as u64 + 1;
         }
         let ctx = format!("remove #{i} ({kill:?})");
@@ -329,29 +297,20 @@ fn first_boot_killed_at_every_step_and_at_random() {
         std::fs::write(&rec, PASS).unwrap();
         img.add_key(&rec);
         tpm.reboot();
-        let tcti = tpm.tcti();
-        let args = [
-            "unlock",
-            "--device",
-            p(&img.path),
-            "--name",
-            "root",
-            "--dry-run",
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-            "--provision-key-file",
-            p(&img.key),
-        ];
-        let env: Vec<(&str, &str)> = step
-            .map(|s| vec![("SEALROOT_TEST_CRASH_AT", s)])
-            .unwrap_or_default();
+        let first_boot = Args::new("unlock")
+            .on(&tpm, &img)
+            .opt("name", "root")
+            .arg("--dry-run")
+            .opt("provision-key-file", &img.key);
+        let cmd = match step {
+            Some(s) => crash_at(first_boot.clone(), s),
+            None => first_boot.clone(),
+        };
         let kill = random.then(|| Duration::from_micros(rng.below(span)));
         let t = Instant::now();
-        let code = run_killed(&args, &env, kill);
+        let exit = run_killed(cmd, kill);
         if step.is_none() && !random {
-            assert_eq!(code, Some(0));
+            assert_eq!(exit, Some(Exit::Ok));
             span = t.elapsed().as_micros() as u64 + 1;
         }
         let ctx = format!("first boot #{i} {step:?} {kill:?}");
@@ -359,8 +318,12 @@ fn first_boot_killed_at_every_step_and_at_random() {
         check_invariants(&img, &tpm, &[0, 1], &ctx);
         // The next boot always comes up, and finishes the job.
         tpm.reboot();
-        let again = sealroot(&args);
-        assert_eq!(again.code, 0, "{ctx}: next boot failed: {again:?}");
+        let again = first_boot.run();
+        assert_eq!(
+            again.exit(),
+            Some(Exit::Ok),
+            "{ctx}: next boot failed: {again:?}"
+        );
         assert!(
             !img.opens(b"provisioning key"),
             "{ctx}: provisioning key still works"
@@ -374,20 +337,18 @@ fn first_boot_killed_at_every_step_and_at_random() {
 #[test]
 fn a_stale_token_never_shares_a_keyslot_or_blocks_the_valid_one() {
     let mut tpm = Swtpm::start();
-    let tcti = tpm.tcti();
     let img = Image::new();
     // An enrollment killed after writing its token: the token claims a
     // keyslot that does not exist.
-    let code = run_killed(
-        &enroll_args(&img, &tcti),
-        &[("SEALROOT_TEST_CRASH_AT", "enroll:token-written")],
+    let exit = run_killed(
+        crash_at(enroll_args(&tpm, &img), "enroll:token-written"),
         None,
     );
-    assert_ne!(code, Some(0));
+    assert_eq!(exit, None, "hook did not fire");
     let stale = sealroot_tokens(&img);
     assert_eq!(stale.len(), 1);
     // Nobody ran cleanup; the next enrollment must pick another keyslot.
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let toks = sealroot_tokens(&img);
     assert_eq!(toks.len(), 2);
     assert_ne!(
@@ -403,14 +364,11 @@ fn a_stale_token_never_shares_a_keyslot_or_blocks_the_valid_one() {
     forged["keyslots"] = serde_json::json!([toks[1].1.to_string()]);
     let f = img.file("forged.json");
     std::fs::write(&f, forged.to_string()).unwrap();
-    let r = sealroot(&[
-        "remove",
-        "--device",
-        p(&img.path),
-        "--token",
-        &toks[0].0.to_string(),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    Args::new("remove")
+        .opt("device", &img.path)
+        .opt("token", toks[0].0.to_string())
+        .run()
+        .assert_exit(Exit::Ok);
     let out = Command::new("cryptsetup")
         .args(["token", "import", "--json-file"])
         .arg(&f)
@@ -420,8 +378,8 @@ fn a_stale_token_never_shares_a_keyslot_or_blocks_the_valid_one() {
     assert!(out.status.success(), "{out:?}");
     tpm.reboot();
     let u = unlock(&tpm, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("envelope does not authenticate"), "{u:?}");
     // And the lock still came after: a second unlock is refused.
-    assert_eq!(unlock(&tpm, &img, &[]).code, 4);
+    unlock(&tpm, &img, &[]).assert_exit(Exit::PcrMismatch);
 }

@@ -6,24 +6,16 @@
 mod common;
 use common::proxy::{cc_name, contains, Proxy};
 use common::*;
+use sealroot::Exit;
 
-fn unlock_via(proxy: &Proxy, img: &Image, env: &[(&str, &str)]) -> Run {
-    let tcti = proxy.tcti();
-    sealroot_env(
-        &[
-            "unlock",
-            "--device",
-            p(&img.path),
-            "--name",
-            "x",
-            "--dry-run",
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-        ],
-        env,
-    )
+/// `sealroot unlock --dry-run` on `img` through the wire-capturing proxy.
+fn unlock_via(proxy: &Proxy, img: &Image) -> Args {
+    Args::new("unlock")
+        .opt("device", &img.path)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &img.cmdline)
 }
 
 #[test]
@@ -33,24 +25,15 @@ fn the_secret_never_crosses_the_tpm_wire_in_clear() {
     let img = Image::new();
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
-    let rd = p(&reveal);
-    let tcti = proxy.tcti();
-    let r = sealroot_env(
-        &[
-            "enroll",
-            "--device",
-            p(&img.path),
-            "--unlock-key-file",
-            p(&img.key),
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-            "--no-recovery-key",
-        ],
-        &[("SEALROOT_TEST_REVEAL_DIR", rd)],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    Args::new("enroll")
+        .opt("device", &img.path)
+        .opt("unlock-key-file", &img.key)
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &img.cmdline)
+        .arg("--no-recovery-key")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .run()
+        .assert_exit(Exit::Ok);
     let kek = revealed(&reveal, "enroll-kek");
     let secret = revealed(&reveal, "enroll-secret");
     let wire = proxy.bytes();
@@ -59,8 +42,10 @@ fn the_secret_never_crosses_the_tpm_wire_in_clear() {
     assert!(!contains(&wire, &secret), "LUKS secret on the wire");
 
     proxy.clear();
-    let u = unlock_via(&proxy, &img, &[("SEALROOT_TEST_REVEAL_DIR", rd)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    let u = unlock_via(&proxy, &img)
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .run();
+    u.assert_exit(Exit::Ok);
     assert_eq!(revealed(&reveal, "kek"), kek);
     let wire = proxy.bytes();
     let cmds = proxy.command_codes();
@@ -78,8 +63,10 @@ fn the_secret_never_crosses_the_tpm_wire_in_clear() {
     // capture shows the KEK.
     tpm.reboot();
     proxy.clear();
-    let u = unlock_via(&proxy, &img, &[("SEALROOT_TEST_NO_PARAM_ENC", "1")]);
-    assert_eq!(u.code, 0, "{u:?}");
+    let u = unlock_via(&proxy, &img)
+        .env("SEALROOT_TEST_NO_PARAM_ENC", "1")
+        .run();
+    u.assert_exit(Exit::Ok);
     assert!(
         contains(&proxy.bytes(), &kek),
         "test would not notice a clear KEK"
@@ -90,11 +77,11 @@ fn the_secret_never_crosses_the_tpm_wire_in_clear() {
 fn commands_per_unlock_are_few_and_never_create_a_primary() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(enroll(&tpm, &img, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     tpm.reboot();
     let proxy = Proxy::start(tpm.port);
-    let u = unlock_via(&proxy, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    let u = unlock_via(&proxy, &img).run();
+    u.assert_exit(Exit::Ok);
     let cmds = proxy.command_codes();
     let names: Vec<&str> = cmds.iter().map(|&c| cc_name(c)).collect();
     eprintln!("tpm_commands_per_unlock: {} {:?}", cmds.len(), names);
@@ -108,31 +95,18 @@ fn no_copy_of_the_secret_in_memory_or_logs_after_unlock() {
     let tpm = Swtpm::start();
     let img = Image::new();
     let rk = img.file("rk");
-    assert_eq!(enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]).code, 0);
+    enroll(&tpm, &img, &["--recovery-key-file", p(&rk)]).assert_exit(Exit::Ok);
     let recovery = std::fs::read_to_string(&rk).unwrap();
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
     let pause = img.file("pause");
-    let tcti = tpm.tcti();
-    let mut cmd = std::process::Command::new(SEALROOT);
-    cmd.args([
-        "unlock",
-        "--device",
-        p(&img.path),
-        "--name",
-        "x",
-        "--dry-run",
-        "-v",
-    ])
-    .args([
-        "--log",
-        "stderr",
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ])
-    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let cmd = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .arg("-v")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .command();
     let (mem, out) = memory_at_pause(cmd, &pause);
     assert!(mem.len() > 1 << 20, "read {} bytes of memory", mem.len());
     let kek = revealed(&reveal, "kek");

@@ -39,19 +39,18 @@ fn mapping_names_with_control_characters_are_usage_errors() {
             ],
         ] {
             let r = sealroot(&args);
-            assert_eq!(
-                Exit::from_code(r.code),
-                Some(Exit::Usage),
-                "{:?} {bad:?}: {r:?}",
-                args[0]
-            );
+            r.assert_exit(Exit::Usage);
             assert!(r.stderr.contains("--name"), "{:?} {bad:?}: {r:?}", args[0]);
         }
     }
     // The same rule as the boot configuration's (one function for both).
     for ok in ["root", "luks-0b7a", "data disk", &"n".repeat(127)] {
-        let r = sealroot(&["ephemeral", "--device", p(&img), "--dry-run", "--name", ok]);
-        assert_eq!(Exit::from_code(r.code), Some(Exit::Ok), "{ok:?}: {r:?}");
+        Args::new("ephemeral")
+            .opt("device", &img)
+            .arg("--dry-run")
+            .opt("name", ok)
+            .run()
+            .assert_exit(Exit::Ok);
     }
 }
 
@@ -75,11 +74,7 @@ fn seconds_out_of_range_are_usage_errors() {
             ),
         ] {
             let r = sealroot(&args);
-            assert_eq!(
-                Exit::from_code(r.code),
-                Some(Exit::Usage),
-                "{opt} {bad:?}: {r:?}"
-            );
+            assert_eq!(r.exit(), Some(Exit::Usage), "{opt} {bad:?}: {r:?}");
             assert!(r.stderr.contains(opt), "{opt} {bad:?}: {r:?}");
         }
     }
@@ -108,12 +103,7 @@ fn bad_pcr_lists_are_usage_errors() {
             vec!["predict", "--initrd", p(&key), "--pcrs", bad],
         ] {
             let r = sealroot(&args);
-            assert_eq!(
-                Exit::from_code(r.code),
-                Some(Exit::Usage),
-                "{:?} {bad:?}: {r:?}",
-                args[0]
-            );
+            r.assert_exit(Exit::Usage);
             assert!(r.stderr.contains("--pcrs"), "{:?} {bad:?}: {r:?}", args[0]);
         }
     }

@@ -5,11 +5,8 @@
 
 mod common;
 use common::*;
+use sealroot::Exit;
 use std::path::{Path, PathBuf};
-
-const PLATFORM: i32 = 10;
-const USAGE: i32 = 2;
-const BLOB: i32 = 5;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snp");
 /// Launch measurement and reported TCB of the sample HCL report's SNP report.
@@ -97,13 +94,12 @@ fn no_devices(img: &Image) -> Vec<String> {
 }
 
 fn platform_cmd(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
-    let tcti = tpm.tcti();
-    let nodev = no_devices(img);
-    let tdx = img.file("no-tdx-guest").display().to_string();
-    let mut args = vec!["platform", "--tcti", &tcti, "--tdx-guest", &tdx];
-    args.extend(nodev.iter().map(String::as_str));
-    args.extend_from_slice(extra);
-    sealroot(&args)
+    Args::new("platform")
+        .opt("tcti", tpm.tcti())
+        .opt("tdx-guest", img.file("no-tdx-guest"))
+        .args(no_devices(img))
+        .args(extra)
+        .run()
 }
 
 fn unlock_nodev(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
@@ -147,7 +143,7 @@ fn platform_reports_the_hcl_report_and_passes_a_matching_policy() {
     let mut args = vec!["--json"];
     args.extend_from_slice(MATCHING);
     let r = platform_cmd(&tpm, &img, &args);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let j = json(&r);
     assert_eq!(j["platform"], "sev-snp");
     assert_eq!(
@@ -171,7 +167,7 @@ fn platform_reports_the_hcl_report_and_passes_a_matching_policy() {
 
     // Text form, and no policy at all: the facts, verdict "no-policy".
     let r = platform_cmd(&tpm, &img, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.starts_with("platform: AMD SEV-SNP"), "{r:?}");
     assert!(r.stdout.contains(HCL_MEASUREMENT), "{r:?}");
     assert!(r.stdout.contains("verdict: no-policy"), "{r:?}");
@@ -192,7 +188,7 @@ fn platform_refuses_a_policy_with_another_measurement() {
             "--snp-unsigned-ok",
         ],
     );
-    assert_eq!(r.code, PLATFORM, "{r:?}");
+    r.assert_exit(Exit::Platform);
     assert!(r.stdout.contains("verdict: fail"), "{r:?}");
     assert!(
         r.stderr.contains(
@@ -202,7 +198,7 @@ fn platform_refuses_a_policy_with_another_measurement() {
     );
     // Requiring a signature without any VCEK fails on that, first.
     let r = platform_cmd(&tpm, &img, &["--require-snp"]);
-    assert_eq!(r.code, PLATFORM, "{r:?}");
+    r.assert_exit(Exit::Platform);
     assert!(
         r.stderr.contains("vcek check failed: no VCEK was given"),
         "{r:?}"
@@ -215,7 +211,7 @@ fn platform_refuses_a_policy_with_another_measurement() {
         &["--require-snp", "--snp-vcek", certs.to_str().unwrap()],
     );
     // certs.pem holds a VCEK, an ASK and an ARK: not all are VCEKs.
-    assert_eq!(r.code, PLATFORM, "{r:?}");
+    r.assert_exit(Exit::Platform);
     assert!(r.stderr.contains("vcek check failed: VCEK #2"), "{r:?}");
     let vcek = img.file("other-vcek.pem");
     let pem = std::fs::read_to_string(&certs).unwrap();
@@ -229,7 +225,7 @@ fn platform_refuses_a_policy_with_another_measurement() {
         &img,
         &["--require-snp", "--snp-vcek", vcek.to_str().unwrap()],
     );
-    assert_eq!(r.code, PLATFORM, "{r:?}");
+    r.assert_exit(Exit::Platform);
     assert!(
         r.stderr
             .contains("vcek check failed: no VCEK for this chip (3a5d5b1d059d193e…)"),
@@ -245,13 +241,13 @@ fn enrolled_snp_requirement_unlocks_on_the_matching_platform() {
     let mut args = vec!["--no-recovery-key"];
     args.extend_from_slice(MATCHING);
     let e = enroll(&tpm, &img, &args);
-    assert_eq!(e.code, 0, "{e:?}");
+    e.assert_exit(Exit::Ok);
     let tok = &img.json()["tokens"]["0"];
     assert_eq!(tok["platform"]["require"], "sev-snp", "{tok:#}");
     assert_eq!(tok["platform"]["measurements"][0], HCL_MEASUREMENT);
     assert_eq!(tok["platform"]["signature"], "if-available");
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(
         u.stderr
             .contains("platform verified: SEV-SNP via Azure vTPM HCL report"),
@@ -262,7 +258,7 @@ fn enrolled_snp_requirement_unlocks_on_the_matching_platform() {
 
     // `platform --device` judges against the enrolled requirement.
     let r = platform_cmd(&tpm, &img, &["--device", p(&img.path), "--json"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let j = json(&r);
     assert_eq!(j["verdict"], "pass");
     assert!(j["policy"].as_str().unwrap().contains("token 0"), "{j:#}");
@@ -284,9 +280,9 @@ fn enrolled_requirement_with_another_measurement_refuses_before_unsealing() {
             "--snp-unsigned-ok",
         ],
     );
-    assert_eq!(e.code, 0, "{e:?}");
+    e.assert_exit(Exit::Ok);
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr
             .contains("platform verification failed: measurement check failed"),
@@ -299,7 +295,7 @@ fn enrolled_requirement_with_another_measurement_refuses_before_unsealing() {
     let pcr15 = tpm.tpm2(&["pcrread", "sha256:15"]);
     let locked = String::from_utf8_lossy(&pcr15.stdout).to_string();
     let u2 = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u2.code, PLATFORM, "{u2:?}");
+    u2.assert_exit(Exit::Platform);
     let again = String::from_utf8_lossy(&tpm.tpm2(&["pcrread", "sha256:15"]).stdout).to_string();
     assert_eq!(
         locked, again,
@@ -317,24 +313,24 @@ fn without_the_hcl_index_snp_is_refused_when_required_and_ignored_when_not() {
         &img,
         &["--no-recovery-key", "--require-snp", "--snp-unsigned-ok"],
     );
-    assert_eq!(e.code, 0, "{e:?}");
+    e.assert_exit(Exit::Ok);
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr.contains("evidence check failed: this is not an SEV-SNP guest: the TPM has no HCL report at NV index 0x01400001"),
         "{u:?}"
     );
     assert!(u.stderr.contains("no-sev-guest"), "{u:?}");
     let r = platform_cmd(&tpm, &img, &["--json"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert_eq!(json(&r)["platform"], "none");
 
     // Not required: the same TPM unlocks.
     let tpm2 = Swtpm::start();
     let img2 = Image::new();
-    assert_eq!(enroll(&tpm2, &img2, &["--no-recovery-key"]).code, 0);
+    enroll(&tpm2, &img2, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     let u = unlock_nodev(&tpm2, &img2, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(!u.stderr.contains("platform verified"), "{u:?}");
 }
 
@@ -347,9 +343,9 @@ fn a_foreign_attestation_key_at_0x81000003_is_refused() {
     let mut args = vec!["--no-recovery-key"];
     args.extend_from_slice(MATCHING);
     let e = enroll(&tpm, &img, &args);
-    assert_eq!(e.code, 0, "{e:?}");
+    e.assert_exit(Exit::Ok);
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr.contains("attestation-key check failed: HCLAkPub (modulus b58541a6000104e7…) is not the vTPM key at 0x81000003"),
         "{u:?}"
@@ -377,9 +373,9 @@ fn a_corrupt_hcl_report_in_nv_is_refused() {
     ]);
     let mut args = vec!["--no-recovery-key"];
     args.extend_from_slice(MATCHING);
-    assert_eq!(enroll(&tpm, &img, &args).code, 0);
+    enroll(&tpm, &img, &args).assert_exit(Exit::Ok);
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(u.stderr.contains("hcl-binding check failed"), "{u:?}");
     // Break the framing instead: the signature "HCLA".
     std::fs::write(&f, b"X").unwrap();
@@ -394,7 +390,7 @@ fn a_corrupt_hcl_report_in_nv_is_refused() {
         p(&f),
     ]);
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr
             .contains("hcl-format check failed: NV index 0x01400001: HCL report signature"),
@@ -410,7 +406,7 @@ fn the_requirement_cannot_be_stripped_from_the_blob_and_survives_reseal() {
     let blob = img.file("blob.json");
     let mut args = vec!["--no-recovery-key", "--blob-file", p(&blob)];
     args.extend_from_slice(MATCHING);
-    assert_eq!(enroll(&tpm, &img, &args).code, 0);
+    enroll(&tpm, &img, &args).assert_exit(Exit::Ok);
     let original = std::fs::read(&blob).unwrap();
 
     // The host removes the requirement: the platform check is skipped, but
@@ -419,7 +415,7 @@ fn the_requirement_cannot_be_stripped_from_the_blob_and_survives_reseal() {
     v.as_object_mut().unwrap().remove("platform");
     std::fs::write(&blob, serde_json::to_vec(&v).unwrap()).unwrap();
     let u = unlock_nodev(&tpm, &img, &["--blob-file", p(&blob)]);
-    assert_eq!(u.code, BLOB, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
     assert!(u.stderr.contains("envelope does not authenticate"), "{u:?}");
     // Loosened (measurement allow-list emptied): same.
     let mut v: serde_json::Value = serde_json::from_slice(&original).unwrap();
@@ -429,31 +425,22 @@ fn the_requirement_cannot_be_stripped_from_the_blob_and_survives_reseal() {
     let mut t = tpm;
     t.reboot();
     let u = unlock_nodev(&t, &img, &["--blob-file", p(&blob)]);
-    assert_eq!(u.code, BLOB, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
 
     // Reseal (with the passphrase) keeps the requirement.
     std::fs::write(&blob, &original).unwrap();
     t.reboot();
-    let tcti = t.tcti();
-    let r = sealroot(&[
-        "reseal",
-        "--device",
-        p(&img.path),
-        "--blob-file",
-        p(&blob),
-        "--unlock-key-file",
-        p(&img.key),
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    Args::new("reseal")
+        .on(&t, &img)
+        .opt("blob-file", &blob)
+        .opt("unlock-key-file", &img.key)
+        .run()
+        .assert_exit(Exit::Ok);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&blob).unwrap()).unwrap();
     assert_eq!(v["platform"]["measurements"][0], HCL_MEASUREMENT, "{v:#}");
     t.reboot();
     let u = unlock_nodev(&t, &img, &["--blob-file", p(&blob)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("platform verified"), "{u:?}");
 }
 
@@ -461,18 +448,15 @@ fn the_requirement_cannot_be_stripped_from_the_blob_and_survives_reseal() {
 fn bare_snp_path_reports_a_missing_or_wrong_device() {
     let tpm = Swtpm::start();
     let img = Image::new();
-    assert_eq!(
-        enroll(
-            &tpm,
-            &img,
-            &["--no-recovery-key", "--require-snp", "--snp-unsigned-ok"]
-        )
-        .code,
-        0
-    );
+    enroll(
+        &tpm,
+        &img,
+        &["--no-recovery-key", "--require-snp", "--snp-unsigned-ok"],
+    )
+    .assert_exit(Exit::Ok);
     // /dev/null exists but is not an SNP guest device.
     let u = unlock(&tpm, &img, &["--sev-guest", "/dev/null"]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr
             .contains("evidence check failed: SNP_GET_REPORT on /dev/null"),
@@ -487,7 +471,7 @@ fn bare_snp_path_reports_a_missing_or_wrong_device() {
         "/dev/null",
         "--json",
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let j = json(&r);
     assert_eq!(j["platform"], "unknown", "{j:#}");
     assert_eq!(check(&j, "evidence")["status"], "fail");
@@ -504,37 +488,49 @@ fn enroll_validates_the_snp_options_before_touching_anything() {
     bad_vcek[n - 10] ^= 1;
     let bad = img.file("bad-vcek.der");
     std::fs::write(&bad, bad_vcek).unwrap();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--snp-measurement", HCL_MEASUREMENT], "--require-snp"),
+    let cases: Vec<(Vec<&str>, Exit, &str)> = vec![
+        (
+            vec!["--snp-measurement", HCL_MEASUREMENT],
+            Exit::Usage,
+            "--require-snp",
+        ),
         (
             vec!["--require-snp", "--snp-measurement", "abcd"],
+            Exit::Usage,
             "--snp-measurement",
         ),
         (
             vec!["--require-snp", "--snp-min-tcb", "snp=300"],
+            Exit::Usage,
             "--snp-min-tcb",
         ),
         (
             vec!["--require-snp", "--snp-policy-forbid", "smt,x"],
+            Exit::Usage,
             "unknown guest policy flag",
         ),
         (
             vec!["--require-snp", "--snp-policy-require", "debug"],
+            Exit::Usage,
             "debug",
         ),
-        (vec!["--snp-vcek", p(&vcek)], "--require-snp"),
-        (vec!["--require-snp", "--snp-vcek", p(&bad)], "VCEK #1"),
+        (vec!["--snp-vcek", p(&vcek)], Exit::Usage, "--require-snp"),
+        (
+            vec!["--require-snp", "--snp-vcek", p(&bad)],
+            Exit::Usage,
+            "VCEK #1",
+        ),
         (
             vec!["--require-snp", "--snp-vcek", "/nonexistent/vcek"],
+            Exit::Io,
             "/nonexistent/vcek",
         ),
     ];
-    for (extra, msg) in cases {
+    for (extra, exit, msg) in cases {
         let mut args = vec!["--no-recovery-key"];
         args.extend_from_slice(&extra);
         let r = enroll(&tpm, &img, &args);
-        assert_ne!(r.code, 0, "{extra:?}: {r:?}");
-        assert!(r.code == USAGE || r.code == 11, "{extra:?}: {r:?}");
+        assert_eq!(r.exit(), Some(exit), "{extra:?}: {r:?}");
         assert!(r.stderr.contains(msg), "{extra:?}: {r:?}");
     }
     assert_eq!(img.sha256(), before, "the image was modified");
@@ -553,7 +549,7 @@ fn enroll_validates_the_snp_options_before_touching_anything() {
             p(&chain),
         ],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let tok = &img.json()["tokens"]["0"]["platform"];
     assert_eq!(tok["signature"], "required");
     assert_eq!(tok["vcek"].as_array().unwrap().len(), 1);
@@ -562,7 +558,7 @@ fn enroll_validates_the_snp_options_before_touching_anything() {
     // the signature is required: refused.
     provision_hcl(&tpm, img.dir.path());
     let u = unlock_nodev(&tpm, &img, &[]);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr
             .contains("vcek check failed: no VCEK for this chip"),
@@ -585,7 +581,7 @@ fn first_boot_checks_and_stores_a_command_line_requirement() {
         "--snp-unsigned-ok",
     ]);
     let u = unlock_nodev(&tpm, &img, &wrong);
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(u.stderr.contains("measurement check failed"), "{u:?}");
     assert_eq!(img.tokens(), Vec::<u32>::new());
     assert_eq!(img.keyslots(), vec![0]);
@@ -595,7 +591,7 @@ fn first_boot_checks_and_stores_a_command_line_requirement() {
     let mut args = vec!["--provision-key-file", p(&img.key)];
     args.extend_from_slice(MATCHING);
     let u = unlock_nodev(&tpm, &img, &args);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("platform verified"), "{u:?}");
     let tok = &img.json()["tokens"]["0"];
     assert_eq!(
@@ -608,7 +604,7 @@ fn first_boot_checks_and_stores_a_command_line_requirement() {
     let mut t = tpm;
     t.reboot();
     let u = unlock_nodev(&t, &img, &[]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("platform verified"), "{u:?}");
     // ... and a command-line requirement is checked in addition to it.
     t.reboot();
@@ -622,7 +618,7 @@ fn first_boot_checks_and_stores_a_command_line_requirement() {
             "--snp-unsigned-ok",
         ],
     );
-    assert_eq!(u.code, PLATFORM, "{u:?}");
+    u.assert_exit(Exit::Platform);
     assert!(
         u.stderr.contains("tcb check failed") && u.stderr.contains("snp 8 < 9"),
         "{u:?}"
@@ -654,7 +650,7 @@ fn the_hcl_report_at_another_vmpl_is_refused() {
     let mut args = vec!["--json"];
     args.extend_from_slice(MATCHING);
     let r = platform_cmd(&tpm, &img, &args);
-    assert_eq!(r.code, PLATFORM, "{r:?}");
+    r.assert_exit(Exit::Platform);
     let j = json(&r);
     assert_eq!(j["report"]["vmpl"], 2);
     assert_eq!(check(&j, "vmpl")["status"], "fail");

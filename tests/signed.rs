@@ -13,11 +13,9 @@ use sealroot::pcr::selfpcr::Measurements;
 use sealroot::pcr::signer::PublicKey;
 use sealroot::tpm::object::Authorization;
 use sealroot::tpm::Tpm;
+use sealroot::Exit;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const MISMATCH: i32 = 4;
-const USAGE: i32 = 2;
 
 /// Write a values file for `pcrs` with `values` and sign it at `version`.
 fn sign(
@@ -53,7 +51,7 @@ fn sign(
         "--out",
         p(&out),
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     out
 }
 
@@ -62,9 +60,12 @@ fn extended(byte: u8) -> [u8; 32] {
 }
 
 fn install(img: &Image, sig: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["policy", "install", "--device", p(&img.path), p(sig)];
-    args.extend_from_slice(extra);
-    sealroot(&args)
+    Args::new("policy")
+        .arg("install")
+        .opt("device", &img.path)
+        .arg(sig)
+        .args(extra)
+        .run()
 }
 
 fn signed_enroll(tpm: &Swtpm, img: &Image, k: &PolicyKeys) {
@@ -79,7 +80,7 @@ fn signed_enroll(tpm: &Swtpm, img: &Image, k: &PolicyKeys) {
             "none",
         ],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("PCRs 15 (sha256)"), "{r:?}");
     assert!(r.stderr.contains("revocation counter at 1"), "{r:?}");
 }
@@ -192,7 +193,7 @@ fn edited_key_in_the_token_is_refused_before_the_tpm() {
     let mut a = no_dir();
     a.extend(["--blob-file", p(&f), "--policy-file", p(&osig)]);
     let u = unlock(&tpm, &img, &a);
-    assert_eq!(u.code, 5, "{u:?}");
+    u.assert_exit(Exit::BlobInvalid);
     assert!(u.stderr.contains("policy_digest does not match"), "{u:?}");
     let st = on_image(
         &tpm,
@@ -225,18 +226,18 @@ fn signed_mode_with_a_pin() {
             p(&pin),
         ],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let sig = sign(&k, &img, "a", &[(23, [0; 32])], 1);
     let wrong = img.file("wrong");
     std::fs::write(&wrong, "1357\n").unwrap();
     let mut a = no_dir();
     a.extend(["--policy-file", p(&sig), "--pin-file", p(&wrong)]);
     let u = unlock(&tpm, &img, &a);
-    assert_eq!(u.code, 6, "{u:?}");
+    u.assert_exit(Exit::PinOrLockout);
     let mut a = no_dir();
     a.extend(["--policy-file", p(&sig), "--pin-file", p(&pin)]);
     let u = unlock(&tpm, &img, &a);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -262,7 +263,7 @@ fn equal_versions_follow_the_search_order() {
             "none",
         ],
     );
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(
         u.stderr.contains(&format!("signed policy {}", p(&first))),
         "{u:?}"
@@ -281,7 +282,7 @@ fn signed_policy_survives_an_update_without_reenrollment() {
 
     // No signed policy anywhere: refused, and it says where it looked.
     let u = unlock(&tpm, &img, &no_dir());
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("no signed policy"), "{u:?}");
 
     // Image A: PCR 16 and 23 at their reset values.
@@ -289,11 +290,11 @@ fn signed_policy_survives_an_update_without_reenrollment() {
     let mut args = no_dir();
     args.extend(["--policy-file", p(&a)]);
     let u = unlock(&tpm, &img, &args);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("version 1"), "{u:?}");
     // The lock PCR still works: no second unseal in this boot.
     let u = unlock(&tpm, &img, &args);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PCR 15 differs"), "{u:?}");
 
     // "Update": PCR 23 changes. Policy A no longer matches and the message
@@ -301,7 +302,7 @@ fn signed_policy_survives_an_update_without_reenrollment() {
     tpm.reboot();
     tpm.extend(23, 0xaa);
     let u = unlock(&tpm, &img, &args);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PCR 23 differs"), "{u:?}");
     assert!(!u.stderr.contains("PCR 16 differs"), "{u:?}");
 
@@ -310,9 +311,9 @@ fn signed_policy_survives_an_update_without_reenrollment() {
     let before = img.json()["tokens"]["0"].clone();
     let b = sign(&k, &img, "b", &[(16, [0; 32]), (23, extended(0xaa))], 1);
     let r = install(&img, &b, &[]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let u = unlock(&tpm, &img, &no_dir());
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("policy token"), "{u:?}");
     assert_eq!(img.json()["tokens"]["0"], before);
     let (st, j) = status_json(&tpm, &img);
@@ -334,59 +335,42 @@ fn revocation_refuses_older_versions_for_good() {
     signed_enroll(&tpm, &img, &k);
     let old = sign(&k, &img, "old", &[(23, [0; 32])], 1);
     let new = sign(&k, &img, "new", &[(23, extended(0xbb))], 2);
-    let both = |extra: &[&'static str]| {
-        let mut a = no_dir();
-        a.extend(["--policy-file", p(&old), "--policy-file", p(&new)]);
-        a.extend_from_slice(extra);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
-    let run = |tpm: &Swtpm| {
-        let args = both(&[]);
-        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        unlock(tpm, &img, &a)
-    };
+    let mut both = no_dir();
+    both.extend(["--policy-file", p(&old), "--policy-file", p(&new)]);
+    let run = |tpm: &Swtpm| unlock(tpm, &img, &both);
     // Before revocation the old image still opens.
-    assert_eq!(run(&tpm).code, 0);
+    run(&tpm).assert_exit(Exit::Ok);
 
     let tcti = tpm.tcti();
     let r = sealroot(&["policy", "revoke", "--below", "2", "--tcti", &tcti]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("counter is 2"), "{r:?}");
     let r = sealroot(&["policy", "counter", "--tcti", &tcti]);
     assert_eq!(r.stdout.trim(), "2", "{r:?}");
 
     tpm.reboot();
     let u = run(&tpm);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("is revoked"), "{u:?}");
     assert!(u.stderr.contains("version 1"), "{u:?}");
     // Without sealroot's own check (as code running before it in a revoked
     // image could arrange), the TPM refuses by itself: PolicyNV.
-    let args = both(&[]);
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let mut full = vec!["--name", "sealroot-test", "--dry-run"];
-    full.extend_from_slice(&a);
-    let tcti = tpm.tcti();
-    let mut cmd = vec![
-        "unlock",
-        "--device",
-        p(&img.path),
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ];
-    cmd.extend_from_slice(&full);
-    let u = sealroot_env(&cmd, &[("SEALROOT_TEST_SKIP_VERSION_CHECK", "1")]);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    let u = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "sealroot-test")
+        .arg("--dry-run")
+        .args(&both)
+        .env("SEALROOT_TEST_SKIP_VERSION_CHECK", "1")
+        .run();
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PolicyNV"), "{u:?}");
     // The new image opens.
     tpm.reboot();
     tpm.extend(23, 0xbb);
-    assert_eq!(run(&tpm).code, 0);
+    run(&tpm).assert_exit(Exit::Ok);
     // Revocation never goes back.
     let r = sealroot(&["policy", "revoke", "--below", "1", "--tcti", &tcti]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stdout.contains("counter is 2"), "{r:?}");
 }
 
@@ -411,14 +395,14 @@ fn forged_edited_and_foreign_policies_are_ignored() {
         let mut a = no_dir();
         a.extend(["--policy-file", p(f)]);
         let u = unlock(&tpm, &img, &a);
-        assert_eq!(u.code, MISMATCH, "{u:?}");
+        u.assert_exit(Exit::PcrMismatch);
         assert!(u.stderr.contains(why), "{why}: {u:?}");
         assert!(u.stderr.contains("no signed policy"), "{u:?}");
     }
     // install checks too, and touches nothing.
     let before = img.sha256();
     let r = install(&img, &foreign, &[]);
-    assert_eq!(r.code, USAGE, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert_eq!(img.sha256(), before);
     // A policy containing PCR 15 cannot be signed.
     let r = sealroot(&[
@@ -435,13 +419,13 @@ fn forged_edited_and_foreign_policies_are_ignored() {
         "--out",
         p(&img.file("x.json")),
     ]);
-    assert_eq!(r.code, USAGE, "{r:?}");
+    r.assert_exit(Exit::Usage);
     // The good one, from the policy directory.
     let dir = img.file("policies");
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(&good, dir.join("good.json")).unwrap();
     let u = unlock(&tpm, &img, &["--policy-dir", p(&dir), "--eventlog", "none"]);
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -452,20 +436,20 @@ fn install_replace_keeps_one_policy_token() {
     signed_enroll(&tpm, &img, &k);
     let a = sign(&k, &img, "a", &[(23, [0; 32])], 1);
     let b = sign(&k, &img, "b", &[(23, [0; 32])], 2);
-    assert_eq!(install(&img, &a, &[]).code, 0);
-    assert_eq!(install(&img, &b, &[]).code, 0);
+    install(&img, &a, &[]).assert_exit(Exit::Ok);
+    install(&img, &b, &[]).assert_exit(Exit::Ok);
     assert_eq!(img.tokens().len(), 3);
     // --replace drops policies of the same or a lower version only: b
     // (version 2) may be the only one the counter still allows.
-    assert_eq!(install(&img, &a, &["--replace"]).code, 0);
+    install(&img, &a, &["--replace"]).assert_exit(Exit::Ok);
     assert_eq!(img.tokens().len(), 3);
-    assert_eq!(install(&img, &b, &["--replace"]).code, 0);
+    install(&img, &b, &["--replace"]).assert_exit(Exit::Ok);
     assert_eq!(img.tokens().len(), 2);
-    assert_eq!(unlock(&tpm, &img, &no_dir()).code, 0);
+    unlock(&tpm, &img, &no_dir()).assert_exit(Exit::Ok);
     // Without a signed-policy enrollment there is nothing to install into.
     let plain = Image::new();
     let r = install(&plain, &a, &[]);
-    assert_eq!(r.code, USAGE, "{r:?}");
+    r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("--policy-key"), "{r:?}");
 }
 
@@ -496,7 +480,7 @@ fn pcr_mode_mismatch_names_the_initrd_event() {
     replay_into(&tpm, &fixture("a.bin"));
     let a = fixture("a.bin");
     let r = enroll(&tpm, &img, &["--no-recovery-key", "--eventlog", p(&a)]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     let events = img.json()["tokens"]["0"]["events"]
         .as_array()
         .unwrap()
@@ -507,7 +491,7 @@ fn pcr_mode_mismatch_names_the_initrd_event() {
     replay_into(&tpm, &fixture("b.bin"));
     let b = fixture("b.bin");
     let u = unlock(&tpm, &img, &["--eventlog", p(&b)]);
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     let line = u
         .stderr
         .lines()
@@ -578,8 +562,8 @@ fn signed_from_eventlog_and_the_explained_refusal() {
         "--out",
         p(&sig),
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(install(&img, &sig, &[]).code, 0);
+    r.assert_exit(Exit::Ok);
+    install(&img, &sig, &[]).assert_exit(Exit::Ok);
     tpm.reboot();
     replay_into(&tpm, &a);
     let u = unlock(
@@ -587,7 +571,7 @@ fn signed_from_eventlog_and_the_explained_refusal() {
         &img,
         &["--policy-dir", "/nonexistent", "--eventlog", p(&a)],
     );
-    assert_eq!(u.code, 0, "{u:?}");
+    u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("image A"), "{u:?}");
     // Boot B's initrd was never signed: refused, naming PCR 9 and the event.
     tpm.reboot();
@@ -598,7 +582,7 @@ fn signed_from_eventlog_and_the_explained_refusal() {
         &img,
         &["--policy-dir", "/nonexistent", "--eventlog", p(&b)],
     );
-    assert_eq!(u.code, MISMATCH, "{u:?}");
+    u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("PCR 9 differs"), "{u:?}");
     assert!(u.stderr.contains("initrd measurement changed"), "{u:?}");
 }
@@ -611,57 +595,32 @@ fn signed_unseal_keeps_the_kek_off_the_wire() {
     let k = PolicyKeys::generate();
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
-    let rd = p(&reveal).to_string();
-    let tcti = tpm.tcti();
-    let r = sealroot_env(
-        &[
-            "enroll",
-            "--device",
-            p(&img.path),
-            "--unlock-key-file",
-            p(&img.key),
-            "--tcti",
-            &tcti,
-            "--cmdline-file",
-            p(&img.cmdline),
-            "--no-recovery-key",
-            "--policy-key",
-            p(&k.public),
-            "--eventlog",
-            "none",
-        ],
-        &[("SEALROOT_TEST_REVEAL_DIR", &rd)],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    Args::new("enroll")
+        .on(&tpm, &img)
+        .opt("unlock-key-file", &img.key)
+        .arg("--no-recovery-key")
+        .opt("policy-key", &k.public)
+        .opt("eventlog", "none")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .run()
+        .assert_exit(Exit::Ok);
     let kek = revealed(&reveal, "enroll-kek");
     let sig = sign(&k, &img, "a", &[(23, [0; 32])], 1);
     let proxy = Proxy::start(tpm.port);
-    let ptcti = proxy.tcti();
-    let run = |env: &[(&str, &str)]| {
-        sealroot_env(
-            &[
-                "unlock",
-                "--device",
-                p(&img.path),
-                "--tcti",
-                &ptcti,
-                "--cmdline-file",
-                p(&img.cmdline),
-                "--name",
-                "t",
-                "--dry-run",
-                "--policy-file",
-                p(&sig),
-                "--policy-dir",
-                "/nonexistent",
-                "--eventlog",
-                "none",
-            ],
-            env,
-        )
-    };
-    let u = run(&[("SEALROOT_TEST_REVEAL_DIR", &rd)]);
-    assert_eq!(u.code, 0, "{u:?}");
+    let unlock = Args::new("unlock")
+        .opt("device", &img.path)
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &img.cmdline)
+        .opt("name", "t")
+        .arg("--dry-run")
+        .opt("policy-file", &sig)
+        .opt("policy-dir", "/nonexistent")
+        .opt("eventlog", "none");
+    let u = unlock
+        .clone()
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .run();
+    u.assert_exit(Exit::Ok);
     assert_eq!(revealed(&reveal, "kek"), kek);
     let cmds = proxy.command_codes();
     let names: Vec<&str> = cmds.iter().map(|&c| cc_name(c)).collect();
@@ -674,8 +633,8 @@ fn signed_unseal_keeps_the_kek_off_the_wire() {
     // The check can fail: without response encryption the KEK shows.
     tpm.reboot();
     proxy.clear();
-    let u = run(&[("SEALROOT_TEST_NO_PARAM_ENC", "1")]);
-    assert_eq!(u.code, 0, "{u:?}");
+    let u = unlock.env("SEALROOT_TEST_NO_PARAM_ENC", "1").run();
+    u.assert_exit(Exit::Ok);
     assert!(
         contains(&proxy.bytes(), &kek),
         "test would not notice a clear KEK"
@@ -693,28 +652,15 @@ fn signed_unseal_leaves_no_copy_of_the_kek_in_memory() {
     let reveal = img.file("reveal");
     std::fs::create_dir(&reveal).unwrap();
     let pause = img.file("pause");
-    let tcti = tpm.tcti();
-    let mut cmd = std::process::Command::new(SEALROOT);
-    cmd.args([
-        "unlock",
-        "--device",
-        p(&img.path),
-        "--name",
-        "x",
-        "--dry-run",
-        "--log",
-        "stderr",
-    ])
-    .args([
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-        "--policy-file",
-        p(&sig),
-    ])
-    .args(["--policy-dir", "/nonexistent", "--eventlog", "none"])
-    .env("SEALROOT_TEST_REVEAL_DIR", &reveal);
+    let cmd = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .opt("policy-file", &sig)
+        .opt("policy-dir", "/nonexistent")
+        .opt("eventlog", "none")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .command();
     let (mem, _) = memory_at_pause(cmd, &pause);
     assert!(
         contains(&mem, p(&img.cmdline).as_bytes()),

@@ -4,6 +4,7 @@
 mod common;
 use base64::Engine as _;
 use common::*;
+use sealroot::Exit;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -12,15 +13,16 @@ fn flipping_any_byte_of_envelope_or_sealed_object_fails_cleanly() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
     let bf = img.file("blob.json");
-    assert_eq!(
-        enroll(&tpm, &img, &["--no-recovery-key", "--blob-file", p(&bf)]).code,
-        0
-    );
+    enroll(&tpm, &img, &["--no-recovery-key", "--blob-file", p(&bf)]).assert_exit(Exit::Ok);
     let orig: serde_json::Value = serde_json::from_slice(&std::fs::read(&bf).unwrap()).unwrap();
     let bad = img.file("bad.json");
     std::fs::write(&bad, orig.to_string()).unwrap();
     let ok = unlock(&tpm, &img, &["--blob-file", p(&bad)]);
-    assert_eq!(ok.code, 0, "unmodified blob must unlock: {ok:?}");
+    assert_eq!(
+        ok.exit(),
+        Some(Exit::Ok),
+        "unmodified blob must unlock: {ok:?}"
+    );
 
     let mut runs = 0;
     for field in ["nonce", "ciphertext", "tpm_public", "tpm_private"] {
@@ -33,7 +35,7 @@ fn flipping_any_byte_of_envelope_or_sealed_object_fails_cleanly() {
             std::fs::write(&bad, v.to_string()).unwrap();
             tpm.reboot();
             let r = unlock(&tpm, &img, &["--blob-file", p(&bad)]);
-            assert_eq!(r.code, 5, "{field} byte {i}: {r:?}");
+            assert_eq!(r.exit(), Some(Exit::BlobInvalid), "{field} byte {i}: {r:?}");
             assert!(r.stderr.contains("blob"), "{field} byte {i}: {r:?}");
             assert!(!r.stderr.contains("panicked"), "{r:?}");
             runs += 1;
@@ -55,7 +57,7 @@ fn first_boot_enrolls_with_the_provisioning_key_and_drops_it() {
     let wrong = img.file("wrong");
     std::fs::write(&wrong, "nope").unwrap();
     let r = unlock(&tpm, &img, &["--provision-key-file", p(&wrong)]);
-    assert_eq!(r.code, 7, "{r:?}");
+    r.assert_exit(Exit::Luks);
     assert!(r.stderr.contains("provisioning key does not open"), "{r:?}");
     assert_eq!(img.keyslots(), vec![0, 1]);
     assert!(img.tokens().is_empty());
@@ -66,7 +68,7 @@ fn first_boot_enrolls_with_the_provisioning_key_and_drops_it() {
         &img,
         &["--provision-key-file", p(&img.key), "--pcrs", "0,7"],
     );
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(r.stderr.contains("first boot"), "{r:?}");
     assert_eq!(img.keyslots(), vec![1, 2], "provisioning keyslot 0 removed");
     assert_eq!(img.tokens(), vec![0]);
@@ -74,12 +76,12 @@ fn first_boot_enrolls_with_the_provisioning_key_and_drops_it() {
     assert!(img.opens(b"builder-recovery"));
     // The first boot locked its PCR like any unlock.
     let again = unlock(&tpm, &img, &[]);
-    assert_eq!(again.code, 4, "{again:?}");
+    again.assert_exit(Exit::PcrMismatch);
 
     // Later boots: the TPM alone (the provisioning key option is ignored
     // once a token exists).
     tpm.reboot();
     let r = unlock(&tpm, &img, &["--provision-key-file", p(&img.key)]);
-    assert_eq!(r.code, 0, "{r:?}");
+    r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("first boot"), "{r:?}");
 }

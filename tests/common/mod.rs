@@ -4,6 +4,8 @@
 
 pub mod proxy;
 
+use sealroot::Exit;
+use std::ffi::{OsStr, OsString};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -257,13 +259,126 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// The documented exit this run ended with, or `None` for a status
+    /// sealroot never returns (a signal, a crash).
+    pub fn exit(&self) -> Option<Exit> {
+        Exit::from_code(self.code)
+    }
+
+    /// Assert the run ended with `e`; otherwise panic (at the caller's line)
+    /// with the whole run, stdout and stderr included.
+    #[track_caller]
+    pub fn assert_exit(&self, e: Exit) {
+        if self.exit() != Some(e) {
+            panic!("expected exit {} ({e:?}), got {self:?}", e.code());
+        }
+    }
+
+    /// [`Run::assert_exit`], handing the run back: `let r = cmd.run().expect(Exit::Ok);`.
+    #[track_caller]
+    pub fn expect(self, e: Exit) -> Run {
+        self.assert_exit(e);
+        self
+    }
+}
+
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.exit() {
+            Some(e) => write!(f, "exit {} ({e:?})", self.code)?,
+            None => write!(f, "exit {}", self.code)?,
+        }
         write!(
             f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
+            "\n--- stdout\n{}--- stderr\n{}",
+            self.stdout, self.stderr
         )
+    }
+}
+
+/// A sealroot command line, built up and then run:
+///
+/// ```ignore
+/// Args::new("unlock").on(&tpm, &img).opt("name", "x").arg("--dry-run").run()
+/// ```
+///
+/// Every run gets `--log stderr` last, no `TPM2TOOLS_TCTI` or `SEALROOT_PIN`
+/// from the test's environment (only what [`Args::env`] adds), and a null
+/// stdin.
+#[derive(Clone, Debug, Default)]
+pub struct Args {
+    args: Vec<OsString>,
+    env: Vec<(String, OsString)>,
+}
+
+impl Args {
+    /// `sealroot CMD`.
+    pub fn new(cmd: &str) -> Args {
+        Args::default().arg(cmd)
+    }
+
+    /// One more argument, as is.
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Args {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    /// More arguments, as they are.
+    pub fn args<I, S>(self, args: I) -> Args
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        args.into_iter().fold(self, Args::arg)
+    }
+
+    /// `--NAME VALUE` (`name` without the dashes).
+    pub fn opt(self, name: &str, v: impl AsRef<OsStr>) -> Args {
+        assert!(
+            !name.starts_with('-'),
+            "opt({name:?}): give the name without dashes"
+        );
+        self.arg(format!("--{name}")).arg(v)
+    }
+
+    /// `--device IMG --tcti TPM --cmdline-file IMG.cmdline`: the test image,
+    /// its TPM and its kernel command line.
+    pub fn on(self, tpm: &Swtpm, img: &Image) -> Args {
+        self.opt("device", &img.path)
+            .opt("tcti", tpm.tcti())
+            .opt("cmdline-file", &img.cmdline)
+    }
+
+    /// An environment variable for this run.
+    pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Args {
+        self.env.push((k.to_string(), v.as_ref().to_owned()));
+        self
+    }
+
+    /// The command, not started (for tests that spawn it themselves).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(SEALROOT);
+        c.args(&self.args)
+            .arg("--log")
+            .arg("stderr")
+            .env_remove("TPM2TOOLS_TCTI")
+            .env_remove("SEALROOT_PIN")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Run it to completion.
+    pub fn run(self) -> Run {
+        let out = self.command().output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
@@ -272,22 +387,9 @@ pub fn sealroot(args: &[&str]) -> Run {
 }
 
 pub fn sealroot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(SEALROOT);
-    c.args(args)
-        .arg("--log")
-        .arg("stderr")
-        .env_remove("TPM2TOOLS_TCTI")
-        .env_remove("SEALROOT_PIN")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    env.iter()
+        .fold(Args::default().args(args), |a, (k, v)| a.env(k, v))
+        .run()
 }
 
 pub fn p(path: &Path) -> &str {
@@ -297,38 +399,36 @@ pub fn p(path: &Path) -> &str {
 /// `sealroot CMD --device IMG --tcti TPM --cmdline-file IMG.cmdline EXTRA...`:
 /// a command against the test image, its TPM and its kernel command line.
 pub fn on_image(tpm: &Swtpm, img: &Image, cmd: &str, extra: &[&str]) -> Run {
-    let tcti = tpm.tcti();
-    let mut args = vec![
-        cmd,
-        "--device",
-        p(&img.path),
-        "--tcti",
-        &tcti,
-        "--cmdline-file",
-        p(&img.cmdline),
-    ];
-    args.extend_from_slice(extra);
-    sealroot(&args)
+    Args::new(cmd).on(tpm, img).args(extra).run()
 }
 
 /// `sealroot enroll` with the usual test options plus `extra`.
 pub fn enroll(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
-    let mut args = vec!["--unlock-key-file", p(&img.key)];
-    args.extend_from_slice(extra);
-    on_image(tpm, img, "enroll", &args)
+    Args::new("enroll")
+        .on(tpm, img)
+        .opt("unlock-key-file", &img.key)
+        .args(extra)
+        .run()
 }
 
 /// `sealroot unlock --dry-run` with the usual test options plus `extra`.
 pub fn unlock(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
-    let mut args = vec!["--name", "sealroot-test", "--dry-run"];
-    args.extend_from_slice(extra);
-    on_image(tpm, img, "unlock", &args)
+    Args::new("unlock")
+        .on(tpm, img)
+        .opt("name", "sealroot-test")
+        .arg("--dry-run")
+        .args(extra)
+        .run()
 }
 
 /// `sealroot status --json`, checked to succeed, parsed.
+#[track_caller]
 pub fn status_json(tpm: &Swtpm, img: &Image) -> (Run, serde_json::Value) {
-    let st = on_image(tpm, img, "status", &["--json"]);
-    assert_eq!(st.code, 0, "status: {st:?}");
+    let st = Args::new("status")
+        .on(tpm, img)
+        .arg("--json")
+        .run()
+        .expect(Exit::Ok);
     let j = serde_json::from_str(&st.stdout).unwrap();
     (st, j)
 }
