@@ -158,3 +158,88 @@ fn crypttab_policy_key_makes_first_boot_signed() {
     r.assert_exit(Exit::PcrMismatch);
     assert!(r.stderr.contains("no signed policy"), "{r:?}");
 }
+
+/// The initramfs scripts `eval` what `--print-config` prints. The host
+/// writes the kernel command line: with quotes, command substitutions and
+/// backslashes in the name, the device and the TCTI, the shell assigns
+/// them byte for byte and runs nothing.
+#[test]
+fn print_config_is_safe_to_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("ran");
+    let tab = dir.path().join("crypttab");
+    std::fs::write(
+        &tab,
+        "root UUID=0a1b none luks,sealroot,tries=2,timeout=1min\n",
+    )
+    .unwrap();
+    let name = r#"x'$(id)`id`\n;"#;
+    let device = format!("/dev/x';touch {};'$(touch {})", p(&canary), p(&canary));
+    let tcti = format!("swtpm:host=$(touch {})", p(&canary));
+    let cmdline = dir.path().join("cmdline");
+    std::fs::write(
+        &cmdline,
+        format!(
+            "root=/dev/mapper/x \"rd.sealroot.device={device}\" rd.sealroot.name={name} \"rd.sealroot.tcti={tcti}\"\n"
+        ),
+    )
+    .unwrap();
+    let r = Args::new("boot")
+        .arg("--print-config")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &cmdline)
+        .run()
+        .expect(Exit::Ok);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"eval "$1" && printf '%s\0' "$SEALROOT_NAME" "$SEALROOT_DEVICE" "$SEALROOT_PATH" "$SEALROOT_TCTI" "$SEALROOT_TRIES" "$SEALROOT_PROMPT_TIMEOUT""#)
+        .arg("sh")
+        .arg(&r.stdout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect();
+    assert_eq!(got, [name, &device, &device, &tcti, "3", "0"], "{r:?}");
+    assert!(!canary.exists(), "eval ran a command: {r:?}");
+
+    // The crypttab line for the same device gives the prompt's settings.
+    std::fs::write(&cmdline, "rd.sealroot.uuid=0A1B\n").unwrap();
+    let r = Args::new("boot")
+        .arg("--print-config")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &cmdline)
+        .opt("tcti", "device:/dev/tpmrm0")
+        .run()
+        .expect(Exit::Ok);
+    assert_eq!(
+        r.stdout,
+        "SEALROOT_NAME='root'\nSEALROOT_DEVICE='UUID=0a1b'\nSEALROOT_PATH='/dev/disk/by-uuid/0a1b'\n\
+         SEALROOT_TCTI='device:/dev/tpmrm0'\nSEALROOT_TRIES='2'\nSEALROOT_PROMPT_TIMEOUT='60'\n\
+         SEALROOT_PROVISION_KEY=''\nSEALROOT_POLICY_KEY=''\nSEALROOT_BLOB=''\n"
+    );
+
+    // rd.sealroot=0 wins before anything else is parsed: empty values,
+    // even with an option sealroot does not know.
+    std::fs::write(&cmdline, "rd.sealroot=0 rd.sealroot.bogus=1\n").unwrap();
+    let r = Args::new("boot")
+        .arg("--print-config")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &cmdline)
+        .run()
+        .expect(Exit::Ok);
+    assert!(r.stdout.starts_with("SEALROOT_NAME=''\n"), "{r:?}");
+    // Without it, the unknown option is a usage error naming it.
+    std::fs::write(&cmdline, "rd.sealroot.bogus=1\n").unwrap();
+    let r = Args::new("boot")
+        .arg("--print-config")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &cmdline)
+        .run()
+        .expect(Exit::Usage);
+    assert!(r.stderr.contains("rd.sealroot.bogus"), "{r:?}");
+    assert!(r.stdout.is_empty(), "{r:?}");
+}

@@ -14,18 +14,34 @@ fn blank_image(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// A mapping name becomes `/dev/mapper/NAME`: no `/`, no control
 /// characters (a newline or escape would forge log lines and console
-/// output), at most 127 bytes, not empty. `unlock`, `ephemeral` and
+/// output), no leading `-` (the scripts pass it to dmsetup), not `.` or
+/// `..`, at most 127 bytes, not empty. `unlock`, `ephemeral` and
 /// `verity` take `--name`; all three refuse the same names.
 #[test]
-fn mapping_names_with_control_characters_are_usage_errors() {
+fn bad_mapping_names_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let img = blank_image(dir.path());
     let hash = "ab".repeat(32);
     let long = "n".repeat(128);
-    for bad in ["a\u{1}b", "a\nb", "a\tb", "esc\u{1b}[2J", "a/b", "", &long] {
+    let bad_names = [
+        "a\u{1}b",
+        "a\nb",
+        "a\tb",
+        "esc\u{1b}[2J",
+        "a/b",
+        "",
+        &long,
+        "-x",
+        "--version",
+        ".",
+        "..",
+    ];
+    for bad in bad_names {
+        // `--name=VALUE`, so that a value starting with '-' is the name.
+        let name = format!("--name={bad}");
         for args in [
-            vec!["unlock", "--device", p(&img), "--dry-run", "--name", bad],
-            vec!["ephemeral", "--device", p(&img), "--dry-run", "--name", bad],
+            vec!["unlock", "--device", p(&img), "--dry-run", &name],
+            vec!["ephemeral", "--device", p(&img), "--dry-run", &name],
             vec![
                 "verity",
                 "--data-device",
@@ -34,8 +50,7 @@ fn mapping_names_with_control_characters_are_usage_errors() {
                 p(&img),
                 "--root-hash",
                 &hash,
-                "--name",
-                bad,
+                &name,
             ],
         ] {
             let r = sealroot(&args);

@@ -105,6 +105,12 @@ install() {
         sealroot_fail "/etc/crypttab has several sealroot lines; sealroot opens one volume per boot"
     fi
     if [[ -n $lines ]]; then
+        # sealroot's own parser (the one the boot uses) checks the line now,
+        # so a mistake fails the build instead of the boot.
+        local err
+        err=$(/usr/sbin/sealroot boot --print-config --crypttab <(printf '%s\n' "$lines") \
+            --cmdline-file /dev/null --log stderr 2>&1 >/dev/null) ||
+            sealroot_fail "sealroot rejects the sealroot line of /etc/crypttab: $err"
         # Once the volume is open (by the recovery prompt, or by hand in the
         # emergency shell), leaving the emergency mode restarts the boot
         # transaction: the unit must then be a no-op, not a second failure.

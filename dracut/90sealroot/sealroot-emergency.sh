@@ -11,9 +11,11 @@
 # as usual (with rd.shell=0 dracut halts instead, or does what
 # rd.emergency= says).
 
+# printf, not echo: echo may expand backslash sequences in a name or
+# device the host put on the command line into forged lines.
 sealroot_say() {
-    echo "<5>sealroot-dracut: $*" >/dev/kmsg 2>/dev/null
-    echo "sealroot-dracut: $*" >&2
+    printf '<5>sealroot-dracut: %s\n' "$*" >/dev/kmsg 2>/dev/null
+    printf 'sealroot-dracut: %s\n' "$*" >&2
 }
 
 # Sets SEALROOT_NAME, SEALROOT_DEVICE, SEALROOT_PATH, SEALROOT_TCTI,

@@ -3,8 +3,9 @@
 use super::options::{EvidenceArgs, Seconds, UnlockInputs};
 use crate::cmd::boot::{self, BootArgs};
 use crate::cmd::steps::inputs::PinSource;
-use crate::Result;
+use crate::{Error, Result};
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Open the volume named on the kernel command line (rd.sealroot.*) or
@@ -51,8 +52,14 @@ impl BootCmd {
             eventlog: i.eventlog.path(),
         };
         if self.print_config {
-            print!("{}", boot::print_config(&args)?);
-            return Ok(());
+            // The scripts eval this: a short write must be an error, not
+            // an empty configuration.
+            let text = boot::print_config(&args)?;
+            let mut out = std::io::stdout().lock();
+            return out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("standard output", e));
         }
         boot::run(&args)?;
         Ok(())

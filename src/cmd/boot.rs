@@ -33,10 +33,19 @@ pub struct BootArgs {
 
 /// The boot configuration: the kernel command line's, and crypttab's
 /// sealroot lines (a missing crypttab is none), resolved into volumes.
+/// With `rd.sealroot=0` nothing, and nothing else is parsed.
 ///
 /// Errors: [`Error::Usage`] naming the option or crypttab line;
 /// [`Error::Io`] for an unreadable crypttab.
 pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<VolumeCfg>)> {
+    if bootcfg::disabled(&args.cmdline) {
+        info!("rd.sealroot=0: sealroot does nothing this boot");
+        let off = bootcfg::CmdlineCfg {
+            disabled: true,
+            ..Default::default()
+        };
+        return Ok((off, vec![]));
+    }
     let usage = |e: String| Error::Usage(format!("boot configuration: {e}"));
     let cmdline = bootcfg::parse_cmdline(&args.cmdline).map_err(usage)?;
     let crypttab = match std::fs::read_to_string(&args.crypttab) {

@@ -337,6 +337,9 @@ pub struct SealedObject<'a> {
     pub pcrs: &'a [u32],
     /// Whether its policy ends with PolicyAuthValue (a PIN).
     pub pin: bool,
+    /// Whether it is sealed to signed policies (PolicyAuthorize) rather
+    /// than to PCR values.
+    pub signed: bool,
 }
 
 impl Blob {
@@ -348,6 +351,7 @@ impl Blob {
             srk_name: &self.srk_name,
             pcrs: &self.pcrs,
             pin: self.pin,
+            signed: self.authorize.is_some(),
         }
     }
 }

@@ -340,12 +340,20 @@ pub fn split_cmdline(s: &str) -> Vec<String> {
 
 /// A device-mapper name (`/dev/mapper/NAME`): 1 to 127 bytes, no `/`, no
 /// control characters (a newline or an escape would forge log lines and
-/// console output). The one rule for `--name`, crypttab and the command
-/// line.
+/// console output), not an option to the tools that take it (a leading
+/// `-`), not `.` or `..`. The one rule for `--name`, crypttab and the
+/// command line.
 pub fn mapping_name(n: &str) -> Result<String, String> {
-    if n.is_empty() || n.len() > 127 || n.contains('/') || n.chars().any(|c| c.is_control()) {
+    if n.is_empty()
+        || n.len() > 127
+        || n.contains('/')
+        || n.chars().any(|c| c.is_control())
+        || n.starts_with('-')
+        || n == "."
+        || n == ".."
+    {
         return Err(format!(
-            "{n:?} is not a valid mapping name (1-127 bytes, no '/', no control characters)"
+            "{n:?} is not a valid mapping name (1-127 bytes, no '/', no control characters, not starting with '-', not . or ..)"
         ));
     }
     Ok(n.to_string())
@@ -373,6 +381,23 @@ fn tcti_ok(t: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
+/// Whether the command line turns sealroot off for this boot
+/// (`rd.sealroot=0`, `no` or `off`; the last `rd.sealroot=` wins). Checked
+/// before anything else is parsed, so `rd.sealroot=0` works even when
+/// other options are wrong.
+pub fn disabled(s: &str) -> bool {
+    split_cmdline(s)
+        .iter()
+        .filter_map(|p| match p.split_once('=') {
+            Some(("rd.sealroot", v)) => Some(Some(v)),
+            None if p == "rd.sealroot" => Some(None),
+            _ => None,
+        })
+        .filter_map(|v| flag_ok("rd.sealroot", v).ok())
+        .next_back()
+        .is_some_and(|on| !on)
+}
+
 /// Parse sealroot's options from a kernel command line.
 pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
     let mut c = CmdlineCfg::default();
@@ -388,13 +413,7 @@ pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
         };
         let need = || value.ok_or_else(|| format!("{key} needs a value"));
         match rest {
-            "" => {
-                c.disabled = match value {
-                    None | Some("1") | Some("yes") | Some("on") => false,
-                    Some("0") | Some("no") | Some("off") => true,
-                    Some(v) => return Err(format!("rd.sealroot={v:?}: use 0 or 1")),
-                }
-            }
+            "" => c.disabled = !flag_ok(key, value)?,
             ".uuid" => c.device = Some(DeviceRef::parse(&format!("UUID={}", need()?))?),
             ".device" => c.device = Some(DeviceRef::parse(need()?)?),
             ".name" => c.name = Some(mapping_name(need()?)?),
@@ -525,8 +544,25 @@ pub fn parse_crypttab(text: &str) -> Result<Vec<VolumeCfg>, String> {
 }
 
 /// The volumes to open: the command line's (completed from a crypttab line
-/// for the same device), else crypttab's. Empty when disabled.
+/// for the same device), else crypttab's. Empty when disabled. Every
+/// mapping name (the volumes' and the dm-verity layer's) must be distinct.
 pub fn resolve(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<VolumeCfg>, String> {
+    let vols = resolve_volumes(cmdline, crypttab)?;
+    let mut names: Vec<&str> = vols.iter().map(|v| v.name.as_str()).collect();
+    if !cmdline.disabled {
+        names.extend(cmdline.verity.as_ref().map(|v| v.name.as_str()));
+    }
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "two volumes would be /dev/mapper/{} (give each its own name)",
+            w[0]
+        ));
+    }
+    Ok(vols)
+}
+
+fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<VolumeCfg>, String> {
     if cmdline.disabled {
         return Ok(vec![]);
     }
@@ -954,5 +990,39 @@ mod tests {
         let none = export(None, "x");
         assert_eq!(none.lines().count(), 9);
         assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
+    }
+
+    #[test]
+    fn disabled_wins_before_parsing() {
+        assert!(disabled("quiet rd.sealroot=0 rd.sealroot.bogus=1"));
+        assert!(disabled("rd.sealroot=off"));
+        assert!(!disabled("rd.sealroot=0 rd.sealroot=1"));
+        assert!(!disabled("rd.sealroot"));
+        assert!(!disabled("rd.sealroot=maybe"));
+        assert!(!disabled("rd.sealrootx=0 quiet"));
+        assert!(parse_cmdline("rd.sealroot=maybe").is_err());
+    }
+
+    #[test]
+    fn mapping_names_are_distinct_and_not_options() {
+        for bad in ["-x", "--version", ".", "..", "", "a/b", "a\nb"] {
+            assert!(mapping_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["root", "a-b", ".hidden", "luks-0a"] {
+            assert!(mapping_name(ok).is_ok(), "{ok:?}");
+        }
+        let tab = parse_crypttab(
+            "root /dev/vda none sealroot\nroot /dev/vdb none sealroot,sealroot-ephemeral\n",
+        )
+        .unwrap();
+        let e = resolve(&CmdlineCfg::default(), &tab).unwrap_err();
+        assert!(e.contains("/dev/mapper/root"), "{e}");
+        let rh = "0a".repeat(32);
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vdc rd.sealroot.verity-hash=/dev/vdd rd.sealroot.verity-roothash={rh} rd.sealroot.verity-name=root"
+        ))
+        .unwrap();
+        let tab = parse_crypttab("root /dev/vda none sealroot\n").unwrap();
+        assert!(resolve(&c, &tab).is_err());
     }
 }

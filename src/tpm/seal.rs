@@ -124,8 +124,21 @@ impl Tpm {
         pin_auth: Option<&Key32>,
         signed: Option<Authorization>,
     ) -> Result<Key32> {
-        if let Some(auth) = signed {
-            return self.released(|spec| super::esys::unseal_signed(spec, obj, auth, pin_auth));
+        match (obj.signed, signed) {
+            (true, Some(auth)) => {
+                return self.released(|spec| super::esys::unseal_signed(spec, obj, auth, pin_auth))
+            }
+            (false, None) => {}
+            (true, None) => {
+                return Err(Error::Internal(
+                    "signed-policy object without a signed policy".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::Internal(
+                    "a signed policy given for an object sealed to PCR values".into(),
+                ))
+            }
         }
         let srk = self.srk(false)?;
         check_srk_name(&srk.name, obj.srk_name)?;
