@@ -55,23 +55,29 @@ pub enum DeviceRef {
 
 impl DeviceRef {
     /// Parse `UUID=…`, `PARTUUID=…`, `LABEL=…` or an absolute path.
+    /// No control characters anywhere (they would reach device paths, the
+    /// default mapping name `luks-UUID`, logs and the console); a UUID or
+    /// PARTUUID is at most 64 bytes, a label 128.
     pub fn parse(s: &str) -> Result<DeviceRef, String> {
-        let check = |v: &str, what: &str| {
-            if v.is_empty() || v.contains('/') || v.len() > 128 {
+        if s.chars().any(char::is_control) {
+            return Err(format!("device {s:?} has control characters"));
+        }
+        let check = |v: &str, what: &str, max: usize| {
+            if v.is_empty() || v.contains('/') || v.len() > max {
                 Err(format!("bad {what} {v:?}"))
             } else {
                 Ok(v.to_string())
             }
         };
         if let Some(v) = s.strip_prefix("UUID=") {
-            Ok(DeviceRef::Uuid(check(v, "UUID")?.to_ascii_lowercase()))
+            Ok(DeviceRef::Uuid(check(v, "UUID", 64)?.to_ascii_lowercase()))
         } else if let Some(v) = s.strip_prefix("PARTUUID=") {
             Ok(DeviceRef::PartUuid(
-                check(v, "PARTUUID")?.to_ascii_lowercase(),
+                check(v, "PARTUUID", 64)?.to_ascii_lowercase(),
             ))
         } else if let Some(v) = s.strip_prefix("LABEL=") {
-            Ok(DeviceRef::Label(check(v, "LABEL")?))
-        } else if s.starts_with('/') && !s.contains('\0') {
+            Ok(DeviceRef::Label(check(v, "LABEL", 128)?))
+        } else if s.starts_with('/') {
             Ok(DeviceRef::Path(PathBuf::from(s)))
         } else {
             Err(format!(
@@ -1024,5 +1030,17 @@ mod tests {
         .unwrap();
         let tab = parse_crypttab("root /dev/vda none sealroot\n").unwrap();
         assert!(resolve(&c, &tab).is_err());
+    }
+
+    #[test]
+    fn devices_have_no_control_characters() {
+        for bad in ["UUID=a\0b", "/dev/vd\na", "LABEL=x\u{1b}", "PARTUUID=\t"] {
+            assert!(DeviceRef::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(DeviceRef::parse(&format!("UUID={}", "a".repeat(65))).is_err());
+        // The default name of a UUID-only volume is a valid mapping name.
+        let c = parse_cmdline(&format!("rd.sealroot.uuid={}", "a".repeat(64))).unwrap();
+        let v = resolve(&c, &[]).unwrap();
+        assert!(mapping_name(&v[0].name).is_ok(), "{}", v[0].name);
     }
 }
