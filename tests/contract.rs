@@ -76,3 +76,29 @@ fn help_lists_every_exit_code() {
         );
     }
 }
+
+/// The QEMU harness names the codes it expects (`expect_sealroot_rc
+/// PcrMismatch`) and reads their values from src/error.rs.
+#[test]
+fn harness_names_exit_codes() {
+    let dir = format!("{}/qemu-harness", env!("CARGO_MANIFEST_DIR"));
+    let mut scripts = vec![];
+    for sub in ["", "/lib"] {
+        for e in std::fs::read_dir(format!("{dir}{sub}")).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                scripts.push(p);
+            }
+        }
+    }
+    for p in scripts {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let bare = line
+                .split("expect_sealroot_rc ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+            assert!(!bare, "{}:{}: a bare exit code: {line}", p.display(), n + 1);
+        }
+    }
+}

@@ -33,3 +33,13 @@ now_ms() {
     t=$(date +%s%N)
     echo $((t / 1000000))
 }
+
+# The exit code of sealroot's NAME (`PcrMismatch`), read from the Exit enum
+# in src/error.rs, the one source of the codes; the harness keeps no copy.
+exit_code() {
+    local code
+    code=$(awk -v n="$1" '$1 == n && $2 == "=" { sub(/,$/, "", $3); print $3; exit }' \
+        "$REPO_DIR/src/error.rs")
+    [[ $code =~ ^[0-9]+$ ]] || die "no exit code named '$1' in src/error.rs"
+    echo "$code"
+}

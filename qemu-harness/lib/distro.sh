@@ -488,7 +488,7 @@ distro_boot() {
 distro_expect_tpm_unlock() {
     expect "$1" "no sign of a TPM unlock$(distro_first_error)"
     expect_root_up
-    expect 'ROOT-CHECK: relock rc=4' "sealroot could unseal again from the root (relock check: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo none))"
+    expect "ROOT-CHECK: relock rc=$(exit_code PcrMismatch)" "sealroot could unseal again from the root (relock check: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo none))"
 }
 
 # sealroot's own error line, to explain a failed expectation.

@@ -59,7 +59,7 @@ eph_marker() {
 # A boot with the ephemeral root that must come up.
 eph_root_boot() {
     scn_boot "$@"
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect 'HARNESS: ephemeral volume ready' "the ephemeral volume was not set up$(first_failure)"
     expect_root_up
 }
@@ -191,7 +191,7 @@ scenario_ephemeral_guard() {
     # with the explicit wipe declaration: refused, exit 12, nothing written.
     scn_boot mode=ephemeral-root \
         "crypttab=eph /dev/vda none sealroot,sealroot-ephemeral,sealroot-wipe-existing"
-    expect_sealroot_rc 12
+    expect_sealroot_rc EphemeralRefused
     expect 'ephemeral mode refused /dev/vda: it holds a persistent LUKS2 volume with a sealroot token' \
         "sealroot did not name the persistent volume as the reason"
     expect_root_not_mounted

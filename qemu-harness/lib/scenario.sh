@@ -111,11 +111,13 @@ marker_rc() {
     echo "${v:-none}"
 }
 
+# The last sealroot exit in the guest was NAME (a variant of the Exit enum).
 expect_sealroot_rc() {
-    local want=$1 got
+    local want got
+    want=$(exit_code "$1")
     got=$(marker_rc sealroot)
     [[ $got == "$want" ]] ||
-        scn_fail "boot $SCN_BOOT: sealroot exit code $got, expected $want$(first_failure)"
+        scn_fail "boot $SCN_BOOT: sealroot exit code $got, expected $want ($1)$(first_failure)"
 }
 
 # The guest's own failure line, if any, to explain a failed expectation.

@@ -36,14 +36,14 @@ describe_scenario() {
 # First boot: enroll, then check the volume from the host.
 enroll_boot() {
     scn_boot mode=tpm "$@"
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect_root_up
     expect_enrolled_volume
 }
 
 unlock_boot() {
     scn_boot mode=tpm "$@"
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect 'HARNESS: root mounted'
     expect_root_up
 }
@@ -61,7 +61,7 @@ scenario_unlock() {
 scenario_tamper_initrd() {
     enroll_boot
     scn_boot --tampered mode=tpm
-    expect_sealroot_rc 4
+    expect_sealroot_rc PcrMismatch
     expect 'PCR 9 differs' "sealroot did not name PCR 9 as the reason"
     expect_root_not_mounted
     # Nothing was damaged: the untouched initramfs still unlocks.
@@ -73,7 +73,7 @@ scenario_tamper_cmdline() {
     expect_token_pcrs 0,4,7,15
     unlock_boot
     scn_boot --append "init=/bin/sh" mode=tpm
-    expect_sealroot_rc 4
+    expect_sealroot_rc PcrMismatch
     expect 'PCR 15 differs' "sealroot did not name PCR 15 (its command-line PCR) as the reason"
     expect_not 'PCR 9 differs' "PCR 9 is not in this policy but was reported"
     expect_root_not_mounted
@@ -92,8 +92,8 @@ scenario_new_tpm_recovery() {
     enroll_boot
     vm_reset_tpm "$SCN_VM"
     scn_boot --recovery-key mode=recovery
-    expect_sealroot_rc 8
-    expect 'HARNESS: recovery rc=0' "the recovery key did not open the volume$(first_failure)"
+    expect_sealroot_rc TpmIdentity
+    expect "HARNESS: recovery rc=$(exit_code Ok)" "the recovery key did not open the volume$(first_failure)"
     expect_root_up
 }
 
@@ -107,7 +107,7 @@ scenario_relock() {
 expect_relocked() {
     local got
     got=$(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo 'no relock result')
-    expect 'ROOT-CHECK: relock rc=4' "$1: $got, expected exit code 4"
+    expect "ROOT-CHECK: relock rc=$(exit_code PcrMismatch)" "$1: $got, expected exit code $(exit_code PcrMismatch) (PcrMismatch)"
     expect 'PCR 15 differs' "$1: sealroot did not name its lock PCR 15"
 }
 

@@ -14,7 +14,7 @@ host_sealroot() {
 # First boot in signed-policy mode; saves the event log it printed.
 signed_first_boot() {
     scn_boot mode=tpm policy_key=1 eventlog=1 "$@"
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect_root_up
     expect_token_pcrs 15
     sed -n '/^EVLOG-BEGIN/,/^EVLOG-END/p' "$SCN_LOG" | tr -d '\r' |
@@ -48,7 +48,7 @@ sealroot_token_json() {
 
 signed_unlock_boot() {
     scn_boot "$@" mode=tpm
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect 'signed policy .* matches this boot' "sealroot did not unlock through a signed policy"
     expect_root_up
 }
@@ -67,7 +67,7 @@ scenario_update_kernel() {
     [[ $(sealroot_token_json) == "$token" ]] || scn_fail "the sealroot token changed: the update re-enrolled"
     # An initramfs nobody signed is refused, and the message says why.
     scn_boot --tampered mode=tpm
-    expect_sealroot_rc 4
+    expect_sealroot_rc PcrMismatch
     expect 'PCR 9 differs.*initrd measurement changed' "sealroot did not name PCR 9 and the initrd event"
     expect_root_not_mounted
 }
@@ -82,10 +82,10 @@ scenario_revoke_old_policy() {
     # The new image boots and its system revokes everything below version 2.
     signed_unlock_boot --updated root_checks=revoke
     expect '"image new"'
-    expect 'ROOT-CHECK: revoke rc=0' "sealroot policy revoke failed in the booted system"
+    expect "ROOT-CHECK: revoke rc=$(exit_code Ok)" "sealroot policy revoke failed in the booted system"
     # The old image with its (validly signed) old policy is refused.
     scn_boot mode=tpm
-    expect_sealroot_rc 4
+    expect_sealroot_rc PcrMismatch
     expect 'version 1\) is revoked' "sealroot did not say the old policy is revoked"
     expect_root_not_mounted
     signed_unlock_boot --updated

@@ -44,7 +44,7 @@ scenario_snp_hcl() {
     scn_init snp-hcl
     snp_provision_hcl
     scn_boot mode=tpm snp_measurement=$SNP_GOOD_MEASUREMENT
-    expect_sealroot_rc 0
+    expect_sealroot_rc Ok
     expect_root_up
     expect 'platform verified: SEV-SNP'
     local id
@@ -60,13 +60,13 @@ scenario_snp_hcl() {
     scn_init snp-hcl-other-measurement
     snp_provision_hcl
     scn_boot mode=tpm snp_measurement=$SNP_BAD_MEASUREMENT
-    expect_sealroot_rc 10
+    expect_sealroot_rc Platform
     expect 'measurement'
     expect_not 'HARNESS: root mounted'
 
     # 4. A vTPM without the report, when SNP is required, is refused.
     scn_init snp-hcl-no-report
     scn_boot mode=tpm snp_measurement=$SNP_GOOD_MEASUREMENT
-    expect_sealroot_rc 10
+    expect_sealroot_rc Platform
     expect_not 'HARNESS: root mounted'
 }
