@@ -1,0 +1,399 @@
+//! Boot configuration from the kernel command line and `/etc/crypttab`
+//! (pure). This is how the initramfs integrations tell sealroot what to
+//! open without a shell in between; the syntax follows cryptsetup's and
+//! systemd's conventions and is documented in docs/distro.md.
+//!
+//! Kernel command line (`rd.sealroot=0` disables sealroot):
+//! `rd.sealroot.uuid=UUID | rd.sealroot.device=PATH`, `rd.sealroot.name=NAME`,
+//! `rd.sealroot.pcrs=0,4,7,9`, `rd.sealroot.provision-key=PATH`,
+//! `rd.sealroot.policy-key=PATH` (first boot in signed-policy mode),
+//! `rd.sealroot.blob=PATH`, `rd.sealroot.tcti=SPEC`, `rd.sealroot.timeout=SECS`.
+//!
+//! crypttab: `NAME DEVICE KEYFILE OPTIONS`, a line is sealroot's when OPTIONS
+//! contains `sealroot`; `sealroot-pcrs=0+4+7+9`, `sealroot-provision-key=`,
+//! `sealroot-policy-key=`,
+//! `sealroot-blob=`, `sealroot-tcti=`, `sealroot-timeout=` refine it. Other
+//! options belong to cryptsetup and are left alone. Unknown `sealroot*`
+//! keys are errors, so a typo cannot silently weaken the configuration.
+//!
+//! Ephemeral volumes ([`crate::formats::ephemeral`], docs/ephemeral.md):
+//! `sealroot-ephemeral` plus `sealroot-mkfs=ext4|none`, `sealroot-integrity`,
+//! `sealroot-wipe-existing`, `sealroot-measure-pcr=N` in crypttab;
+//! `rd.sealroot.ephemeral` plus `rd.sealroot.mkfs=`, `rd.sealroot.integrity`,
+//! `rd.sealroot.wipe-existing`, `rd.sealroot.measure-pcr=` on the command line.
+//! The read-only OS layer of an ephemeral root through dm-verity (command
+//! line only, so the root hash is covered by the boot's measurement):
+//! `rd.sealroot.verity-data=DEV rd.sealroot.verity-hash=DEV
+//! rd.sealroot.verity-roothash=HEX [rd.sealroot.verity-name=NAME]`.
+
+mod cmdline;
+mod crypttab;
+mod device;
+mod export;
+mod resolve;
+mod values;
+mod volume;
+
+pub use cmdline::{disabled, parse_cmdline, split_cmdline, CmdlineCfg};
+pub use crypttab::parse_crypttab;
+pub use device::DeviceRef;
+pub use export::{export, shell_quote};
+pub use resolve::resolve;
+pub use values::{mapping_name, measure_pcr, parse_root_hash, seconds};
+pub use volume::{PromptOpts, VerityCfg, VolumeCfg, VolumeOpts, DEFAULT_VERITY_NAME};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::ephemeral::{Mkfs, Settings};
+    use std::path::PathBuf;
+
+    #[test]
+    fn cmdline_options() {
+        let c = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root rd.sealroot.uuid=ABCD-12 \
+             rd.sealroot.name=root rd.sealroot.pcrs=0,7 rd.sealroot.timeout=2.5 \
+             \"rd.sealroot.tcti=device:/dev/tpmrm0\" quiet",
+        )
+        .unwrap();
+        assert_eq!(c.device, Some(DeviceRef::Uuid("abcd-12".into())));
+        assert_eq!(c.name.as_deref(), Some("root"));
+        assert_eq!(c.opts.pcrs, Some(vec![0, 7]));
+        assert_eq!(c.opts.timeout, Some(2.5));
+        assert_eq!(c.opts.tcti.as_deref(), Some("device:/dev/tpmrm0"));
+        assert!(!c.disabled);
+        assert!(parse_cmdline("rd.sealroot=0").unwrap().disabled);
+        assert_eq!(
+            parse_cmdline("quiet splash").unwrap(),
+            CmdlineCfg::default()
+        );
+    }
+
+    #[test]
+    fn cmdline_errors() {
+        for bad in [
+            "rd.sealroot.uuid",
+            "rd.sealroot.uuid=",
+            "rd.sealroot.uid=abc",
+            "rd.sealroot.pcrs=99",
+            "rd.sealroot.name=a/b",
+            "rd.sealroot.provision-key=relative",
+            "rd.sealroot.policy-key=relative.pem",
+            "rd.sealroot.timeout=-1",
+            "rd.sealroot=maybe",
+            "rd.sealroot.device=sda",
+        ] {
+            assert!(parse_cmdline(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn crypttab_lines() {
+        let t = "# comment\n\
+                 swap /dev/sdb none plain,cipher=aes-xts-plain64\n\
+                 root UUID=1234-ab none luks,discard,sealroot,sealroot-pcrs=0+4+7+9,sealroot-provision-key=/etc/sealroot/provision.key\n\
+                 data\\040disk LABEL=data none sealroot\n";
+        let v = parse_crypttab(t).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "root");
+        assert_eq!(v[0].device, DeviceRef::Uuid("1234-ab".into()));
+        assert_eq!(
+            v[0].device.path(),
+            PathBuf::from("/dev/disk/by-uuid/1234-ab")
+        );
+        assert_eq!(v[0].opts.pcrs, Some(vec![0, 4, 7, 9]));
+        assert_eq!(
+            v[0].opts.provision_key,
+            Some(PathBuf::from("/etc/sealroot/provision.key"))
+        );
+        assert_eq!(v[1].name, "data disk");
+        assert_eq!(v[1].device.path(), PathBuf::from("/dev/disk/by-label/data"));
+    }
+
+    #[test]
+    fn crypttab_errors_name_the_line() {
+        let e = parse_crypttab("\nroot UUID=1 none sealroot,sealroot-pcr=7\n").unwrap_err();
+        assert!(e.starts_with("crypttab line 2:"), "{e}");
+        for bad in [
+            "root sda none sealroot",
+            "root UUID=1 none sealroot,sealroot-pcrs",
+            "root UUID=1 none sealroot,sealroot-pcrs=0+24",
+            "root UUID=1 none sealroot extra",
+            "r\\999 UUID=1 none sealroot",
+            "root UUID=1 none sealroot=yes",
+            "root UUID=1 none luks,sealroot-pcrs=7",
+        ] {
+            assert!(parse_crypttab(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn resolution() {
+        let tab = parse_crypttab("root UUID=aa none sealroot,sealroot-pcrs=0+7\n").unwrap();
+        // crypttab alone
+        let v = resolve(&CmdlineCfg::default(), &tab).unwrap();
+        assert_eq!(v, tab);
+        // command line picks the same device and overrides the PCRs
+        let c = parse_cmdline("rd.sealroot.uuid=AA rd.sealroot.pcrs=0,4,7").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "root");
+        assert_eq!(v[0].opts.pcrs, Some(vec![0, 4, 7]));
+        // a device only on the command line
+        let c = parse_cmdline("rd.sealroot.uuid=bb").unwrap();
+        assert_eq!(resolve(&c, &tab).unwrap()[0].name, "luks-bb");
+        // disabled
+        assert!(resolve(&parse_cmdline("rd.sealroot=0").unwrap(), &tab)
+            .unwrap()
+            .is_empty());
+        // options without a device
+        assert!(resolve(&parse_cmdline("rd.sealroot.name=x").unwrap(), &tab).is_err());
+    }
+
+    #[test]
+    fn ephemeral_options() {
+        let tab = parse_crypttab(
+            "root UUID=aa none sealroot\n\
+             scratch /dev/vdb none sealroot,sealroot-ephemeral,sealroot-integrity,sealroot-mkfs=none,sealroot-wipe-existing,sealroot-measure-pcr=13\n\
+             tmp /dev/vdc none sealroot,sealroot-ephemeral\n",
+        )
+        .unwrap();
+        assert_eq!(tab[0].opts.ephemeral, None);
+        assert_eq!(
+            tab[1].opts.ephemeral,
+            Some(Settings {
+                integrity: true,
+                mkfs: Mkfs::None,
+                wipe_existing: true,
+                measure_pcr: Some(13),
+            })
+        );
+        assert_eq!(tab[2].opts.ephemeral, Some(Settings::default()));
+        for bad in [
+            "s /dev/vdb none sealroot,sealroot-integrity",
+            "s /dev/vdb none sealroot,sealroot-ephemeral=1",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-mkfs=xfs",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-measure-pcr=15",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-measure-pcr=x",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-pcrs=7",
+            "s /dev/vdb none sealroot,sealroot-ephemeral,sealroot-provision-key=/k",
+        ] {
+            assert!(parse_crypttab(bad).is_err(), "{bad} accepted");
+        }
+
+        let c = parse_cmdline(
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.integrity=1 rd.sealroot.measure-pcr=13",
+        )
+        .unwrap();
+        let v = resolve(&c, &[]).unwrap();
+        assert_eq!(v[0].name, "ephemeral");
+        assert_eq!(
+            v[0].opts.ephemeral,
+            Some(Settings {
+                integrity: true,
+                mkfs: Mkfs::Ext4,
+                wipe_existing: false,
+                measure_pcr: Some(13),
+            })
+        );
+        // The command line completes from the crypttab line of the device.
+        let c = parse_cmdline("rd.sealroot.device=/dev/vdb").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].name, "scratch");
+        assert!(v[0].opts.ephemeral.as_ref().unwrap().wipe_existing);
+        // crypttab alone: both kinds come back; boot sorts them.
+        assert_eq!(resolve(&CmdlineCfg::default(), &tab).unwrap().len(), 3);
+        for bad in [
+            "rd.sealroot.integrity",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.wipe-existing",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral=maybe",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.mkfs=btrfs",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.measure-pcr=23",
+        ] {
+            assert!(parse_cmdline(bad).is_err(), "{bad} accepted");
+        }
+        for bad in [
+            "rd.sealroot.ephemeral",
+            "rd.sealroot.device=/dev/vdb rd.sealroot.ephemeral rd.sealroot.pcrs=7",
+        ] {
+            assert!(
+                resolve(&parse_cmdline(bad).unwrap(), &[]).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn verity_options() {
+        let rh = "0a".repeat(32);
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=PARTLABEL=x rd.sealroot.verity-roothash={rh}"
+        ));
+        assert!(c.is_err(), "PARTLABEL is not a device form");
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash={rh}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.verity,
+            Some(VerityCfg {
+                data: DeviceRef::Path("/dev/vda".into()),
+                hash: DeviceRef::Path("/dev/vdc".into()),
+                root_hash: vec![0x0a; 32],
+                name: "sealroot-os".into(),
+            })
+        );
+        // Alone it configures no volume, and is no error.
+        assert!(resolve(&c, &[]).unwrap().is_empty());
+        for bad in [
+            "rd.sealroot.verity-data=/dev/vda".to_string(),
+            format!("rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-roothash={rh}"),
+            "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc rd.sealroot.verity-roothash=12".into(),
+            "rd.sealroot.verity-name=os".into(),
+        ] {
+            assert!(parse_cmdline(&bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn policy_key_from_both_channels() {
+        let tab = parse_crypttab(
+            "root /dev/vda none sealroot,sealroot-provision-key=/p.key,sealroot-policy-key=/etc/sealroot/policy.pem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            tab[0].opts.policy_key,
+            Some(PathBuf::from("/etc/sealroot/policy.pem"))
+        );
+        // The command line refines the crypttab line for the same device.
+        let c =
+            parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.policy-key=/other.pem").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].opts.policy_key, Some(PathBuf::from("/other.pem")));
+        assert_eq!(v[0].opts.provision_key, Some(PathBuf::from("/p.key")));
+        // Without a device it is an error; an ephemeral volume takes none.
+        let c = parse_cmdline("rd.sealroot.policy-key=/k.pem").unwrap();
+        assert!(resolve(&c, &[]).is_err());
+        assert!(parse_crypttab(
+            "e /dev/vdb none sealroot,sealroot-ephemeral,sealroot-policy-key=/k.pem\n"
+        )
+        .is_err());
+        assert!(parse_crypttab("r /dev/vda none sealroot,sealroot-policy-key=rel.pem\n").is_err());
+    }
+
+    #[test]
+    fn prompt_options_from_crypttab() {
+        let tab = parse_crypttab(
+            "root UUID=aa none luks,tries=5,timeout=1min,sealroot\n\
+             data /dev/vdb none sealroot,tries=0,timeout=0\n\
+             other /dev/vdc none sealroot\n",
+        )
+        .unwrap();
+        assert_eq!(
+            tab[0].prompt,
+            PromptOpts {
+                tries: 5,
+                timeout: Some(60.0)
+            }
+        );
+        assert_eq!(
+            tab[1].prompt,
+            PromptOpts {
+                tries: 0,
+                timeout: None
+            }
+        );
+        assert_eq!(tab[2].prompt, PromptOpts::default());
+        for bad in [
+            "tries=x",
+            "tries=-1",
+            "timeout=soon",
+            "timeout=2d",
+            "timeout=-5",
+        ] {
+            let line = format!("root UUID=aa none sealroot,{bad}\n");
+            assert!(parse_crypttab(&line).is_err(), "{bad} accepted");
+        }
+        // A line that is not sealroot's is not judged.
+        assert!(parse_crypttab("swap /dev/sdb none tries=x\n")
+            .unwrap()
+            .is_empty());
+        // The command line completes from the crypttab line of the device.
+        let c = parse_cmdline("rd.sealroot.uuid=AA").unwrap();
+        assert_eq!(resolve(&c, &tab).unwrap()[0].prompt.tries, 5);
+    }
+
+    #[test]
+    fn export_is_shell_safe() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let tab = parse_crypttab(
+            "r\\047oot$(reboot) UUID=aa none sealroot,sealroot-tcti=swtpm:port=1,tries=4\n",
+        )
+        .unwrap();
+        let out = export(tab.first(), "device:/dev/tpmrm0");
+        assert!(
+            out.contains("SEALROOT_NAME='r'\\''oot$(reboot)'\n"),
+            "{out}"
+        );
+        assert!(out.contains("SEALROOT_DEVICE='UUID=aa'\n"), "{out}");
+        assert!(
+            out.contains("SEALROOT_PATH='/dev/disk/by-uuid/aa'\n"),
+            "{out}"
+        );
+        assert!(out.contains("SEALROOT_TCTI='swtpm:port=1'\n"), "{out}");
+        assert!(out.contains("SEALROOT_TRIES='4'\n"), "{out}");
+        assert!(out.contains("SEALROOT_PROMPT_TIMEOUT='0'\n"), "{out}");
+        assert!(out.contains("SEALROOT_BLOB=''\n"), "{out}");
+        let none = export(None, "x");
+        assert_eq!(none.lines().count(), 9);
+        assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
+    }
+
+    #[test]
+    fn disabled_wins_before_parsing() {
+        assert!(disabled("quiet rd.sealroot=0 rd.sealroot.bogus=1"));
+        assert!(disabled("rd.sealroot=off"));
+        assert!(!disabled("rd.sealroot=0 rd.sealroot=1"));
+        assert!(!disabled("rd.sealroot"));
+        assert!(!disabled("rd.sealroot=maybe"));
+        assert!(!disabled("rd.sealrootx=0 quiet"));
+        assert!(parse_cmdline("rd.sealroot=maybe").is_err());
+    }
+
+    #[test]
+    fn mapping_names_are_distinct_and_not_options() {
+        for bad in ["-x", "--version", ".", "..", "", "a/b", "a\nb"] {
+            assert!(mapping_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["root", "a-b", ".hidden", "luks-0a"] {
+            assert!(mapping_name(ok).is_ok(), "{ok:?}");
+        }
+        let tab = parse_crypttab(
+            "root /dev/vda none sealroot\nroot /dev/vdb none sealroot,sealroot-ephemeral\n",
+        )
+        .unwrap();
+        let e = resolve(&CmdlineCfg::default(), &tab).unwrap_err();
+        assert!(e.contains("/dev/mapper/root"), "{e}");
+        let rh = "0a".repeat(32);
+        let c = parse_cmdline(&format!(
+            "rd.sealroot.verity-data=/dev/vdc rd.sealroot.verity-hash=/dev/vdd rd.sealroot.verity-roothash={rh} rd.sealroot.verity-name=root"
+        ))
+        .unwrap();
+        let tab = parse_crypttab("root /dev/vda none sealroot\n").unwrap();
+        assert!(resolve(&c, &tab).is_err());
+    }
+
+    #[test]
+    fn devices_have_no_control_characters() {
+        for bad in ["UUID=a\0b", "/dev/vd\na", "LABEL=x\u{1b}", "PARTUUID=\t"] {
+            assert!(DeviceRef::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(DeviceRef::parse(&format!("UUID={}", "a".repeat(65))).is_err());
+        // The default name of a UUID-only volume is a valid mapping name.
+        let c = parse_cmdline(&format!("rd.sealroot.uuid={}", "a".repeat(64))).unwrap();
+        let v = resolve(&c, &[]).unwrap();
+        assert!(mapping_name(&v[0].name).is_ok(), "{}", v[0].name);
+    }
+}

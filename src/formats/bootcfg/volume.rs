@@ -1,0 +1,164 @@
+//! One volume's configuration: what crypttab and the command line both
+//! set (`VolumeOpts`, merged with the command line winning), the recovery
+//! prompt's settings, and the dm-verity OS layer.
+
+use super::device::DeviceRef;
+use super::values::{flag_ok, measure_pcr, path_ok, seconds, tcti_ok};
+use crate::formats::ephemeral::{Mkfs, Settings};
+use crate::pcr::parse_list;
+use std::path::PathBuf;
+
+/// The default dm-verity mapping name of the OS layer.
+pub const DEFAULT_VERITY_NAME: &str = "sealroot-os";
+
+/// One volume sealroot should open at boot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeCfg {
+    pub name: String,
+    pub device: DeviceRef,
+    pub opts: VolumeOpts,
+    /// The recovery prompt's settings (crypttab's `tries=`, `timeout=`).
+    pub prompt: PromptOpts,
+}
+
+/// What the recovery prompt of the initramfs integrations uses: cryptsetup's
+/// own crypttab options `tries=N` (default 3; 0: no limit) and
+/// `timeout=TIME` (seconds, or with a unit s, ms, min, h; 0 or absent: no
+/// timeout), crypttab(5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PromptOpts {
+    pub tries: u32,
+    /// Seconds; `None` waits as long as it takes.
+    pub timeout: Option<f64>,
+}
+
+impl Default for PromptOpts {
+    fn default() -> Self {
+        PromptOpts {
+            tries: 3,
+            timeout: None,
+        }
+    }
+}
+
+/// How sealroot opens a volume: the options crypttab and the kernel command
+/// line both set (`sealroot-pcrs=` and `rd.sealroot.pcrs=`, …).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VolumeOpts {
+    pub pcrs: Option<Vec<u32>>,
+    pub provision_key: Option<PathBuf>,
+    /// First-boot enrollment in signed-policy mode with this public key.
+    pub policy_key: Option<PathBuf>,
+    pub blob: Option<PathBuf>,
+    pub tcti: Option<String>,
+    pub timeout: Option<f64>,
+    /// Set for an ephemeral volume (fresh key every boot, nothing unsealed).
+    pub ephemeral: Option<Settings>,
+}
+
+impl VolumeOpts {
+    /// These options, and `base`'s where these have none (the command line
+    /// refines crypttab).
+    pub(crate) fn or(&self, base: &VolumeOpts) -> VolumeOpts {
+        VolumeOpts {
+            pcrs: self.pcrs.clone().or_else(|| base.pcrs.clone()),
+            provision_key: self
+                .provision_key
+                .clone()
+                .or_else(|| base.provision_key.clone()),
+            policy_key: self.policy_key.clone().or_else(|| base.policy_key.clone()),
+            blob: self.blob.clone().or_else(|| base.blob.clone()),
+            tcti: self.tcti.clone().or_else(|| base.tcti.clone()),
+            timeout: self.timeout.or(base.timeout),
+            ephemeral: self.ephemeral.clone().or_else(|| base.ephemeral.clone()),
+        }
+    }
+
+    /// Whether an option says something about sealing, which an ephemeral
+    /// volume never does.
+    pub(crate) fn seals(&self) -> bool {
+        self.pcrs.is_some()
+            || self.provision_key.is_some()
+            || self.policy_key.is_some()
+            || self.blob.is_some()
+    }
+
+    /// Set the option `name` (without its `sealroot-` or `rd.sealroot.`
+    /// prefix; `key` is the option as written) from `value`. `Ok(false)`
+    /// when `name` is not a volume option. In crypttab a flag takes no
+    /// value and PCRs are separated with `+`; on the command line a flag
+    /// may say `=0`/`=1`.
+    pub(crate) fn set(
+        &mut self,
+        eph: &mut EphemeralOpts,
+        crypttab: bool,
+        name: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, String> {
+        let need = || value.ok_or_else(|| format!("{key} needs a value"));
+        let flag = || match (crypttab, value) {
+            (true, None) => Ok(true),
+            (true, Some(_)) => Err(format!("{key} takes no value")),
+            (false, v) => flag_ok(key, v),
+        };
+        match name {
+            "pcrs" if crypttab => self.pcrs = Some(parse_list(&need()?.replace('+', ","))?),
+            "pcrs" => self.pcrs = Some(parse_list(need()?)?),
+            "provision-key" => self.provision_key = Some(path_ok(need()?, key)?),
+            "policy-key" => self.policy_key = Some(path_ok(need()?, key)?),
+            "blob" => self.blob = Some(path_ok(need()?, key)?),
+            "tcti" => self.tcti = Some(tcti_ok(need()?)?),
+            "timeout" => self.timeout = Some(seconds(need()?)?),
+            "ephemeral" => eph.on = flag()?,
+            "integrity" => eph.integrity = flag()?,
+            "wipe-existing" => eph.wipe_existing = flag()?,
+            "mkfs" => eph.mkfs = Some(Mkfs::parse(need()?)?),
+            "measure-pcr" => eph.measure_pcr = Some(measure_pcr(need()?)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// A dm-verity device (the read-only OS layer of an ephemeral root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerityCfg {
+    pub data: DeviceRef,
+    pub hash: DeviceRef,
+    pub root_hash: Vec<u8>,
+    pub name: String,
+}
+
+/// Ephemeral options as they are collected, checked once all are seen.
+#[derive(Default)]
+pub(crate) struct EphemeralOpts {
+    pub(crate) on: bool,
+    pub(crate) mkfs: Option<Mkfs>,
+    pub(crate) integrity: bool,
+    pub(crate) wipe_existing: bool,
+    pub(crate) measure_pcr: Option<u32>,
+}
+
+impl EphemeralOpts {
+    pub(crate) fn settings(self, prefix: &str) -> Result<Option<Settings>, String> {
+        if !self.on {
+            if self.mkfs.is_some()
+                || self.integrity
+                || self.wipe_existing
+                || self.measure_pcr.is_some()
+            {
+                return Err(format!(
+                    "{prefix}mkfs/integrity/wipe-existing/measure-pcr need {prefix}ephemeral"
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(Settings {
+            integrity: self.integrity,
+            mkfs: self.mkfs.unwrap_or(Mkfs::Ext4),
+            wipe_existing: self.wipe_existing,
+            measure_pcr: self.measure_pcr,
+        }))
+    }
+}
