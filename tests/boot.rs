@@ -177,6 +177,12 @@ fn print_config_is_safe_to_eval() {
     let device = format!("/dev/x';touch {};'$(touch {})", p(&canary), p(&canary));
     let tcti = format!("swtpm:host=$(touch {})", p(&canary));
     let cmdline = dir.path().join("cmdline");
+    let print_config = || {
+        Args::new("boot")
+            .arg("--print-config")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &cmdline)
+    };
     std::fs::write(
         &cmdline,
         format!(
@@ -184,12 +190,7 @@ fn print_config_is_safe_to_eval() {
         ),
     )
     .unwrap();
-    let r = Args::new("boot")
-        .arg("--print-config")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &cmdline)
-        .run()
-        .expect(Exit::Ok);
+    let r = print_config().run().expect(Exit::Ok);
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(r#"eval "$1" && printf '%s\0' "$SEALROOT_NAME" "$SEALROOT_DEVICE" "$SEALROOT_PATH" "$SEALROOT_TCTI" "$SEALROOT_TRIES" "$SEALROOT_PROMPT_TIMEOUT""#)
@@ -208,10 +209,7 @@ fn print_config_is_safe_to_eval() {
 
     // The crypttab line for the same device gives the prompt's settings.
     std::fs::write(&cmdline, "rd.sealroot.uuid=0A1B\n").unwrap();
-    let r = Args::new("boot")
-        .arg("--print-config")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &cmdline)
+    let r = print_config()
         .opt("tcti", "device:/dev/tpmrm0")
         .run()
         .expect(Exit::Ok);
@@ -225,21 +223,11 @@ fn print_config_is_safe_to_eval() {
     // rd.sealroot=0 wins before anything else is parsed: empty values,
     // even with an option sealroot does not know.
     std::fs::write(&cmdline, "rd.sealroot=0 rd.sealroot.bogus=1\n").unwrap();
-    let r = Args::new("boot")
-        .arg("--print-config")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &cmdline)
-        .run()
-        .expect(Exit::Ok);
+    let r = print_config().run().expect(Exit::Ok);
     assert!(r.stdout.starts_with("SEALROOT_NAME=''\n"), "{r:?}");
     // Without it, the unknown option is a usage error naming it.
     std::fs::write(&cmdline, "rd.sealroot.bogus=1\n").unwrap();
-    let r = Args::new("boot")
-        .arg("--print-config")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &cmdline)
-        .run()
-        .expect(Exit::Usage);
+    let r = print_config().run().expect(Exit::Usage);
     assert!(r.stderr.contains("rd.sealroot.bogus"), "{r:?}");
     assert!(r.stdout.is_empty(), "{r:?}");
 }

@@ -7,7 +7,7 @@ mod common;
 use common::proxy::{cc_name, Proxy};
 use common::*;
 use sealroot::Exit;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const NO_TPM: &str = "device:/nonexistent/tpmrm0";
@@ -20,15 +20,6 @@ fn eph(dev: &Path, tcti: &str, extra: &[&str]) -> Run {
         .opt("tpm-timeout", "2")
         .args(extra)
         .run()
-}
-
-fn blank(dir: &Path, name: &str, mib: u64) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(mib << 20)
-        .unwrap();
-    path
 }
 
 fn sha(path: &Path) -> String {

@@ -6,12 +6,6 @@ mod common;
 use common::*;
 use sealroot::Exit;
 
-fn blank_image(dir: &std::path::Path) -> std::path::PathBuf {
-    let f = dir.join("blank.img");
-    std::fs::File::create(&f).unwrap().set_len(1 << 20).unwrap();
-    f
-}
-
 /// A mapping name becomes `/dev/mapper/NAME`: no `/`, no control
 /// characters (a newline or escape would forge log lines and console
 /// output), no leading `-` (the scripts pass it to dmsetup), not `.` or
@@ -20,7 +14,7 @@ fn blank_image(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn bad_mapping_names_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let img = blank_image(dir.path());
+    let img = blank(dir.path(), "blank.img", 1);
     let hash = "ab".repeat(32);
     let long = "n".repeat(128);
     let bad_names = [
@@ -73,7 +67,7 @@ fn bad_mapping_names_are_usage_errors() {
 #[test]
 fn seconds_out_of_range_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let img = blank_image(dir.path());
+    let img = blank(dir.path(), "blank.img", 1);
     for bad in ["-1", "3601", "nan", "inf", "x", ""] {
         // `--opt=VALUE`: a value that starts with '-' is not an option.
         let tpm_timeout = format!("--tpm-timeout={bad}");
@@ -99,7 +93,7 @@ fn seconds_out_of_range_are_usage_errors() {
 #[test]
 fn bad_pcr_lists_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let img = blank_image(dir.path());
+    let img = blank(dir.path(), "blank.img", 1);
     let key = dir.path().join("key");
     std::fs::write(&key, "k").unwrap();
     for bad in ["24", "0,,4", "a", "3-1", ""] {

@@ -21,7 +21,6 @@ use crate::{Exit, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::io::Write;
-use std::sync::OnceLock;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,15 +79,12 @@ impl Command {
 }
 
 /// `--help`'s table of exit codes (from [`Exit`], like the documentation's).
-fn exit_codes_help() -> &'static str {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| {
-        let mut t = String::from("Exit codes:\n");
-        for e in Exit::ALL {
-            t.push_str(&format!("  {:>2}  {}\n", e.code(), e.summary()));
-        }
-        t
-    })
+fn exit_codes_help() -> String {
+    let mut t = String::from("Exit codes:\n");
+    for e in Exit::ALL {
+        t.push_str(&format!("  {:>2}  {}\n", e.code(), e.summary()));
+    }
+    t
 }
 
 /// Install the log sink (and libcryptsetup's log callback); returns whether

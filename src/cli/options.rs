@@ -3,6 +3,7 @@
 //! parses, so a bad value is a usage error (exit 2) naming the option
 //! before anything is touched.
 
+use crate::attest::evidence::Certs;
 use crate::attest::snp_report::{parse_guest_policy_names, validate_certs};
 use crate::attest::snp_requirement::{
     parse_measurement, parse_min_tcb, SnpRequirement, MAX_CERTS, MAX_MEASUREMENTS,
@@ -166,6 +167,7 @@ impl SnpPolicyArgs {
                 .map_err(|e| usage(flag, e))
                 .map(Option::unwrap_or_default)
         };
+        let Certs { vceks, ca } = certs.read()?;
         let r = SnpRequirement {
             measurements: self
                 .snp_measurements
@@ -182,8 +184,8 @@ impl SnpPolicyArgs {
             guest_policy_require: flags(&self.snp_policy_require, "--snp-policy-require")?,
             guest_policy_forbid: flags(&self.snp_policy_forbid, "--snp-policy-forbid")?,
             unsigned_ok: self.snp_unsigned_ok,
-            vceks: read_cert_files(&certs.snp_vceks)?,
-            ca: read_cert_files(&certs.snp_chains)?,
+            vceks,
+            ca,
         };
         if r.measurements.len() > MAX_MEASUREMENTS {
             return Err(usage(
@@ -212,6 +214,19 @@ pub struct SnpCertArgs {
     pub snp_chains: Vec<PathBuf>,
 }
 
+impl SnpCertArgs {
+    /// The certificate files, read and converted to DER.
+    ///
+    /// Errors: [`Error::Io`], or [`Error::Usage`] for a file that is not a
+    /// certificate.
+    pub fn read(&self) -> Result<Certs> {
+        Ok(Certs {
+            vceks: read_cert_files(&self.snp_vceks)?,
+            ca: read_cert_files(&self.snp_chains)?,
+        })
+    }
+}
+
 /// Where platform evidence comes from at run time (`unlock`, `boot`,
 /// `platform`).
 #[derive(Debug, Args, Clone)]
@@ -235,8 +250,7 @@ impl EvidenceArgs {
         if let Some(t) = tdx_guest {
             o.tdx_guest = t;
         }
-        o.certs.vceks = read_cert_files(&self.certs.snp_vceks)?;
-        o.certs.ca = read_cert_files(&self.certs.snp_chains)?;
+        o.certs = self.certs.read()?;
         Ok(o)
     }
 }

@@ -252,6 +252,16 @@ impl Image {
     }
 }
 
+/// A file of `mib` MiB of zeros (sparse) at `dir/name`: a blank device.
+pub fn blank(dir: &Path, name: &str, mib: u64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    path
+}
+
 /// Result of one sealroot run.
 pub struct Run {
     pub code: i32,

@@ -18,52 +18,28 @@ pub fn shell_quote(value: &str) -> String {
 /// `SEALROOT_POLICY_KEY`, `SEALROOT_BLOB`. Every key is printed; without a
 /// volume all are empty.
 pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
-    let path = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    };
-    let fields: Vec<(&str, String)> = match v {
-        None => vec![],
-        Some(v) => vec![
-            ("NAME", v.name.clone()),
-            ("DEVICE", v.device.to_string()),
-            ("PATH", v.device.path().display().to_string()),
-            (
-                "TCTI",
-                v.opts.tcti.clone().unwrap_or_else(|| tcti.to_string()),
-            ),
-            ("TRIES", v.prompt.tries.to_string()),
-            (
-                "PROMPT_TIMEOUT",
-                v.prompt
-                    .timeout
-                    .map(|t| t.to_string())
-                    .unwrap_or("0".into()),
-            ),
-            ("PROVISION_KEY", path(&v.opts.provision_key)),
-            ("POLICY_KEY", path(&v.opts.policy_key)),
-            ("BLOB", path(&v.opts.blob)),
-        ],
-    };
-    let keys = [
-        "NAME",
-        "DEVICE",
-        "PATH",
-        "TCTI",
-        "TRIES",
-        "PROMPT_TIMEOUT",
-        "PROVISION_KEY",
-        "POLICY_KEY",
-        "BLOB",
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let fields: [(&str, Option<String>); 9] = [
+        ("NAME", v.map(|v| v.name.clone())),
+        ("DEVICE", v.map(|v| v.device.to_string())),
+        ("PATH", v.map(|v| v.device.path().display().to_string())),
+        (
+            "TCTI",
+            v.map(|v| v.opts.tcti.clone().unwrap_or_else(|| tcti.to_string())),
+        ),
+        ("TRIES", v.map(|v| v.prompt.tries.to_string())),
+        (
+            "PROMPT_TIMEOUT",
+            v.map(|v| v.prompt.timeout.map_or("0".into(), |t| t.to_string())),
+        ),
+        ("PROVISION_KEY", v.and_then(|v| path(&v.opts.provision_key))),
+        ("POLICY_KEY", v.and_then(|v| path(&v.opts.policy_key))),
+        ("BLOB", v.and_then(|v| path(&v.opts.blob))),
     ];
-    keys.iter()
-        .map(|k| {
-            let value = fields
-                .iter()
-                .find(|(f, _)| f == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("");
+    fields
+        .iter()
+        .map(|(k, value)| {
+            let value = value.as_deref().unwrap_or_default();
             format!("SEALROOT_{k}={}\n", shell_quote(value))
         })
         .collect()
