@@ -40,12 +40,19 @@ pub enum Exit {
     /// Ephemeral mode refused to format a device that holds data it must
     /// not destroy (a persistent LUKS volume, a filesystem, …).
     EphemeralRefused = 12,
+    /// The volume is not trusted: its LUKS2 header is outside sealroot's
+    /// allow-list, or its keyslot yields a volume key other than the
+    /// enrolled one. Nothing was unsealed from it, or PCR 15 was locked.
+    VolumeRefused = 13,
+    /// The unlock deadline passed before the volume was opened; PCR 15 was
+    /// locked.
+    Timeout = 14,
 }
 
 impl Exit {
     /// Every exit code, in code order: the one source of the tables in
     /// README.md and docs/format.md (a test compares them with this).
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 15] = [
         Exit::Ok,
         Exit::Internal,
         Exit::Usage,
@@ -59,6 +66,8 @@ impl Exit {
         Exit::Platform,
         Exit::Io,
         Exit::EphemeralRefused,
+        Exit::VolumeRefused,
+        Exit::Timeout,
     ];
 
     /// The process exit status.
@@ -88,6 +97,8 @@ impl Exit {
             Exit::Platform => "platform verification failed (SEV-SNP; the message names the check)",
             Exit::Io => "I/O error on a named file",
             Exit::EphemeralRefused => "`ephemeral` refused to format a device holding data (persistent LUKS volume, filesystem, …)",
+            Exit::VolumeRefused => "volume refused: LUKS2 header outside the allow-list (the field is named), or not the enrolled volume key",
+            Exit::Timeout => "the unlock deadline passed; PCR 15 was locked",
         }
     }
 
@@ -107,6 +118,8 @@ impl Exit {
             Exit::Platform => "platform verification failed: the message names the check (`evidence`, `hcl-format`, `hcl-binding`, `attestation-key`, `report-format`, `vmpl`, `report-data`, `vcek`, `signature`, `debug`, `measurement`, `tcb`, `guest-policy`) and why; also `sealroot platform` with a verdict `fail` ([platform.md](platform.md))",
             Exit::Io => "I/O error on a named file (missing, permission, disk full)",
             Exit::EphemeralRefused => "`ephemeral` refused to format a device that holds data it must not destroy: a block device in use (mounted, swap, mapped), a LUKS volume with keyslots or tokens, LUKS1, an unloadable LUKS2 header, or (without `wipe-existing`) a filesystem, partition table or unrecognised data; the message names the device and what it holds ([ephemeral.md](ephemeral.md#the-data-loss-guard))",
+            Exit::VolumeRefused => "volume refused: the LUKS2 header is outside sealroot's allow-list ([below](#luks2-header-allow-list); the message names the field and its value), or the keyslot yields a volume key whose fingerprint is not the enrolled one (a rewritten keyslot, or another volume carrying this one's UUID). Nothing was unsealed, or PCR 15 was locked before the exit",
+            Exit::Timeout => "the unlock deadline (`--deadline`, `rd.sealroot.deadline=`) passed before the volume was opened; PCR 15 was locked",
         }
     }
 
@@ -176,6 +189,15 @@ pub enum Error {
 
     #[error("ephemeral mode refused {path}: it {reason}")]
     EphemeralRefused { path: PathBuf, reason: String },
+
+    /// The LUKS2 header failed the allow-list, or the volume key is not
+    /// the enrolled one.
+    #[error("volume {path} refused: {reason}")]
+    VolumeRefused { path: PathBuf, reason: String },
+
+    /// The unlock deadline passed.
+    #[error("unlock deadline: {0}")]
+    Timeout(String),
 }
 
 impl Error {
@@ -194,6 +216,8 @@ impl Error {
             Error::EventLog { .. } => Exit::Io,
             Error::Internal(_) => Exit::Internal,
             Error::EphemeralRefused { .. } => Exit::EphemeralRefused,
+            Error::VolumeRefused { .. } => Exit::VolumeRefused,
+            Error::Timeout(_) => Exit::Timeout,
         }
     }
 
@@ -207,6 +231,13 @@ impl Error {
     pub fn blob(origin: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::BlobInvalid {
             origin: origin.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn refused(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        Error::VolumeRefused {
+            path: path.as_ref().to_path_buf(),
             reason: reason.into(),
         }
     }

@@ -57,3 +57,26 @@ pub fn pause_before_exit() {
         }
     }
 }
+
+/// Pause at a named step while `$SEALROOT_TEST_PAUSE_AT` names it: the
+/// process writes its PID to `$SEALROOT_TEST_PAUSE_FILE` and waits while
+/// that file exists (at most 60 s), so a test can change the world between
+/// two steps (say, rewrite a header between its check and its use).
+pub fn pause_at(step: &str) {
+    let (Some(at), Some(f)) = (
+        var("SEALROOT_TEST_PAUSE_AT"),
+        var("SEALROOT_TEST_PAUSE_FILE"),
+    ) else {
+        return;
+    };
+    if at != step {
+        return;
+    }
+    let f = std::path::PathBuf::from(f);
+    if std::fs::write(&f, std::process::id().to_string()).is_ok() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while f.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
