@@ -2,7 +2,9 @@
 //! for the real `sealroot` binary.
 #![allow(dead_code)]
 
+pub mod luks2edit;
 pub mod proxy;
+pub mod rawtpm;
 
 use sealroot::Exit;
 use std::ffi::{OsStr, OsString};

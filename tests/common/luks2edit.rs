@@ -1,0 +1,1 @@
+//! LUKS2 header rewriter for hostile-host tests (see tests/hostile.rs).

@@ -1,0 +1,1 @@
+//! Raw TPM commands (tpm2-tools) that try to unseal a token without sealroot.
