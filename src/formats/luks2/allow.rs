@@ -537,3 +537,376 @@ fn token(t: &RawToken, keyslot_exists: &dyn Fn(&u32) -> bool) -> Result<Token, R
         json_len: t.json_len,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{self, DEFAULT, DEVICE, PBKDF2};
+    use super::super::{metadata, validate};
+    use super::*;
+    use serde_json::{json, Value};
+
+    type Edit = fn(&mut Value);
+
+    /// Each edit of `base`'s JSON is refused, naming `field` (and `value`
+    /// unless empty).
+    fn each_refused(base: &[u8], cases: &[(&str, &str, Edit)]) {
+        for (field, value, edit) in cases {
+            let b = testkit::with_json(base, edit);
+            let r = validate(&b, DEVICE).expect_err(field);
+            assert_eq!(r.field, *field, "{r}");
+            if !value.is_empty() {
+                assert_eq!(r.value, *value, "{r}");
+            }
+        }
+    }
+
+    fn integrity(v: &mut Value) {
+        v["segments"]["0"]["integrity"] = json!({
+            "type": "hmac(sha256)", "journal_encryption": "none", "journal_integrity": "none"
+        });
+    }
+
+    #[test]
+    fn config_rules() {
+        each_refused(
+            DEFAULT,
+            &[
+                ("config.json_size", "28672", |v| {
+                    v["config"]["json_size"] = json!("28672")
+                }),
+                ("config.keyslots_size", "16744447", |v| {
+                    v["config"]["keyslots_size"] = json!("16744447")
+                }),
+                ("config.keyslots_size", "134254592", |v| {
+                    v["config"]["keyslots_size"] = json!("134254592")
+                }),
+                ("config.flags.1", "no-discards", |v| {
+                    v["config"]["flags"] = json!(["allow-discards", "no-discards"])
+                }),
+                (
+                    "config.requirements.mandatory.0",
+                    "online-reencrypt-v2",
+                    |v| v["config"]["requirements"] = json!({"mandatory": ["online-reencrypt-v2"]}),
+                ),
+            ],
+        );
+        let b = testkit::with_json(DEFAULT, |v| {
+            v["config"]["flags"] = json!(CONFIG_FLAGS);
+            v["config"]["requirements"] = json!({"mandatory": []});
+        });
+        assert_eq!(validate(&b, DEVICE).unwrap().flags, CONFIG_FLAGS);
+        let r = validate(
+            &testkit::with_json(DEFAULT, |v| {
+                v["config"]["keyslots_size"] = json!("134254592")
+            }),
+            DEVICE,
+        )
+        .unwrap_err();
+        assert_eq!(r.rule, "over the ceiling of 134217728 bytes");
+    }
+
+    #[test]
+    fn segment_rules() {
+        each_refused(
+            DEFAULT,
+            &[
+                ("segments", "2 segments", |v| {
+                    v["segments"]["1"] = v["segments"]["0"].clone()
+                }),
+                ("segments", "1", |v| {
+                    v["segments"] = json!({"1": v["segments"]["0"].clone()})
+                }),
+                ("segments", "0 segments", |v| v["segments"] = json!({})),
+                ("segments.0.encryption", "cipher_null-ecb", |v| {
+                    v["segments"]["0"]["encryption"] = json!("cipher_null-ecb")
+                }),
+                ("segments.0.encryption", "CIPHER_NULL", |v| {
+                    v["segments"]["0"]["encryption"] = json!("CIPHER_NULL")
+                }),
+                ("segments.0.encryption", "aes-cbc-essiv:sha256", |v| {
+                    v["segments"]["0"]["encryption"] = json!("aes-cbc-essiv:sha256")
+                }),
+                ("segments.0.iv_tweak", "1", |v| {
+                    v["segments"]["0"]["iv_tweak"] = json!("1")
+                }),
+                ("segments.0.sector_size", "1024", |v| {
+                    v["segments"]["0"]["sector_size"] = json!(1024)
+                }),
+                ("segments.0.flags.0", "backup-previous", |v| {
+                    v["segments"]["0"]["flags"] = json!(["backup-previous"])
+                }),
+                ("segments.0.integrity.type", "hmac(sha512)", |v| {
+                    integrity(v);
+                    v["segments"]["0"]["integrity"]["type"] = json!("hmac(sha512)")
+                }),
+                ("segments.0.integrity.journal_encryption", "aes", |v| {
+                    integrity(v);
+                    v["segments"]["0"]["integrity"]["journal_encryption"] = json!("aes")
+                }),
+                ("segments.0.integrity.journal_integrity", "crc32c", |v| {
+                    integrity(v);
+                    v["segments"]["0"]["integrity"]["journal_integrity"] = json!("crc32c")
+                }),
+                ("segments.0.offset", "16777728", |v| {
+                    v["segments"]["0"]["offset"] = json!("16777728")
+                }),
+                ("segments.0.offset", "16773120", |v| {
+                    v["segments"]["0"]["offset"] = json!("16773120")
+                }),
+                ("segments.0.offset", "33554432", |v| {
+                    v["segments"]["0"]["offset"] = json!("33554432")
+                }),
+                ("segments.0.size", "0", |v| {
+                    v["segments"]["0"]["size"] = json!("0")
+                }),
+                ("segments.0.size", "512", |v| {
+                    v["segments"]["0"]["size"] = json!("512")
+                }),
+                ("segments.0.size", "16781312", |v| {
+                    v["segments"]["0"]["size"] = json!("16781312")
+                }),
+                ("segments.0.size", "18446744073709551615", |v| {
+                    v["segments"]["0"]["size"] = json!("18446744073709551615")
+                }),
+            ],
+        );
+        let b = testkit::with_json(DEFAULT, |v| {
+            v["segments"]["0"]["size"] = json!("16777216");
+            v["segments"]["0"]["flags"] = json!([]);
+        });
+        assert_eq!(validate(&b, DEVICE).unwrap().segment.size, Some(16 << 20));
+        let r = validate(
+            &testkit::with_json(DEFAULT, |v| {
+                v["segments"]["0"]["encryption"] = json!("twofish-xts-plain64")
+            }),
+            DEVICE,
+        )
+        .unwrap_err();
+        assert_eq!(r.rule, "not in the allow-list (aes-xts-plain64)");
+    }
+
+    #[test]
+    fn keyslot_rules() {
+        each_refused(
+            PBKDF2,
+            &[
+                ("keyslots.0.key_size", "32", |v| {
+                    v["keyslots"]["0"]["key_size"] = json!(32)
+                }),
+                // An integrity volume's key is 96 bytes.
+                ("keyslots.0.key_size", "64", integrity),
+                ("keyslots.1.priority", "3", |v| {
+                    v["keyslots"]["1"]["priority"] = json!(3)
+                }),
+                ("keyslots.0.af.stripes", "1", |v| {
+                    v["keyslots"]["0"]["af"]["stripes"] = json!(1)
+                }),
+                ("keyslots.0.af.hash", "sha1", |v| {
+                    v["keyslots"]["0"]["af"]["hash"] = json!("sha1")
+                }),
+                ("keyslots.1.area.encryption", "cipher_null-ecb", |v| {
+                    v["keyslots"]["1"]["area"]["encryption"] = json!("cipher_null-ecb")
+                }),
+                ("keyslots.1.area.encryption", "aes-cbc-plain64", |v| {
+                    v["keyslots"]["1"]["area"]["encryption"] = json!("aes-cbc-plain64")
+                }),
+                ("keyslots.0.area.key_size", "32", |v| {
+                    v["keyslots"]["0"]["area"]["key_size"] = json!(32)
+                }),
+                ("keyslots.0.area.offset", "16384", |v| {
+                    v["keyslots"]["0"]["area"]["offset"] = json!("16384")
+                }),
+                ("keyslots.0.area.size", "255999", |v| {
+                    v["keyslots"]["0"]["area"]["size"] = json!("255999")
+                }),
+                // Past the keyslots area, which ends where the data begins.
+                ("keyslots.1.area.size", "16744448", |v| {
+                    v["keyslots"]["1"]["area"]["size"] = json!("16744448")
+                }),
+                ("keyslots.1.area.size", "18446744073709551615", |v| {
+                    v["keyslots"]["1"]["area"]["size"] = json!("18446744073709551615")
+                }),
+                ("keyslots.1.area.offset", "36864", |v| {
+                    v["keyslots"]["1"]["area"]["offset"] = json!("36864")
+                }),
+                ("keyslots.1.area.offset", "32768", |v| {
+                    v["keyslots"]["1"]["area"]["offset"] = json!("32768")
+                }),
+            ],
+        );
+        // Ending exactly at the keyslots area's end is fine.
+        let b = testkit::with_json(PBKDF2, |v| {
+            v["keyslots"]["1"]["area"]["offset"] = ((16u64 << 20) - 258048).to_string().into();
+        });
+        assert!(validate(&b, DEVICE).is_ok());
+    }
+
+    #[test]
+    fn kdf_rules() {
+        each_refused(
+            PBKDF2,
+            &[
+                ("keyslots.0.kdf.hash", "sha1", |v| {
+                    v["keyslots"]["0"]["kdf"]["hash"] = json!("sha1")
+                }),
+                ("keyslots.0.kdf.iterations", "0", |v| {
+                    v["keyslots"]["0"]["kdf"]["iterations"] = json!(0)
+                }),
+                ("keyslots.0.kdf.iterations", "10000001", |v| {
+                    v["keyslots"]["0"]["kdf"]["iterations"] = json!(10_000_001)
+                }),
+                ("keyslots.0.kdf.iterations", "4294967296", |v| {
+                    v["keyslots"]["0"]["kdf"]["iterations"] = json!(1u64 << 32)
+                }),
+                ("keyslots.0.kdf.salt", "AAAA", |v| {
+                    v["keyslots"]["0"]["kdf"]["salt"] = json!("AAAA")
+                }),
+                ("keyslots.1.kdf.time", "0", |v| {
+                    v["keyslots"]["1"]["kdf"]["time"] = json!(0)
+                }),
+                ("keyslots.1.kdf.time", "1025", |v| {
+                    v["keyslots"]["1"]["kdf"]["time"] = json!(1025)
+                }),
+                ("keyslots.1.kdf.memory", "4194304", |v| {
+                    v["keyslots"]["1"]["kdf"]["memory"] = json!(4_194_304)
+                }),
+                ("keyslots.1.kdf.cpus", "5", |v| {
+                    v["keyslots"]["1"]["kdf"]["cpus"] = json!(5)
+                }),
+                // 257 passes over 64 MiB: more than 16 over 1 GiB.
+                ("keyslots.1.kdf.time", "257", |v| {
+                    v["keyslots"]["1"]["kdf"]["time"] = json!(257)
+                }),
+                ("keyslots.1.kdf.salt", "not base64!", |v| {
+                    v["keyslots"]["1"]["kdf"]["salt"] = json!("not base64!")
+                }),
+            ],
+        );
+        let r = validate(
+            &testkit::with_json(PBKDF2, |v| {
+                v["keyslots"]["1"]["kdf"]["memory"] = json!(4_194_304)
+            }),
+            DEVICE,
+        )
+        .unwrap_err();
+        assert_eq!(r.rule, "over the ceiling of 1048576 KiB");
+        // At the ceilings, and argon2i.
+        let b = testkit::with_json(PBKDF2, |v| {
+            v["keyslots"]["0"]["kdf"]["iterations"] = json!(MAX_PBKDF2_ITERATIONS);
+            v["keyslots"]["0"]["kdf"]["hash"] = json!("sha512");
+            v["keyslots"]["1"]["kdf"] = json!({
+                "type": "argon2i", "time": 16, "memory": 1_048_576, "cpus": 4,
+                "salt": v["keyslots"]["1"]["kdf"]["salt"].clone()
+            });
+        });
+        let h = validate(&b, DEVICE).unwrap();
+        assert_eq!(
+            h.keyslot(1).unwrap().kdf,
+            Kdf::Argon2 {
+                kind: Argon2Kind::I,
+                time: 16,
+                memory_kib: 1_048_576,
+                cpus: 4
+            }
+        );
+    }
+
+    #[test]
+    fn digest_rules() {
+        each_refused(
+            PBKDF2,
+            &[
+                ("digests.0.hash", "md5", |v| {
+                    v["digests"]["0"]["hash"] = json!("md5")
+                }),
+                ("digests.0.iterations", "0", |v| {
+                    v["digests"]["0"]["iterations"] = json!(0)
+                }),
+                ("digests.0.iterations", "10000001", |v| {
+                    v["digests"]["0"]["iterations"] = json!(10_000_001)
+                }),
+                ("digests.0.salt", "", |v| {
+                    v["digests"]["0"]["salt"] = json!("")
+                }),
+                // A sha512 digest is 64 bytes.
+                ("digests.0.digest", "", |v| {
+                    v["digests"]["0"]["hash"] = json!("sha512")
+                }),
+                ("digests.0.keyslots.2", "5", |v| {
+                    v["digests"]["0"]["keyslots"] = json!(["0", "1", "5"])
+                }),
+                ("digests.2.keyslots.0", "1", |v| {
+                    v["digests"]["0"]["keyslots"] = json!(["0"]);
+                    v["digests"]["1"] = v["digests"]["0"].clone();
+                    v["digests"]["1"]["keyslots"] = json!(["1"]);
+                    v["digests"]["1"]["segments"] = json!([]);
+                    v["digests"]["2"] = v["digests"]["1"].clone();
+                }),
+                ("digests.0.segments.0", "1", |v| {
+                    v["digests"]["0"]["segments"] = json!(["1"])
+                }),
+                ("digests.1.segments.0", "0", |v| {
+                    v["digests"]["0"]["keyslots"] = json!(["0"]);
+                    v["digests"]["1"] = v["digests"]["0"].clone();
+                    v["digests"]["1"]["keyslots"] = json!(["1"]);
+                }),
+                ("digests", "1 digests", |v| {
+                    v["digests"]["0"]["segments"] = json!([])
+                }),
+                ("digests", "0 digests", |v| v["digests"] = json!({})),
+            ],
+        );
+        // An unbound keyslot: its digest covers no segment.
+        let b = testkit::with_json(PBKDF2, |v| {
+            v["digests"]["0"]["keyslots"] = json!(["0"]);
+            v["digests"]["1"] = v["digests"]["0"].clone();
+            v["digests"]["1"]["keyslots"] = json!(["1"]);
+            v["digests"]["1"]["segments"] = json!([]);
+        });
+        assert!(validate(&b, DEVICE).is_ok());
+    }
+
+    #[test]
+    fn token_rules() {
+        each_refused(
+            PBKDF2,
+            &[
+                ("tokens.0.type", "", |v| {
+                    v["tokens"]["0"]["type"] = json!("t".repeat(65))
+                }),
+                ("tokens.0.keyslots.1", "2", |v| {
+                    v["tokens"]["0"]["keyslots"] = json!(["0", "2"])
+                }),
+            ],
+        );
+        let b = testkit::with_json(PBKDF2, |v| {
+            v["tokens"]["31"] = json!({"type": "t".repeat(64), "keyslots": ["1", "0"]});
+        });
+        let h = validate(&b, DEVICE).unwrap();
+        assert_eq!(h.tokens[1].id, 31);
+        assert_eq!(h.tokens[1].keyslots, vec![1, 0]);
+    }
+
+    #[test]
+    fn token_size_and_counts_over_the_ceilings_are_refused() {
+        // Ids 0 to 31 already make this impossible from JSON; the ceiling
+        // holds whatever the parser admits.
+        let mut m =
+            metadata::parse(&serde_json::to_string(&testkit::json(PBKDF2)).unwrap()).unwrap();
+        let t = m.tokens[0].clone();
+        m.tokens = vec![t; 33];
+        let r = check(&m, 16384, DEVICE).unwrap_err();
+        assert_eq!((r.field.as_str(), r.value.as_str()), ("tokens", "33"));
+        // A token's JSON over 64 KiB needs metadata over 64 KiB.
+        m.tokens.truncate(1);
+        m.tokens[0].json_len = MAX_TOKEN_JSON + 1;
+        let r = check(&m, 16384, DEVICE).unwrap_err();
+        assert_eq!(r.field, "tokens.0");
+        assert_eq!(r.value, "65537 bytes of JSON");
+        assert_eq!(r.rule, "over the ceiling of 65536 bytes");
+        let k = m.keyslots[0].clone();
+        m.keyslots = vec![k; 33];
+        let r = check(&m, 16384, DEVICE).unwrap_err();
+        assert_eq!((r.field.as_str(), r.value.as_str()), ("keyslots", "33"));
+    }
+}
