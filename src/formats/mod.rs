@@ -9,4 +9,5 @@ pub mod ephemeral;
 pub mod luks2;
 pub mod probe;
 pub mod signed_policy;
+pub mod volume_key;
 pub mod wire;
