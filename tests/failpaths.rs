@@ -8,6 +8,12 @@ mod common;
 use common::rawtpm::{pcr_read, raw_unseal, replay_self_measurements};
 use common::*;
 use sealroot::Exit;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The first (only) token of `img`.
 fn token(img: &Image) -> serde_json::Value {
@@ -302,4 +308,225 @@ fn h_wrong_recovery_key() {
     std::fs::write(&wrong, "not the key").unwrap();
     b.attack(&["--key-file", p(&wrong)]).expect(Exit::Luks);
     b.assert_real_key_out_of_reach("wrong recovery key");
+}
+
+/// How a [`LateTpm`] is late.
+#[derive(Clone, Copy)]
+enum Late {
+    /// Nothing listens on its data port for the delay (a TPM device that
+    /// appears late): connections are refused until then.
+    Appears,
+    /// It accepts at once but holds back the first response for the delay.
+    Answers,
+}
+
+/// A forwarder to a swtpm's data and control ports that is late in one of
+/// the [`Late`] ways.
+struct LateTpm {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The first response's delay, taken by whichever connection carries it.
+type Hold = Arc<Mutex<Option<Duration>>>;
+
+fn pump(mut from: TcpStream, mut to: TcpStream, hold: Option<Hold>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let delay = hold.as_ref().and_then(|h| h.lock().unwrap().take());
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Forward every connection to `upstream`; the first response (on
+/// whichever connection) is held back `first_response` when given.
+fn forward(l: TcpListener, upstream: u16, first_response: Option<Duration>, stop: &AtomicBool) {
+    let hold: Hold = Arc::new(Mutex::new(first_response));
+    l.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((client, _)) => {
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let hold = hold.clone();
+                std::thread::spawn(move || pump(client, server, None));
+                std::thread::spawn(move || pump(s2, c2, Some(hold)));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+impl LateTpm {
+    fn start(upstream: u16, late: Late, delay: Duration) -> LateTpm {
+        let (data, ctrl) = loop {
+            let d = TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = d.local_addr().unwrap().port();
+            if let Ok(c) = TcpListener::bind(("127.0.0.1", p + 1)) {
+                break (d, c);
+            }
+        };
+        let port = data.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s1, s2) = (stop.clone(), stop.clone());
+        let data_thread = move || {
+            let (data, first_response) = match late {
+                Late::Answers => (data, Some(delay)),
+                Late::Appears => {
+                    drop(data);
+                    let t = Instant::now();
+                    while t.elapsed() < delay {
+                        if s1.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    // The port was free a moment ago; take it again.
+                    let l = (0..100)
+                        .find_map(|_| {
+                            TcpListener::bind(("127.0.0.1", port))
+                                .map_err(|_| std::thread::sleep(Duration::from_millis(10)))
+                                .ok()
+                        })
+                        .unwrap_or_else(|| panic!("LateTpm: port {port} taken meanwhile"));
+                    (l, None)
+                }
+            };
+            forward(data, upstream, first_response, &s1);
+        };
+        let threads = vec![
+            std::thread::spawn(data_thread),
+            std::thread::spawn(move || forward(ctrl, upstream + 1, None, &s2)),
+        ];
+        LateTpm {
+            port,
+            stop,
+            threads,
+        }
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for LateTpm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `unlock --key-file` with the attacker volume's own (correct) key, through
+/// a TPM that is 2 s late, with `--tpm-timeout 10`: the key-file path waits
+/// for the TPM as long as the TPM path would, and locks PCR 15 before it
+/// returns.
+fn late_tpm_on_the_key_file_path(late: Late, case: &str) {
+    let b = Boot::new(None);
+    let proxy = LateTpm::start(b.tpm.port, late, Duration::from_secs(2));
+    assert_eq!(pcr_read(&b.tpm, 15), [0; 32]);
+    let t = Instant::now();
+    let r = Args::new("unlock")
+        .opt("device", &b.att.path)
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &b.att.cmdline)
+        .opt("name", "sealroot-test")
+        .arg("--dry-run")
+        .opt("key-file", &b.att.key)
+        .opt("tpm-timeout", "10")
+        .run()
+        .expect(Exit::Ok);
+    let took = t.elapsed();
+    eprintln!("{case}: {r:?}");
+    drop(proxy);
+    b.assert_real_key_out_of_reach(case);
+    // The forwarder was late, and sealroot waited for it.
+    assert!(took >= Duration::from_secs(2), "{case}: took {took:?}");
+    assert!(took < Duration::from_secs(10), "{case}: took {took:?}");
+}
+
+#[test]
+fn i_tpm_appearing_late_on_the_key_file_path() {
+    late_tpm_on_the_key_file_path(Late::Appears, "TPM appearing 2 s late, key file");
+}
+
+#[test]
+fn i_tpm_answering_late_on_the_key_file_path() {
+    late_tpm_on_the_key_file_path(Late::Answers, "TPM answering 2 s late, key file");
+}
+
+/// With no TPM at all the key-file path cannot lock PCR 15, so it does not
+/// report success either (the volume key is checked, nothing is opened).
+#[test]
+fn j_no_tpm_at_all_on_the_key_file_path() {
+    let img = Image::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = Args::new("unlock")
+        .opt("device", &img.path)
+        .opt("tcti", format!("swtpm:host=127.0.0.1,port={port}"))
+        .opt("cmdline-file", &img.cmdline)
+        .opt("name", "sealroot-test")
+        .arg("--dry-run")
+        .opt("key-file", &img.key)
+        .opt("tpm-timeout", "1")
+        .run();
+    r.assert_exit(Exit::NoTpm);
+}
+
+// ---------------------------------------------------------------------------
+
+/// What a successful unlock leaves in PCR 15 depends on the volume (its
+/// key), not only on the command line and UUID, and is the same every boot;
+/// a failure leaves yet another value.
+#[test]
+fn lock_values() {
+    let mut tpm = Swtpm::start();
+    let a = Image::new();
+    let b = Image::with_passphrase(b"another volume");
+    set_uuid(&b, &a.uuid());
+    for img in [&a, &b] {
+        enroll(&tpm, img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    }
+    assert_eq!(
+        token(&a)["self_measurements"],
+        token(&b)["self_measurements"],
+        "same command line and UUID"
+    );
+    let mut after = |img: &Image, extra: &[&str], exit: Exit| {
+        tpm.reboot();
+        unlock(&tpm, img, extra).expect(exit);
+        pcr_read(&tpm, 15)
+    };
+    let a1 = after(&a, &[], Exit::Ok);
+    let b1 = after(&b, &[], Exit::Ok);
+    let a2 = after(&a, &[], Exit::Ok);
+    let wrong = a.file("wrong");
+    std::fs::write(&wrong, "not the key").unwrap();
+    let failed = after(&a, &["--key-file", p(&wrong)], Exit::Luks);
+    assert_eq!(a1, a2, "one volume, two boots");
+    assert_ne!(a1, b1, "two volumes with the same UUID and command line");
+    assert_ne!(failed, [0; 32], "a failure locks too");
+    assert_ne!(failed, a1, "a failure is not a success");
+    assert_ne!(failed, b1, "a failure is not a success");
 }
