@@ -721,3 +721,21 @@ fn a_passed_deadline_locks_and_fails() {
     tpm.reboot();
     unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
 }
+
+#[test]
+fn a_tpm_without_a_sha256_bank_is_named_and_nothing_persists() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let out = tpm.tpm2(&["pcrallocate", "sha1:all+sha256:none"]);
+    assert!(out.status.success(), "{out:?}");
+    tpm.reboot();
+    let r = enroll(&tpm, &img, &["--no-recovery-key"]);
+    r.assert_exit(Exit::PcrMismatch);
+    assert!(r.stderr.contains("sha256 bank"), "{r:?}");
+    let handles = tpm.tpm2(&["getcap", "handles-persistent"]);
+    assert!(
+        !String::from_utf8_lossy(&handles.stdout).contains("0x81000001"),
+        "the SRK was created: {handles:?}"
+    );
+    assert!(img.tokens().is_empty());
+}
