@@ -13,7 +13,13 @@
 //! - `unlock_maxrss_kb_sealroot`: peak resident memory of one unlock;
 //! - `unlock_ms_sealroot_signed`, `tpm_commands_per_unlock_signed`: the same
 //!   for a volume enrolled with `--policy-key` (PolicyAuthorize + PolicyNV),
-//!   unlocked with a signed policy for PCRs 0,4,7,9.
+//!   unlocked with a signed policy for PCRs 0,4,7,9;
+//! - with `SEALROOT_BENCH_BASELINE=/path/to/an/older/sealroot`:
+//!   `unlock_ms_baseline` (that binary on an image it enrolled itself, on the
+//!   same swtpm, alternating with this one, each in a fresh boot),
+//!   `unlock_ms_sealroot_vs_baseline` (this binary in the same loop) and
+//!   `unlock_vs_baseline` (the ratio): what a change such as the LUKS2
+//!   header check costs, measured side by side.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -41,7 +47,11 @@ fn timed(mut c: Command) -> (f64, std::process::Output) {
 }
 
 fn sealroot_unlock(tcti: &str, img: &Image) -> Command {
-    let mut c = Command::new(SEALROOT);
+    unlock_with(SEALROOT, tcti, img)
+}
+
+fn unlock_with(bin: &str, tcti: &str, img: &Image) -> Command {
+    let mut c = Command::new(bin);
     c.args([
         "unlock",
         "--device",
@@ -250,4 +260,46 @@ fn main() {
     println!("tpm_commands_per_unlock_signed: {}", signed_cmds.len());
     let names: Vec<&str> = ours_cmds.iter().map(|&c| cc_name(c)).collect();
     println!("tpm_commands_sealroot: {}", names.join(","));
+    if let Ok(base) = std::env::var("SEALROOT_BENCH_BASELINE") {
+        against_baseline(&mut tpm, &base, &img, runs);
+    }
+}
+
+/// This binary against `base` (an older sealroot), alternating, each run in
+/// a fresh boot, each on an image it enrolled itself (an older sealroot may
+/// not read this one's tokens).
+fn against_baseline(tpm: &mut Swtpm, base: &str, img: &Image, runs: usize) {
+    let tcti = tpm.tcti();
+    let bimg = Image::new();
+    let out = Command::new(base)
+        .args(["enroll", "--device", p(&bimg.path), "--unlock-key-file"])
+        .arg(&bimg.key)
+        .args(["--tcti", &tcti, "--cmdline-file", p(&bimg.cmdline)])
+        .args(["--no-recovery-key", "--pcrs", "0,4,7,9", "--log", "stderr"])
+        .env_remove("TPM2TOOLS_TCTI")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "baseline enroll: {out:?}");
+    let (mut now, mut before) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        for which in if i % 2 == 0 { [0, 1] } else { [1, 0] } {
+            tpm.reboot();
+            let (ms, out) = if which == 0 {
+                timed(sealroot_unlock(&tcti, img))
+            } else {
+                timed(unlock_with(base, &tcti, &bimg))
+            };
+            assert!(out.status.success(), "unlock ({which}): {out:?}");
+            if which == 0 {
+                now.push(ms)
+            } else {
+                before.push(ms)
+            }
+        }
+    }
+    let (n, b) = (median(&mut now), median(&mut before));
+    println!("unlock_ms_baseline: {b:.1}");
+    println!("unlock_ms_sealroot_vs_baseline: {n:.1}");
+    println!("unlock_vs_baseline: {:.3}", n / b);
 }

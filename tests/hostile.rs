@@ -406,9 +406,20 @@ fn refused_before_unseal(mutate: impl FnOnce(&Enrolled)) -> (Run, u32) {
     );
     e.tpm.reboot();
     mutate(&e);
-    let (r, took, cmds) = unlock_proxied(&e, None);
+    let (r, mut took, cmds) = unlock_proxied(&e, None);
     r.assert_exit(Exit::VolumeRefused);
     assert!(!r.stderr.contains("panicked"), "{r:?}");
+    // The fastest of up to three runs (each locks PCR 15 again, harmlessly):
+    // a stall the header asks for costs every run; a busy test machine
+    // only some.
+    for _ in 0..2 {
+        if took < Duration::from_secs(1) {
+            break;
+        }
+        let (again, t, _) = unlock_proxied(&e, None);
+        again.assert_exit(Exit::VolumeRefused);
+        took = took.min(t);
+    }
     assert!(
         took < Duration::from_secs(1),
         "refused after {took:?}: {r:?}"

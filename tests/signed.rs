@@ -208,7 +208,7 @@ fn edited_key_in_the_token_is_refused_before_the_tpm() {
 
 #[test]
 fn signed_mode_with_a_pin() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let img = Image::new();
     let k = PolicyKeys::generate();
     let pin = img.file("pin");
@@ -235,6 +235,8 @@ fn signed_mode_with_a_pin() {
     a.extend(["--policy-file", p(&sig), "--pin-file", p(&wrong)]);
     let u = unlock(&tpm, &img, &a);
     u.assert_exit(Exit::PinOrLockout);
+    // The wrong PIN cost this boot (PCR 15 is locked); the next one opens.
+    tpm.reboot();
     let mut a = no_dir();
     a.extend(["--policy-file", p(&sig), "--pin-file", p(&pin)]);
     let u = unlock(&tpm, &img, &a);
@@ -285,6 +287,7 @@ fn signed_policy_survives_an_update_without_reenrollment() {
     let u = unlock(&tpm, &img, &no_dir());
     u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("no signed policy"), "{u:?}");
+    tpm.reboot();
 
     // Image A: PCR 16 and 23 at their reset values.
     let a = sign(&k, &img, "a", &[(16, [0; 32]), (23, [0; 32])], 1);
@@ -313,6 +316,8 @@ fn signed_policy_survives_an_update_without_reenrollment() {
     let b = sign(&k, &img, "b", &[(16, [0; 32]), (23, extended(0xaa))], 1);
     let r = install(&img, &b, &[]);
     r.assert_exit(Exit::Ok);
+    tpm.reboot();
+    tpm.extend(23, 0xaa);
     let u = unlock(&tpm, &img, &no_dir());
     u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("policy token"), "{u:?}");
@@ -354,6 +359,7 @@ fn revocation_refuses_older_versions_for_good() {
     u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("is revoked"), "{u:?}");
     assert!(u.stderr.contains("version 1"), "{u:?}");
+    tpm.reboot();
     // Without sealroot's own check (as code running before it in a revoked
     // image could arrange), the TPM refuses by itself: PolicyNV.
     let u = Args::new("unlock")
@@ -377,7 +383,7 @@ fn revocation_refuses_older_versions_for_good() {
 
 #[test]
 fn forged_edited_and_foreign_policies_are_ignored() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let img = Image::new();
     let k = PolicyKeys::generate();
     let other = PolicyKeys::generate();
@@ -393,6 +399,7 @@ fn forged_edited_and_foreign_policies_are_ignored() {
     let edited = img.file("edited.json");
     std::fs::write(&edited, serde_json::to_vec(&v).unwrap()).unwrap();
     for (f, why) in [(&foreign, "another key"), (&edited, "does not verify")] {
+        tpm.reboot();
         let mut a = no_dir();
         a.extend(["--policy-file", p(f)]);
         let u = unlock(&tpm, &img, &a);
@@ -425,6 +432,7 @@ fn forged_edited_and_foreign_policies_are_ignored() {
     let dir = img.file("policies");
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(&good, dir.join("good.json")).unwrap();
+    tpm.reboot();
     let u = unlock(&tpm, &img, &["--policy-dir", p(&dir), "--eventlog", "none"]);
     u.assert_exit(Exit::Ok);
 }

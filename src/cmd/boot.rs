@@ -189,11 +189,12 @@ fn open_ephemeral(args: &BootArgs, v: &VolumeCfg) -> Result<()> {
 /// provisioning key is there).
 fn unlock_volume(args: &BootArgs, v: VolumeCfg, session: &mut Session) -> Result<Unlocked> {
     session.retarget(tpm_for(args, &v));
-    if let Some(d) = v.opts.deadline {
-        session.set_deadline(Duration::from_secs_f64(d));
-    }
     let device = v.device.path();
     wait_for(&device, args.device_timeout)?;
+    // The deadline counts from here: waiting for a slow disk is bounded by
+    // --device-timeout, and nothing is measured or unsealed before it.
+    let deadline = v.opts.deadline.map(Duration::from_secs_f64);
+    session.set_deadline(deadline.unwrap_or(args.deadline));
     let provision_key = match &v.opts.provision_key {
         Some(p) if p.exists() => Some(read_key_file(p)?),
         Some(p) => {
