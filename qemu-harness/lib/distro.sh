@@ -276,7 +276,8 @@ distro_build_initrd() {
     esac
     case $tool in
     initramfs-tools)
-        local -a sealroot_files=(/usr/share/initramfs-tools/hooks/sealroot /usr/share/initramfs-tools/scripts/local-top/sealroot)
+        local -a sealroot_files=(/usr/share/initramfs-tools/hooks/sealroot /usr/share/initramfs-tools/scripts/local-top/sealroot
+            /usr/share/initramfs-tools/scripts/panic/sealroot /usr/share/initramfs-tools/scripts/sealroot-functions)
         local -a clevis_files
         distro_unstash_all "$root" "$stash"
         mapfile -t clevis_files < <(distro_itools_files "$root" "${DISTRO_CLEVIS_PKGS_initramfs_tools[@]}")
