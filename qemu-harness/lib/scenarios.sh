@@ -6,6 +6,8 @@ SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new
     snp-hcl update-kernel revoke-old-policy initramfs-tools dracut hook-missing-lib)
 SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard
     ephemeral-verity)
+# lib/hostile.sh
+SCENARIOS+=(hostile-header fs-confusion)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -29,6 +31,8 @@ describe_scenario() {
     ephemeral-no-tpm) echo "no TPM at all: crypttab-configured ephemeral data disk with integrity, kernel RNG only" ;;
     ephemeral-verity) echo "overlay root whose read-only OS layer is opened through dm-verity (root hash on the command line); a changed OS image is not mounted" ;;
     ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
+    hostile-header) echo "the host rewrites the token's keyslot as cipher_null with its own volume key: refused (exit 13, cipher_null named), PCR 15 locked, no shell" ;;
+    fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
     *) return 1 ;;
     esac
 }
