@@ -47,7 +47,7 @@ selfpcr_const() {
     v=$(awk -v n="$1:" '$1 == "pub" && $2 == "const" && $3 == n {
             if (match($0, /b"[^"]*"/)) { print substr($0, RSTART + 2, RLENGTH - 3); exit } }' \
         "$REPO_DIR/src/pcr/selfpcr.rs")
-    [[ -n $v ]] || die "no byte-string constant $1 in src/pcr/selfpcr.rs"
+    [[ -n $v ]] || return 1
     printf '%s' "$v"
 }
 
@@ -68,12 +68,13 @@ guest_pcr15() {
 # harness initramfs runs no `sealroot lock` of its own, so this is
 # sealroot's lock.
 expect_pcr15_locked() {
-    local got expected failure
+    local got expected event failure
     got=$(guest_pcr15)
     [[ -n $got ]] || scn_fail "boot $SCN_BOOT: the guest did not print PCR 15"
     expected=$(token_pcr15)
     [[ -n $expected ]] || scn_fail "after boot $SCN_BOOT: no PCR 15 value in the sealroot token"
-    failure=$(printf '%s' "$(selfpcr_const FAILURE_EVENT)" | sha256sum | cut -c1-64)
+    event=$(selfpcr_const FAILURE_EVENT) || scn_fail "no byte-string constant FAILURE_EVENT in src/pcr/selfpcr.rs"
+    failure=$(printf '%s' "$event" | sha256sum | cut -c1-64)
     if [[ $got == "$(pcr_extend_hex "$expected" "$failure")" ]]; then
         log "$SCN_NAME: PCR 15 = E(token's PCR 15, failure event) = $got: locked"
     elif [[ $got == "$(pcr_extend_hex "$(printf '0%.0s' {1..64})" "$failure")" ]]; then
