@@ -158,6 +158,10 @@ pub enum Error {
     #[error("{0}")]
     PcrMismatch(Mismatch),
 
+    /// The TPM has no sha256 bank for a PCR sealroot needs.
+    #[error("PCR bank: {0}")]
+    PcrBank(String),
+
     #[error("blob {origin}: {reason}")]
     BlobInvalid { origin: String, reason: String },
 
@@ -206,7 +210,9 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Io { .. } => Exit::Io,
             Error::NoTpm { .. } | Error::Tpm { .. } => Exit::NoTpm,
-            Error::PcrMismatch(_) | Error::PolicyRefused(_) => Exit::PcrMismatch,
+            Error::PcrMismatch(_) | Error::PolicyRefused(_) | Error::PcrBank(_) => {
+                Exit::PcrMismatch
+            }
             Error::BlobInvalid { .. } => Exit::BlobInvalid,
             Error::PinOrLockout(_) => Exit::PinOrLockout,
             Error::Luks { .. } => Exit::Luks,
@@ -271,6 +277,14 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.diffs.is_empty() {
+            // The values matched when read; the TPM refused at use.
+            return write!(
+                f,
+                "PCR policy mismatch ({} bank): the TPM refused the PCR policy (the PCRs changed after sealroot read them)",
+                self.bank
+            );
+        }
         let list: Vec<String> = self.diffs.iter().map(|d| d.index.to_string()).collect();
         write!(
             f,

@@ -51,6 +51,27 @@ impl SecretBytes {
     }
 }
 
+/// A LUKS2 volume key, as libcryptsetup's `crypt_volume_key_get` returns it
+/// (64 bytes for aes-xts-plain64 with a 512-bit key, 96 with
+/// hmac(sha256) integrity). Wiped on drop.
+pub struct VolumeKey(SecretBytes);
+
+impl VolumeKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        VolumeKey(SecretBytes::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<SecretBytes> for VolumeKey {
+    fn from(b: SecretBytes) -> Self {
+        VolumeKey(b)
+    }
+}
+
 /// Fresh 32 random bytes from the kernel RNG, XORed with `extra` when given
 /// (the TPM's RNG). XOR keeps the result uniform if either source is.
 pub fn random_key(extra: Option<&[u8]>) -> crate::Result<Key32> {

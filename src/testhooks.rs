@@ -80,3 +80,18 @@ pub fn pause_at(step: &str) {
         }
     }
 }
+
+/// Whether to change a PCR between PolicyPCR and Unseal this time: the
+/// first `$SEALROOT_TEST_PCR_CHANGES` calls say yes (TPM_RC_PCR_CHANGED
+/// tests).
+pub fn take_pcr_change() -> bool {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LEFT: AtomicI64 = AtomicI64::new(-1);
+    if LEFT.load(Ordering::Relaxed) < 0 {
+        let n = var("SEALROOT_TEST_PCR_CHANGES")
+            .and_then(|v| v.to_str().and_then(|s| s.parse::<i64>().ok()))
+            .unwrap_or(0);
+        LEFT.store(n, Ordering::Relaxed);
+    }
+    LEFT.fetch_sub(1, Ordering::Relaxed) > 0
+}

@@ -36,7 +36,7 @@ fn enroll_then_dry_run_unlock_and_status_match() {
     // of flagging a false mismatch.
     let (st, j) = status_json(&tpm, &img);
     assert_eq!(j["tokens"][0]["verdict"], "ok", "{st:?}");
-    assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "locked");
+    assert_eq!(j["tokens"][0]["pcrs"][4]["state"], "opened");
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn second_unlock_in_the_same_boot_fails_until_reboot() {
     again.assert_exit(Exit::PcrMismatch);
     assert!(again.stderr.contains("PCR 15 differs"), "{again:?}");
     assert!(
-        again.stderr.contains("already unsealed in this boot"),
+        again.stderr.contains("opened this volume in this boot"),
         "{again:?}"
     );
     tpm.reboot();
@@ -148,7 +148,7 @@ fn import_token(img: &Image, json: &std::path::Path) {
 
 #[test]
 fn replaced_srk_is_refused_before_any_secret_is_sent() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let img = Image::new();
     enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
     // The host swaps the key at 0x81000001 for one it controls.
@@ -164,10 +164,15 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
             .contains("not the SRK this volume was sealed under"),
         "{u:?}"
     );
-    // Nothing was unsealed, so the lock was not extended either.
-    assert!(!u.stderr.contains("extended the lock"), "{u:?}");
+    // Nothing was unsealed; the failure still locks PCR 15.
+    assert!(!u.stderr.contains("opened volume's lock"), "{u:?}");
+    assert!(
+        u.stderr.contains("extended the failure lock event"),
+        "{u:?}"
+    );
 
     // A TPM with no SRK at all (cleared) is refused the same way.
+    tpm.reboot();
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", "0x81000001"]);
     let u = unlock(&tpm, &img, &[]);
     u.assert_exit(Exit::TpmIdentity);
@@ -192,12 +197,16 @@ fn pin_right_opens_wrong_has_its_own_exit_code() {
     u.assert_exit(Exit::PinOrLockout);
     assert!(u.stderr.contains("wrong PIN"), "{u:?}");
     assert!(!u.stderr.contains("1357"), "PIN leaked: {u:?}");
+    // A wrong PIN costs the boot: PCR 15 is locked.
+    let mut tpm = tpm;
+    unlock(&tpm, &img, &["--pin-file", p(&pin)]).assert_exit(Exit::PcrMismatch);
+    tpm.reboot();
     let none = unlock(&tpm, &img, &[]);
     none.assert_exit(Exit::PinOrLockout);
+    tpm.reboot();
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
     u.assert_exit(Exit::Ok);
     // The environment variable works too (after a reboot).
-    let mut tpm = tpm;
     tpm.reboot();
     Args::new("unlock")
         .on(&tpm, &img)
@@ -238,7 +247,7 @@ fn recovery_key_opens_its_own_argon2id_keyslot() {
 
 #[test]
 fn reseal_after_a_pcr_change_makes_unlock_work_again() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let img = Image::new();
     enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7,23"]).assert_exit(Exit::Ok);
     tpm.extend(23, 0x55);
@@ -251,6 +260,9 @@ fn reseal_after_a_pcr_change_makes_unlock_work_again() {
     // New keyslot and token replaced the old ones.
     assert_eq!(img.keyslots(), vec![0, 2]);
     assert_eq!(img.tokens().len(), 1);
+    // The failed unlock locked PCR 15: the next boot, with PCR 23 as now.
+    tpm.reboot();
+    tpm.extend(23, 0x55);
     let u = unlock(&tpm, &img, &[]);
     u.assert_exit(Exit::Ok);
     assert!(u.stderr.contains("opens keyslot 2"), "{u:?}");
@@ -516,7 +528,7 @@ fn blob_file_mode_and_newer_format_versions() {
     let u = unlock(&tpm, &img, &["--blob-file", p(&bf)]);
     u.assert_exit(Exit::Ok);
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bf).unwrap()).unwrap();
-    v["version"] = 2.into();
+    v["version"] = 3.into();
     let newer = img.file("newer.json");
     std::fs::write(&newer, v.to_string()).unwrap();
     let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
@@ -525,7 +537,7 @@ fn blob_file_mode_and_newer_format_versions() {
         u.stderr.contains("newer than this sealroot supports"),
         "{u:?}"
     );
-    v["version"] = 1.into();
+    v["version"] = 2.into();
     v["added_later"] = true.into();
     std::fs::write(&newer, v.to_string()).unwrap();
     let u = unlock(&tpm, &img, &["--blob-file", p(&newer)]);
@@ -591,7 +603,7 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
     let u = unlock(&tpm, &img, &[]);
     u.assert_exit(Exit::PcrMismatch);
     assert!(u.stderr.contains("with a key file in this boot"), "{u:?}");
-    // A wrong key file: LUKS error; no TPM at all: still opens.
+    // A wrong key file: LUKS error; no TPM at all: refused.
     let wrong = img.file("wrong");
     std::fs::write(&wrong, "nope").unwrap();
     let r = sealroot(&[
@@ -622,6 +634,90 @@ fn key_file_unlock_opens_without_the_tpm_and_still_locks() {
         "--tpm-timeout",
         "0.2",
     ]);
+    // No TPM: the key is not used, since PCR 15 cannot be locked first.
+    r.assert_exit(Exit::NoTpm);
+    assert!(
+        r.stderr.contains("not used before PCR 15 is locked"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn zero_pcrs_are_refused_unless_allowed() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let strict = || {
+        Args::new("enroll")
+            .on(&tpm, &img)
+            .opt("unlock-key-file", &img.key)
+            .arg("--no-recovery-key")
+            .strict_pcrs()
+            .run()
+    };
+    let r = strict();
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("PCR 0,4,7,9 are all zero"), "{r:?}");
+    assert!(r.stderr.contains("--allow-zero-pcrs"), "{r:?}");
+    // Nothing was persisted: no token, no keyslot, no SRK.
+    assert!(img.tokens().is_empty());
+    assert_eq!(img.keyslots(), vec![0]);
+    let handles = tpm.tpm2(&["getcap", "handles-persistent"]);
+    assert!(
+        !String::from_utf8_lossy(&handles.stdout).contains("0x81000001"),
+        "{handles:?}"
+    );
+    // Measured PCRs pass; one left unmeasured is named.
+    for pcr in [0, 4, 7] {
+        tpm.extend(pcr, 0x11);
+    }
+    let r = strict();
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("PCR 9 is all zero"), "{r:?}");
+    tpm.extend(9, 0x11);
+    strict().assert_exit(Exit::Ok);
+}
+
+#[test]
+fn pcr_changed_during_the_session_is_retried() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    let with_changes = |tpm: &Swtpm, n: &str| {
+        Args::new("unlock")
+            .on(tpm, &img)
+            .opt("name", "x")
+            .arg("--dry-run")
+            .env("SEALROOT_TEST_PCR_CHANGES", n)
+            .run()
+    };
+    // One change: the session runs again and the unseal succeeds.
+    let r = with_changes(&tpm, "1");
     r.assert_exit(Exit::Ok);
-    assert!(r.stderr.contains("could not lock PCR 15"), "{r:?}");
+    assert!(
+        r.stderr.contains("a PCR changed during the policy session"),
+        "{r:?}"
+    );
+    // PCRs that never hold still: a PCR mismatch, not "TPM unavailable".
+    tpm.reboot();
+    let r = with_changes(&tpm, "9");
+    r.assert_exit(Exit::PcrMismatch);
+    assert!(r.stderr.contains("attempt 3 of 3"), "{r:?}");
+    assert!(
+        r.stderr.contains("changed after sealroot read them"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_passed_deadline_locks_and_fails() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    let r = unlock(&tpm, &img, &["--deadline", "0"]);
+    r.assert_exit(Exit::Timeout);
+    assert!(r.stderr.contains("deadline passed"), "{r:?}");
+    // Locked: the same boot cannot unseal any more; the next one can.
+    unlock(&tpm, &img, &[]).assert_exit(Exit::PcrMismatch);
+    tpm.reboot();
+    unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
 }

@@ -47,7 +47,7 @@ fn a_thousand_unlock_and_relock_cycles() {
 
 #[test]
 fn wrong_pin_until_dictionary_attack_lockout() {
-    let tpm = Swtpm::start();
+    let mut tpm = Swtpm::start();
     let img = Image::new();
     let pin = img.file("pin");
     std::fs::write(&pin, "4242").unwrap();
@@ -72,6 +72,8 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     std::fs::write(&wrong, "0000").unwrap();
     let mut saw_lockout = false;
     for i in 0..6 {
+        // Each try costs its boot (the failure locks PCR 15).
+        tpm.reboot();
         let u = unlock(&tpm, &img, &["--pin-file", p(&wrong)]);
         assert_eq!(u.exit(), Some(Exit::PinOrLockout), "try {i}: {u:?}");
         if u.stderr.contains("dictionary-attack lockout") {
@@ -83,11 +85,13 @@ fn wrong_pin_until_dictionary_attack_lockout() {
     }
     assert!(saw_lockout, "never reached lockout");
     // In lockout even the right PIN is refused, with the same exit code.
+    tpm.reboot();
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
     u.assert_exit(Exit::PinOrLockout);
     assert!(u.stderr.contains("lockout"), "{u:?}");
     // The owner clears the lockout; the right PIN works again.
     tpm.tpm2(&["dictionarylockout", "-c"]);
+    tpm.reboot();
     let u = unlock(&tpm, &img, &["--pin-file", p(&pin)]);
     u.assert_exit(Exit::Ok);
 }

@@ -9,10 +9,15 @@
 mod common;
 use base64::Engine as _;
 use common::luks2edit::{self, Header};
+use common::proxy::{cc_name, Proxy};
 use common::*;
+use sealroot::Exit;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CC_UNSEAL: u32 = 0x15E;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -80,6 +85,19 @@ fn cryptsetup_loads(img: &Image) -> Result<String, String> {
     } else {
         Err(text)
     }
+}
+
+/// The keyslot the (only) sealroot token names.
+fn token_keyslot(img: &Image) -> u32 {
+    let j = img.json();
+    let toks: Vec<&serde_json::Value> = j["tokens"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|t| t["type"] == "sealroot")
+        .collect();
+    assert_eq!(toks.len(), 1, "{j}");
+    toks[0]["keyslots"][0].as_str().unwrap().parse().unwrap()
 }
 
 fn attacker_key() -> Vec<u8> {
@@ -284,4 +302,296 @@ fn mutations_write_headers_with_valid_checksums() {
     luks2edit::requirement(&img.path, "sealroot-test-feature");
     let dump = cryptsetup_loads(&img).unwrap();
     assert!(dump.contains("sealroot-test-feature"), "{dump}");
+}
+
+// --- sealroot against the rewritten headers ---------------------------------
+
+/// An enrolled image, its TPM, and the keyslot its token names.
+struct Enrolled {
+    tpm: Swtpm,
+    img: Image,
+    slot: u32,
+    /// The real volume key (cryptsetup, with the image's passphrase).
+    key: Vec<u8>,
+}
+
+fn enrolled() -> Enrolled {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll(&tpm, &img, &[]).expect(Exit::Ok);
+    let slot = token_keyslot(&img);
+    let key = volume_key(&img.path, &img.key).unwrap();
+    Enrolled {
+        tpm,
+        img,
+        slot,
+        key,
+    }
+}
+
+/// `unlock --dry-run` with a recording proxy in front of the TPM.
+fn unlock_args(e: &Enrolled, proxy: &Proxy) -> Args {
+    Args::new("unlock")
+        .opt("device", &e.img.path)
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &e.img.cmdline)
+        .opt("name", "sealroot-test")
+        .arg("--dry-run")
+}
+
+/// One proxied `unlock --dry-run`: the run, its wall time, the TPM command
+/// codes it sent.
+fn unlock_proxied(e: &Enrolled, reveal: Option<&Path>) -> (Run, Duration, Vec<u32>) {
+    let proxy = Proxy::start(e.tpm.port);
+    let mut args = unlock_args(e, &proxy);
+    if let Some(d) = reveal {
+        args = args.env("SEALROOT_TEST_REVEAL_DIR", d);
+    }
+    let (r, took) = run_bounded(&args, Duration::from_secs(10));
+    (r, took, proxy.command_codes())
+}
+
+/// Run `args` to completion, or kill it (by PID) after `limit`: a refused
+/// header must not cost the boot a KDF the host chose.
+fn run_bounded(args: &Args, limit: Duration) -> (Run, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let t = Instant::now();
+    let mut child = args
+        .command()
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = t.elapsed();
+    let mut stderr = std::fs::read_to_string(&err).unwrap();
+    if status.is_none() {
+        stderr += &format!("[test: killed after {limit:?}]\n");
+    }
+    let r = Run {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr,
+    };
+    (r, took)
+}
+
+fn names(cmds: &[u32]) -> Vec<&'static str> {
+    cmds.iter().map(|&c| cc_name(c)).collect()
+}
+
+/// The control (the enrolled image unlocks, and the proxy sees the Unseal),
+/// a reboot, `mutate`, then the run under test: refused with
+/// `Exit::VolumeRefused` in under a second, without any Unseal reaching the
+/// TPM. Returns that run (for the field it names) and the token's keyslot.
+fn refused_before_unseal(mutate: impl FnOnce(&Enrolled)) -> (Run, u32) {
+    let mut e = enrolled();
+    let (ok, _, cmds) = unlock_proxied(&e, None);
+    ok.assert_exit(Exit::Ok);
+    assert!(
+        cmds.contains(&CC_UNSEAL),
+        "control: the proxy should see the Unseal: {:?}",
+        names(&cmds)
+    );
+    e.tpm.reboot();
+    mutate(&e);
+    let (r, took, cmds) = unlock_proxied(&e, None);
+    r.assert_exit(Exit::VolumeRefused);
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "refused after {took:?}: {r:?}"
+    );
+    assert!(
+        !cmds.contains(&CC_UNSEAL),
+        "unsealed for a refused header: {:?}\n{r:?}",
+        names(&cmds)
+    );
+    (r, e.slot)
+}
+
+#[track_caller]
+fn assert_names(r: &Run, words: &[&str]) {
+    for w in words {
+        assert!(r.stderr.contains(w), "stderr should name {w:?}: {r:?}");
+    }
+}
+
+#[test]
+fn null_cipher_segment_is_refused_before_unseal() {
+    let (r, _) = refused_before_unseal(|e| luks2edit::null_cipher_segment(&e.img.path));
+    assert_names(&r, &["segments.0.encryption", "cipher_null-ecb"]);
+}
+
+#[test]
+fn expensive_argon2_keyslot_is_refused_before_unseal() {
+    let (r, slot) =
+        refused_before_unseal(|e| luks2edit::argon2_keyslot(&e.img.path, e.slot, 4194304, 1000));
+    assert_names(&r, &[&format!("keyslots.{slot}.kdf.")]);
+}
+
+#[test]
+fn second_segment_is_refused_before_unseal() {
+    let (r, _) = refused_before_unseal(|e| luks2edit::second_segment(&e.img.path));
+    assert_names(&r, &["segments"]);
+}
+
+#[test]
+fn reencryption_requirement_is_refused_before_unseal() {
+    let (r, _) = refused_before_unseal(|e| luks2edit::requirement_flag(&e.img.path));
+    assert_names(
+        &r,
+        &["config.requirements.mandatory", "online-reencrypt-v2"],
+    );
+}
+
+#[test]
+fn unknown_requirement_is_refused_before_unseal() {
+    // A header cryptsetup itself loads (tests above).
+    let (r, _) =
+        refused_before_unseal(|e| luks2edit::requirement(&e.img.path, "sealroot-test-feature"));
+    assert_names(&r, &["config.requirements.mandatory"]);
+}
+
+#[test]
+fn keyslot_area_outside_the_keyslots_area_is_refused_before_unseal() {
+    let (r, slot) = refused_before_unseal(|e| luks2edit::keyslot_area_outside(&e.img.path, e.slot));
+    assert_names(&r, &[&format!("keyslots.{slot}.area.offset")]);
+}
+
+#[test]
+fn disagreeing_header_copies_are_refused_before_unseal() {
+    let (r, _) = refused_before_unseal(|e| luks2edit::disagreeing_copies(&e.img.path, e.slot));
+    assert!(
+        r.stderr.contains("secondary") || r.stderr.contains("differ"),
+        "stderr should name the secondary copy: {r:?}"
+    );
+}
+
+/// The attack the allow-list exists for: the token's keyslot made a
+/// cipher_null keyslot holding the host's own volume key, which any
+/// unsealed secret would "open" (libcryptsetup with AF_ALG), handing the
+/// boot a root file system the host wrote.
+#[test]
+fn null_cipher_keyslot_with_the_hosts_key_is_refused_before_unseal() {
+    let mine = attacker_key();
+    let (r, slot) =
+        refused_before_unseal(|e| luks2edit::null_cipher_keyslot(&e.img.path, e.slot, &mine));
+    assert_names(
+        &r,
+        &[
+            &format!("keyslots.{slot}.area.encryption"),
+            "cipher_null-ecb",
+        ],
+    );
+}
+
+/// Without the null cipher the host cannot plant its key: it cannot
+/// encrypt under a key derived from the secret, so the keyslot opens to
+/// nothing and the unlock fails; no volume key is ever the host's.
+#[test]
+fn forged_keyslot_with_the_hosts_key_never_yields_it() {
+    let mut e = enrolled();
+    let reveal = tempfile::tempdir().unwrap();
+    let (ok, _, _) = unlock_proxied(&e, Some(reveal.path()));
+    ok.assert_exit(Exit::Ok);
+    // Control: the reveal hook hands over the key the unlock used.
+    assert_eq!(revealed(reveal.path(), "volume-key"), e.key);
+    std::fs::remove_file(reveal.path().join("volume-key")).unwrap();
+
+    e.tpm.reboot();
+    let mine = attacker_key();
+    luks2edit::forged_keyslot(&e.img.path, e.slot, &mine);
+    let (r, _, _) = unlock_proxied(&e, Some(reveal.path()));
+    assert_ne!(r.exit(), Some(Exit::Ok), "{r:?}");
+    assert!(r.exit().is_some(), "undocumented exit: {r:?}");
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+    if reveal.path().join("volume-key").exists() {
+        assert_ne!(revealed(reveal.path(), "volume-key"), mine, "{r:?}");
+    }
+}
+
+/// Swap between check and use: the host rewrites the header on disk after
+/// sealroot checked it (the token's keyslot becomes a null-cipher keyslot
+/// holding the host's key, elsewhere in the keyslots area). sealroot
+/// activates from the copy it checked: the unlock succeeds, with the real
+/// volume key.
+#[test]
+fn header_rewritten_after_the_check_is_not_used() {
+    let e = enrolled();
+    let reveal = tempfile::tempdir().unwrap();
+    let pause = e.img.file("pause");
+    let proxy = Proxy::start(e.tpm.port);
+    let (out, err) = (e.img.file("stdout"), e.img.file("stderr"));
+    let mut child = unlock_args(&e, &proxy)
+        .env("SEALROOT_TEST_PAUSE_AT", "unlock:header-checked")
+        .env("SEALROOT_TEST_PAUSE_FILE", &pause)
+        .env("SEALROOT_TEST_REVEAL_DIR", reveal.path())
+        .command()
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let output = |what: &str| {
+        format!(
+            "{what}\n--- stdout\n{}--- stderr\n{}",
+            std::fs::read_to_string(&out).unwrap(),
+            std::fs::read_to_string(&err).unwrap()
+        )
+    };
+    let t = Instant::now();
+    while !pause.exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{}", output(&format!("exited ({st}) without pausing")));
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "never paused");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cmds = proxy.command_codes();
+    assert!(
+        !cmds.contains(&CC_UNSEAL),
+        "{}",
+        output(&format!(
+            "paused after the Unseal, not between header check and use: {:?}",
+            names(&cmds)
+        ))
+    );
+
+    let mine = attacker_key();
+    luks2edit::null_cipher_keyslot(&e.img.path, e.slot, &mine);
+    let on_disk = Header::read(&e.img.path);
+    assert_eq!(
+        on_disk.json["keyslots"][e.slot.to_string()]["area"]["encryption"],
+        "cipher_null-ecb"
+    );
+
+    std::fs::remove_file(&pause).unwrap();
+    // The test-hooks build pauses again before it exits (same file).
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if pause.exists() {
+            let _ = std::fs::remove_file(&pause);
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "never finished");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(0), "{}", output("unlock failed"));
+    assert!(proxy.command_codes().contains(&CC_UNSEAL));
+    let used = revealed(reveal.path(), "volume-key");
+    assert_ne!(used, mine, "{}", output("unlocked with the host's key"));
+    assert_eq!(used, e.key, "{}", output("unlocked with another key"));
 }

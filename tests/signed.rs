@@ -165,7 +165,8 @@ fn the_tpm_itself_refuses_edited_foreign_and_locked() {
         .expect("refused");
     assert!(e.to_string().contains("PolicyFail"), "{e}");
     // After the lock, the good policy no longer unseals.
-    sealroot::cmd::steps::measure::lock(&mut t).unwrap();
+    sealroot::cmd::steps::measure::lock(&mut t, sealroot::cmd::steps::measure::LockEvent::Failure)
+        .unwrap();
     let e = t
         .unseal(blob.sealed_object(), None, Some(auth(&blob, &sp)))
         .err()

@@ -58,6 +58,11 @@ pub struct EnrollCmd {
     pub tpm: TpmArgs,
     #[command(flatten)]
     pub cmdline: CmdlineArgs,
+    /// Seal even to firmware PCRs that were never extended (all zero in
+    /// the sha256 bank): tests on a bare TPM. Refused otherwise, naming
+    /// the PCR.
+    #[arg(long)]
+    pub allow_zero_pcrs: bool,
 }
 
 impl EnrollCmd {
@@ -104,7 +109,7 @@ impl EnrollCmd {
             let src = PinSource {
                 file: self.pin_file,
             };
-            Some(src.get("sealroot: new PIN: ")?)
+            Some(src.get("sealroot: new PIN: ", None)?)
         } else {
             None
         };
@@ -120,6 +125,7 @@ impl EnrollCmd {
             platform,
             authorize,
             eventlog: self.eventlog.path(),
+            allow_zero_pcrs: self.allow_zero_pcrs,
         })?;
         let a = &out.added;
         let mut stdout = std::io::stdout().lock();

@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod enroll;
 pub mod ephemeral;
+pub mod lock;
 pub mod options;
 pub mod platform;
 pub mod policy;
@@ -55,6 +56,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
     Ephemeral(ephemeral::EphemeralCmd),
+    Lock(lock::LockCmd),
     Verity(verity::VerityCmd),
     Predict(predict::PredictCmd),
 }
@@ -72,6 +74,7 @@ impl Command {
             Command::Platform(c) => c.run(),
             Command::Policy(c) => c.run(),
             Command::Ephemeral(c) => c.run(),
+            Command::Lock(c) => c.run(),
             Command::Verity(c) => c.run(),
             Command::Predict(c) => c.run(),
         }

@@ -31,6 +31,11 @@ pub struct ResealCmd {
     pub tpm: TpmArgs,
     #[command(flatten)]
     pub cmdline: CmdlineArgs,
+    /// Seal even to firmware PCRs that were never extended (all zero in
+    /// the sha256 bank): tests on a bare TPM. Refused otherwise, naming
+    /// the PCR.
+    #[arg(long)]
+    pub allow_zero_pcrs: bool,
 }
 
 impl ResealCmd {
@@ -53,6 +58,7 @@ impl ResealCmd {
             token: self.token,
             cmdline,
             tpm,
+            allow_zero_pcrs: self.allow_zero_pcrs,
         })?;
         println!(
             "resealed {}: keyslot {}{}",

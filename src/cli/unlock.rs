@@ -1,9 +1,10 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, MappingName, PcrList, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+    EvidenceArgs, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
+use crate::cmd::steps::session::Session;
 use crate::cmd::unlock::{self, UnlockArgs};
 use crate::sys::files::read_key_file;
 use crate::Result;
@@ -46,12 +47,22 @@ pub struct UnlockCmd {
     /// First boot: enroll in signed-policy mode with this public key.
     #[arg(long, value_name = "PUB.pem", requires = "provision_key_file")]
     pub policy_key: Option<PathBuf>,
+    /// Seconds from the start to the lock of PCR 15 (0-3600): past it,
+    /// sealroot locks and fails (exit 14).
+    #[arg(long, value_name = "SECS", default_value = "120")]
+    pub deadline: Seconds,
+    /// First boot: seal even to PCRs that were never extended (all zero;
+    /// tests on a bare TPM).
+    #[arg(long)]
+    pub allow_zero_pcrs: bool,
     #[command(flatten)]
     pub inputs: UnlockInputs,
 }
 
 impl UnlockCmd {
     pub fn run(self) -> Result<()> {
+        // Every way out from here locks PCR 15, failures included.
+        let mut session = Session::new(self.inputs.tpm.opts(), self.deadline.duration());
         let policy_key = self
             .policy_key
             .as_deref()
@@ -61,11 +72,11 @@ impl UnlockCmd {
         // Certificates are read at run time here (platform_opts).
         let require = self.snp.requirement(&SnpCertArgs::default())?;
         let i = self.inputs;
-        let tpm = i.tpm.opts();
         let name = self.name.0;
         if let Some(f) = self.key_file {
             let key = read_key_file(&f)?;
-            return unlock::with_key(&self.device, &name, self.dry_run, &key, &tpm).map(|_| ());
+            return unlock::with_key(&self.device, &name, self.dry_run, &key, &mut session)
+                .map(|_| ());
         }
         let provision_key = self
             .provision_key_file
@@ -73,24 +84,27 @@ impl UnlockCmd {
             .map(read_key_file)
             .transpose()?;
         let cmdline = i.cmdline.read(None)?;
-        unlock::run(&UnlockArgs {
-            device: self.device,
-            name,
-            dry_run: self.dry_run,
-            blob_file: self.blob_file,
-            cmdline,
-            pin: PinSource {
-                file: self.pin_file,
+        unlock::run(
+            &UnlockArgs {
+                device: self.device,
+                name,
+                dry_run: self.dry_run,
+                blob_file: self.blob_file,
+                cmdline,
+                pin: PinSource {
+                    file: self.pin_file,
+                },
+                provision_key,
+                pcrs: self.pcrs.0,
+                allow_zero_pcrs: self.allow_zero_pcrs,
+                platform,
+                require,
+                policy_key,
+                policies: i.policies.search(),
+                eventlog: i.eventlog.path(),
             },
-            provision_key,
-            pcrs: self.pcrs.0,
-            tpm,
-            platform,
-            require,
-            policy_key,
-            policies: i.policies.search(),
-            eventlog: i.eventlog.path(),
-        })?;
+            &mut session,
+        )?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 use super::steps::ephemeral::{self, EphemeralArgs, SYS_TPM};
 use super::steps::evidence::PlatformOpts;
 use super::steps::inputs::{read_public_key, PinSource};
+use super::steps::session::Session;
 use super::steps::signed::PolicySearch;
 use super::steps::unlock::{self, UnlockArgs, Unlocked};
 use super::steps::TpmOpts;
@@ -26,6 +27,10 @@ pub struct BootArgs {
     pub device_timeout: Duration,
     pub pin: PinSource,
     pub tpm: TpmOpts,
+    /// Seconds from the start to the lock (a volume's `deadline=` wins).
+    pub deadline: Duration,
+    /// First boot may seal to PCRs that were never extended.
+    pub allow_zero_pcrs: bool,
     pub platform: PlatformOpts,
     pub policies: PolicySearch,
     pub eventlog: Option<PathBuf>,
@@ -65,10 +70,17 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
 /// hook may be installed on a machine that does not use sealroot for this
 /// boot).
 ///
+/// `session` locks PCR 15 on every way out, failures included; when nothing
+/// is configured it is disarmed (a machine that does not use sealroot this
+/// boot, which PCR 9 tells from one that does).
+///
 /// Errors: those of the configuration, of the device wait ([`Error::Io`]),
 /// of dm-verity and ephemeral setup, and of [`unlock::run`].
-pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
+pub fn run(args: &BootArgs, session: &mut Session) -> Result<Option<Unlocked>> {
     let (cmdline, vols) = configuration(args)?;
+    if cmdline.disabled || vols.is_empty() && cmdline.verity.is_none() {
+        session.disarm();
+    }
     if let Some(v) = cmdline.verity.as_ref().filter(|_| !cmdline.disabled) {
         open_verity(args, v)?;
     }
@@ -78,7 +90,7 @@ pub fn run(args: &BootArgs) -> Result<Option<Unlocked>> {
         ephemeral += 1;
     }
     match sealed_volume(vols)? {
-        Some(v) => unlock_volume(args, v).map(Some),
+        Some(v) => unlock_volume(args, v, session).map(Some),
         None => {
             if ephemeral == 0 && cmdline.verity.is_none() {
                 info!(
@@ -175,7 +187,11 @@ fn open_ephemeral(args: &BootArgs, v: &VolumeCfg) -> Result<()> {
 
 /// Unlock the TPM-sealed volume (first-boot enrollment when its
 /// provisioning key is there).
-fn unlock_volume(args: &BootArgs, v: VolumeCfg) -> Result<Unlocked> {
+fn unlock_volume(args: &BootArgs, v: VolumeCfg, session: &mut Session) -> Result<Unlocked> {
+    session.retarget(tpm_for(args, &v));
+    if let Some(d) = v.opts.deadline {
+        session.set_deadline(Duration::from_secs_f64(d));
+    }
     let device = v.device.path();
     wait_for(&device, args.device_timeout)?;
     let provision_key = match &v.opts.provision_key {
@@ -195,22 +211,24 @@ fn unlock_volume(args: &BootArgs, v: VolumeCfg) -> Result<Unlocked> {
         (Some(_), Some(p)) => Some(read_public_key(p)?),
         _ => None,
     };
-    let tpm = tpm_for(args, &v);
     info!("opening {} as /dev/mapper/{}", device.display(), v.name);
-    unlock::run(&UnlockArgs {
-        device,
-        name: v.name,
-        dry_run: args.dry_run,
-        blob_file: v.opts.blob,
-        cmdline: args.cmdline.clone(),
-        pin: args.pin.clone(),
-        provision_key,
-        pcrs: v.opts.pcrs.unwrap_or_else(|| DEFAULT_PCRS.to_vec()),
-        tpm,
-        platform: args.platform.clone(),
-        require: None,
-        policy_key,
-        policies: args.policies.clone(),
-        eventlog: args.eventlog.clone(),
-    })
+    unlock::run(
+        &UnlockArgs {
+            device,
+            name: v.name,
+            dry_run: args.dry_run,
+            blob_file: v.opts.blob,
+            cmdline: args.cmdline.clone(),
+            pin: args.pin.clone(),
+            provision_key,
+            pcrs: v.opts.pcrs.unwrap_or_else(|| DEFAULT_PCRS.to_vec()),
+            allow_zero_pcrs: args.allow_zero_pcrs,
+            platform: args.platform.clone(),
+            require: None,
+            policy_key,
+            policies: args.policies.clone(),
+            eventlog: args.eventlog.clone(),
+        },
+        session,
+    )
 }

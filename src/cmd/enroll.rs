@@ -28,6 +28,8 @@ pub struct EnrollArgs {
     pub authorize: Option<PublicKey>,
     /// Event log to record the expected events from (explanations).
     pub eventlog: Option<PathBuf>,
+    /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
+    pub allow_zero_pcrs: bool,
 }
 
 pub struct EnrollOutcome {
@@ -37,8 +39,9 @@ pub struct EnrollOutcome {
 
 pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
     let mut vol = Volume::open(&args.device)?;
-    // Fail before touching the TPM if the unlock key is wrong.
-    vol.check_key(None, args.unlock_key.as_bytes())?;
+    // Fail before touching the TPM if the unlock key is wrong; the new
+    // keyslots hold the volume key it yields.
+    let (_, key) = vol.volume_key(None, args.unlock_key.as_bytes())?;
     let uuid = vol.uuid()?;
     let mut tpm = args.tpm.open()?;
     let spec = SealSpec {
@@ -48,16 +51,11 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         platform: args.platform.as_ref(),
         authorize: args.authorize.as_ref(),
         events: expected_events(&mut tpm, args.eventlog.as_deref()),
+        allow_zero_pcrs: args.allow_zero_pcrs,
     };
-    let added = add_sealed(
-        &mut vol,
-        &mut tpm,
-        &spec,
-        args.unlock_key.as_bytes(),
-        args.blob_file.as_deref(),
-    )?;
+    let added = add_sealed(&mut vol, &mut tpm, &spec, &key, args.blob_file.as_deref())?;
     let recovery = if args.recovery {
-        Some(add_recovery(&mut vol, args.unlock_key.as_bytes())?)
+        Some(add_recovery(&mut vol, &key)?)
     } else {
         None
     };

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cleanup;
 pub mod enroll;
 pub mod ephemeral;
+pub mod lock;
 pub mod platform;
 pub mod policy;
 pub mod predict;

@@ -4,15 +4,16 @@
 
 use super::steps::blobs::{check_pcrs, load_blobs};
 use super::steps::inputs::{pin_auth, PinSource};
-use super::steps::measure::{lock, measure_self};
+use super::steps::measure::{lock, measure_self, LockEvent};
 use super::steps::seal::{add_sealed, Added, SealSpec};
 use super::steps::slots::remove_token_and_slots;
 use super::steps::TpmOpts;
 use crate::disk::luks::Volume;
-use crate::formats::envelope;
+use crate::formats::blob::Blob;
+use crate::formats::{envelope, volume_key};
 use crate::pcr;
 use crate::pcr::selfpcr::Measurements;
-use crate::secret::SecretBytes;
+use crate::secret::{Key32, SecretBytes, VolumeKey};
 use crate::testhooks::checkpoint;
 use crate::{Error, Result};
 use log::info;
@@ -28,6 +29,8 @@ pub struct ResealArgs {
     pub token: Option<u32>,
     pub cmdline: String,
     pub tpm: TpmOpts,
+    /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
+    pub allow_zero_pcrs: bool,
 }
 
 pub fn run(args: &ResealArgs) -> Result<Added> {
@@ -62,15 +65,16 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
     })?;
     let mut tpm = args.tpm.open()?;
     let pin = if old.pin {
-        Some(args.pin.get("sealroot: PIN: ")?)
+        Some(args.pin.get("sealroot: PIN: ", None)?)
     } else {
         None
     };
     let now = Measurements::new(&args.cmdline, &uuid);
-    // The key that authorises the new keyslot: the given one, or the old
-    // secret unsealed from the TPM (which then locks, as at boot).
-    let existing: SecretBytes = match &args.unlock_key {
-        Some(k) => SecretBytes::new(k.as_bytes().to_vec()),
+    // The volume key the new keyslot holds: from the given key, or through
+    // the old keyslot with the old secret unsealed from the TPM (which then
+    // locks PCR 15, as at boot).
+    let key: VolumeKey = match &args.unlock_key {
+        Some(k) => vol.volume_key(None, k.as_bytes())?.1,
         None if old.authorize.is_some() => {
             return Err(Error::Usage(format!(
                 "{} is sealed to signed policies: a kernel or initrd update needs a new signed policy (`sealroot policy sign`), not a reseal; to reseal anyway pass --unlock-key-file (or the recovery key)",
@@ -90,14 +94,16 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
             // the caller must pass --unlock-key-file (or the recovery key).
             check_pcrs(&old, &now, &wanted, &current)?;
             let auth = pin.as_ref().map(pin_auth);
-            let kek = tpm.unseal(old.sealed_object(), auth.as_ref(), None)?;
-            lock(&mut tpm)?;
-            let secret = envelope::open(&kek, &old.nonce, &old.ciphertext, &old.binding())
-                .ok_or_else(|| Error::blob(&src.origin, "envelope does not authenticate"))?;
-            SecretBytes::new(secret.as_bytes().to_vec())
+            let kek = tpm.unseal(old.sealed_object(), auth.as_ref(), None);
+            let key = kek.and_then(|kek| old_volume_key(&mut vol, &old, &src.origin, &kek));
+            let event = match &key {
+                Ok(k) => LockEvent::Opened(volume_key::fingerprint(k.as_bytes())),
+                Err(_) => LockEvent::Failure,
+            };
+            lock(&mut tpm, event)?;
+            key?
         }
     };
-    vol.check_key(None, existing.as_bytes())?;
     let firmware: Vec<u32> = match &args.pcrs {
         Some(p) => p.clone(),
         None => old
@@ -115,14 +121,10 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         platform: old.platform.as_ref(),
         authorize: old.authorize.as_ref(),
         events: vec![],
+        allow_zero_pcrs: args.allow_zero_pcrs,
     };
-    let added = add_sealed(
-        &mut vol,
-        &mut tpm,
-        &spec,
-        existing.as_bytes(),
-        args.blob_file.as_deref(),
-    )?;
+    let added = add_sealed(&mut vol, &mut tpm, &spec, &key, args.blob_file.as_deref())?;
+    drop(key);
     checkpoint("reseal:new-complete");
     let old_slots: Vec<u32> = [old.keyslot]
         .into_iter()
@@ -141,4 +143,25 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         added.keyslot, old.keyslot
     );
     Ok(added)
+}
+
+/// The volume key through the old token's keyslot, with the secret its
+/// envelope holds under `kek`, checked against its fingerprint when the
+/// token has one.
+fn old_volume_key(vol: &mut Volume, old: &Blob, origin: &str, kek: &Key32) -> Result<VolumeKey> {
+    let secret = envelope::open(kek, &old.nonce, &old.ciphertext, &old.binding())
+        .ok_or_else(|| Error::blob(origin, "envelope does not authenticate"))?;
+    let (_, key) = vol.volume_key(Some(old.keyslot), secret.as_bytes())?;
+    if let Some(enrolled) = &old.fingerprint {
+        if !volume_key::matches(enrolled, &volume_key::fingerprint(key.as_bytes())) {
+            return Err(Error::refused(
+                vol.path(),
+                format!(
+                    "keyslot {} yields a volume key other than the one {origin} was enrolled with",
+                    old.keyslot
+                ),
+            ));
+        }
+    }
+    Ok(key)
 }

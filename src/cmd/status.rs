@@ -37,6 +37,14 @@ pub struct TokenReport {
     pub keyslot_active: bool,
     pub bank: String,
     pub pin: bool,
+    /// Token format version: 1 does not bind the volume key (`reseal`
+    /// upgrades it).
+    pub version: u32,
+    /// PCR 15 after this token opens the volume (its lock event extended
+    /// onto the unseal-time value): what a verifier expects after boot.
+    /// Version 2 tokens only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opened_pcr15: Option<String>,
     pub pcrs: Vec<PcrReport>,
     pub problems: Vec<String>,
     /// Signed-policy volumes: the signed policy that matches (origin and
@@ -52,7 +60,8 @@ pub struct PcrReport {
     pub index: u32,
     pub expected: String,
     pub current: String,
-    /// "match", "differs", "locked" (self PCR after this boot's unlock) or
+    /// "match", "differs", "opened" (self PCR locked after this token
+    /// opened the volume in this boot), "locked" (after a failed unlock) or
     /// "predicted" (self PCR: this system's command line and configuration
     /// produce the expected value at the next boot).
     pub state: String,
@@ -93,6 +102,8 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
                 keyslot_active: false,
                 bank: String::new(),
                 pin: false,
+                version: 0,
+                opened_pcr15: None,
                 pcrs: vec![],
                 problems: vec![e.to_string()],
                 signed_policy: None,
@@ -152,6 +163,8 @@ fn token_report(
             let cur = current[wanted.iter().position(|&w| w == index).expect("read")];
             let (state, why) = if cur == *expected {
                 ("match", None)
+            } else if index == pcr::SELF_PCR && Some(cur) == opened_pcr15(b) {
+                ("opened", None)
             } else if index == pcr::SELF_PCR && cur == selfpcr::locked(expected) {
                 ("locked", None)
             } else if index == pcr::SELF_PCR && b.self_measurements == *now {
@@ -159,7 +172,12 @@ fn token_report(
             } else if index == pcr::SELF_PCR {
                 (
                     "differs",
-                    Some(selfpcr::explain(&b.self_measurements, now, &cur)),
+                    Some(selfpcr::explain(
+                        &b.self_measurements,
+                        now,
+                        &cur,
+                        b.fingerprint.as_ref(),
+                    )),
                 )
             } else {
                 ("differs", None)
@@ -195,11 +213,21 @@ fn token_report(
         keyslot_active: active,
         bank: pcr::BANK_SHA256.into(),
         pin: b.pin,
+        version: b.version(),
+        opened_pcr15: opened_pcr15(b).map(hex::encode),
         pcrs,
         problems,
         signed_policy: None,
         signed_events: vec![],
     }
+}
+
+/// PCR 15 after `b` opened its volume: the unseal-time value extended with
+/// the opened-volume lock event.
+fn opened_pcr15(b: &Blob) -> Option<Digest> {
+    let fp = b.fingerprint?;
+    let expected = b.expected(pcr::SELF_PCR)?;
+    Some(pcr::extend(expected, &selfpcr::opened_digest(&fp)))
 }
 
 /// A signed-policy token: judge the signed policies as `unlock` would and
@@ -316,6 +344,14 @@ pub fn render(r: &Report) -> String {
         }
         if let Some(p) = &t.signed_policy {
             s.push_str(&format!("  signed policy: {p}\n"));
+        }
+        if t.version == 1 {
+            s.push_str("  note: version-1 token: the volume key is not bound; `sealroot reseal` upgrades it\n");
+        }
+        if let Some(v) = &t.opened_pcr15 {
+            s.push_str(&format!(
+                "  PCR 15 after this token opens the volume: {v}\n"
+            ));
         }
         for p in &t.problems {
             s.push_str(&format!("  problem: {p}\n"));

@@ -1,51 +1,57 @@
 //! `sealroot unlock`: the boot path for one volume ([`steps::unlock`]),
 //! or, with `--key-file`, opening it with a passphrase or recovery key.
+//! Both lock PCR 15 on every way out ([`Session`]).
 //!
 //! [`steps::unlock`]: super::steps::unlock
 
-use super::steps::measure::lock;
-use super::steps::TpmOpts;
+use super::steps::session::Session;
 use crate::disk::luks::Volume;
-use crate::pcr::SELF_PCR;
+use crate::formats::volume_key;
 use crate::secret::SecretBytes;
-use crate::Result;
-use log::{info, warn};
+use crate::{Error, Result};
+use log::info;
 
 pub use super::steps::unlock::{UnlockArgs, Unlocked};
 
 /// Unseal and open (or verify, with `dry_run`): see [`super::steps::unlock::run`].
-pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
-    super::steps::unlock::run(args)
+pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
+    super::steps::unlock::run(args, session)
 }
 
-/// Open with a passphrase or key file (recovery), no TPM needed. When a TPM
-/// answers within a second, PCR 15 is locked as after a TPM unlock, so the
-/// booted system cannot replay sealroot's measurements and unseal.
+/// Open with a passphrase or key file (recovery). The TPM comes first,
+/// waited for as long as the TPM path waits: PCR 15 is locked before the
+/// volume opens, so nothing can unseal afterwards, and a TPM the host
+/// delays cannot make the lock be skipped.
+///
+/// Errors: [`Error::NoTpm`] when no TPM answers (the volume is not opened:
+/// on a machine without this VM's TPM, `cryptsetup open` serves);
+/// [`Error::VolumeRefused`]; [`Error::Luks`] for a key that opens nothing.
 pub fn with_key(
     device: &std::path::Path,
     name: &str,
     dry_run: bool,
     key: &SecretBytes,
-    tpm: &TpmOpts,
+    session: &mut Session,
 ) -> Result<u32> {
+    session.tpm().map_err(|e| match e {
+        Error::NoTpm { tcti, reason } => Error::NoTpm {
+            tcti,
+            reason: format!(
+                "{reason}; the key is not used before PCR 15 is locked (on another machine, `cryptsetup open` opens the volume with it)"
+            ),
+        },
+        e => e,
+    })?;
     let mut vol = Volume::open(device)?;
-    let slot = if dry_run {
-        vol.check_key(None, key.as_bytes())?
-    } else {
-        vol.activate(name, None, key.as_bytes())?
-    };
+    let (slot, vk) = vol.volume_key(None, key.as_bytes())?;
+    session.lock_opened(&volume_key::fingerprint(vk.as_bytes()))?;
+    if !dry_run {
+        vol.activate(name, &vk, false)?;
+    }
     info!(
         "opened {} with a key file (keyslot {slot}){}",
         device.display(),
         if dry_run { ", dry run" } else { "" }
     );
-    let quick = TpmOpts {
-        tcti: tpm.tcti.clone(),
-        timeout: tpm.timeout.min(std::time::Duration::from_secs(1)),
-    };
-    match quick.open().and_then(|mut t| lock(&mut t)) {
-        Ok(()) => {}
-        Err(e) => warn!("could not lock PCR {} ({e}); continuing", SELF_PCR),
-    }
     Ok(slot)
 }

@@ -1,21 +1,16 @@
 //! Keyless LUKS2 volumes for ephemeral mode: format under a volume key
 //! the caller made (no keyslot, no token; the ephemeral marker in the
-//! header's subsystem) and activate with that key, so the key only ever
-//! reaches the kernel. Formats in [`crate::formats::ephemeral`].
+//! header's subsystem). The caller then opens the header it wrote through
+//! the checked copy ([`super::luks::Volume`]) and activates with that key,
+//! so the key only ever reaches the kernel. Formats in
+//! [`crate::formats::ephemeral`].
 
 use super::luks::pbkdf2_min;
 use crate::formats::ephemeral::{self, Settings};
 use crate::{Error, Result};
-use libcryptsetup_rs::consts::flags::CryptActivate;
 use libcryptsetup_rs::consts::vals::EncryptionFormat;
-use libcryptsetup_rs::{CryptDevice, CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, Either};
-use std::path::{Path, PathBuf};
-
-/// A freshly formatted keyless volume, not yet open.
-pub struct Formatted {
-    dev: CryptDevice,
-    path: PathBuf,
-}
+use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, Either};
+use std::path::Path;
 
 fn lerr(path: &Path, what: &str, e: libcryptsetup_rs::LibcryptErr) -> Error {
     Error::luks(path, format!("{what}: {e}"))
@@ -27,12 +22,7 @@ fn lerr(path: &Path, what: &str, e: libcryptsetup_rs::LibcryptErr) -> Error {
 /// [`ephemeral::key_bytes`] long.
 ///
 /// Errors: [`Error::Luks`] naming `path`.
-pub fn format_keyless(
-    path: &Path,
-    label: &str,
-    settings: &Settings,
-    key: &[u8],
-) -> Result<Formatted> {
+pub fn format_keyless(path: &Path, label: &str, settings: &Settings, key: &[u8]) -> Result<()> {
     let mut dev = CryptInit::init(path).map_err(|e| lerr(path, "opening", e))?;
     // No keyslot is ever added; the PBKDF only guards the LUKS2 digest of
     // a 512-bit random key, so skip the benchmark.
@@ -57,31 +47,5 @@ pub fn format_keyless(
             Either::Left(key),
             Some(&mut pref),
         )
-        .map_err(|e| lerr(path, "formatting LUKS2", e))?;
-    Ok(Formatted {
-        dev,
-        path: path.to_path_buf(),
-    })
-}
-
-impl Formatted {
-    /// Open `/dev/mapper/NAME` with the volume key. An integrity volume is
-    /// opened without dm-integrity's journal: the volume dies with the
-    /// boot, and the journal would only protect against torn writes after a
-    /// crash, which ends the boot too.
-    ///
-    /// Errors: [`Error::Luks`] naming the device.
-    pub fn activate(mut self, name: &str, key: &[u8], integrity: bool) -> Result<()> {
-        let flags = if integrity {
-            CryptActivate::NO_JOURNAL
-        } else {
-            CryptActivate::empty()
-        };
-        let path = self.path.clone();
-        self.dev
-            .activate_handle()
-            .activate_by_volume_key(Some(name), Some(key), flags)
-            .map(|_| ())
-            .map_err(|e| lerr(&path, &format!("activating /dev/mapper/{name}"), e))
-    }
+        .map_err(|e| lerr(path, "formatting LUKS2", e))
 }

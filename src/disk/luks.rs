@@ -1,19 +1,31 @@
-//! LUKS2 volumes: keyslots, tokens, key checks, activation.
+//! LUKS2 volumes: keyslots, tokens, volume keys, activation.
+//!
+//! Every read and the activation go through the checked in-memory copy of
+//! the header ([`super::header`]), opened as a detached header over the
+//! device. Writes (enroll, reseal, first boot, remove) go to the device
+//! itself, only while its metadata is still what was checked, and the copy
+//! is then read and checked again. New keyslots are added from the volume
+//! key, with their area cipher set explicitly: a header the host rewrote
+//! cannot make sealroot write a key under `cipher_null`.
 //!
 //! Keyslots that hold sealroot's TPM-sealed secret use PBKDF2 with the
 //! minimum iteration count (the secret is 256 random bits, so stretching
 //! adds only boot time); recovery keys use argon2id with libcryptsetup's
 //! benchmarked defaults.
 
+use super::header::CheckedHeader;
 use crate::formats::blob::{MAX_KEYSLOT, TOKEN_TYPE};
+use crate::formats::luks2::Header;
 use crate::formats::probe::LuksFacts;
+use crate::secret::VolumeKey;
 use crate::{Error, Result};
-use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
+use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf, CryptVolumeKey};
 use libcryptsetup_rs::consts::vals::{
     CryptKdf, CryptLogLevel, EncryptionFormat, KeyslotInfo, LuksType,
 };
 use libcryptsetup_rs::{
-    c_logging_callback, CryptDevice, CryptInit, CryptPbkdfType, CryptSettingsHandle, TokenInput,
+    c_logging_callback, CryptDevice, CryptInit, CryptPbkdfType, CryptSettingsHandle, Either,
+    TokenInput,
 };
 use std::path::{Path, PathBuf};
 
@@ -61,30 +73,88 @@ pub fn init_logging() {
     libcryptsetup_rs::set_log_callback::<()>(Some(c_route_log), None);
 }
 
-/// A LUKS2 volume (a block device or an image file).
+/// The cipher of every keyslot area sealroot writes, and its key size in
+/// bytes.
+const KEYSLOT_CIPHER: (&str, usize) = ("aes-xts-plain64", 64);
+
+/// A LUKS2 volume (a block device or an image file), read through its
+/// checked header copy.
 pub struct Volume {
+    /// libcryptsetup's view: the copy as a detached header, the device as
+    /// the data device. Dropped before `checked`, whose memfd it reads.
     dev: CryptDevice,
+    checked: CheckedHeader,
+    /// The device opened for writing, once something is written.
+    writer: Option<CryptDevice>,
     path: PathBuf,
 }
 
 impl Volume {
+    /// Read, check and copy the header of `path`, and load the copy.
+    ///
+    /// Errors: [`Error::Io`] naming `path` (missing, unreadable);
+    /// [`Error::VolumeRefused`] naming the header field outside the
+    /// allow-list; [`Error::Luks`] when libcryptsetup cannot load it.
     pub fn open(path: &Path) -> Result<Volume> {
         if let Err(e) = std::fs::metadata(path) {
             return Err(Error::io(path, e));
         }
-        let mut dev = CryptInit::init(path).map_err(|e| Error::luks(path, e.to_string()))?;
-        dev.context_handle()
-            .load::<()>(Some(EncryptionFormat::Luks2), None)
-            .map_err(|e| {
-                Error::luks(
-                    path,
-                    format!("not a LUKS2 volume, or its header is damaged ({e})"),
-                )
-            })?;
+        let checked = CheckedHeader::read(path)?;
+        let dev = load(&checked, path)?;
         Ok(Volume {
             dev,
+            checked,
+            writer: None,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.checked.header
+    }
+
+    /// Read and check the header again after a write.
+    fn reload(&mut self) -> Result<()> {
+        let checked = CheckedHeader::read(&self.path)?;
+        self.dev = load(&checked, &self.path)?;
+        self.checked = checked;
+        Ok(())
+    }
+
+    /// The device opened for writing, after making sure its metadata is
+    /// still the checked one.
+    fn writer(&mut self) -> Result<&mut CryptDevice> {
+        if !self.checked.unchanged_on(&self.path)? {
+            return Err(Error::refused(
+                &self.path,
+                "the LUKS2 header on the device changed after sealroot checked it; nothing was written",
+            ));
+        }
+        if self.writer.is_none() {
+            let mut w = CryptInit::init(&self.path).map_err(|e| self.err("opening", e))?;
+            w.context_handle()
+                .load::<()>(Some(EncryptionFormat::Luks2), None)
+                .map_err(|e| self.err("loading the header for writing", e))?;
+            self.writer = Some(w);
+        }
+        Ok(self.writer.as_mut().expect("set above"))
+    }
+
+    /// Run a write on the device, then reload the checked copy.
+    fn write<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut CryptDevice) -> std::result::Result<T, libcryptsetup_rs::LibcryptErr>,
+    ) -> Result<T> {
+        let w = self.writer()?;
+        let r = f(w).map_err(|e| Error::luks(&self.path, format!("{what}: {e}")));
+        // The device changed (or may have, on error): drop the writer so the
+        // next write reloads, and read the header again.
+        self.writer = None;
+        let out = r?;
+        self.reload()?;
+        Ok(out)
     }
 
     pub fn path(&self) -> &Path {
@@ -144,26 +214,25 @@ impl Volume {
     }
 
     pub fn add_token(&mut self, v: &serde_json::Value) -> Result<u32> {
-        self.dev
-            .token_handle()
-            .json_set(TokenInput::AddToken(v))
-            .map_err(|e| Error::luks(&self.path, format!("writing token: {e}")))
+        self.write("writing token", |d| {
+            d.token_handle().json_set(TokenInput::AddToken(v))
+        })
     }
 
     pub fn replace_token(&mut self, id: u32, v: &serde_json::Value) -> Result<()> {
-        self.dev
-            .token_handle()
-            .json_set(TokenInput::ReplaceToken(id, v))
-            .map(|_| ())
-            .map_err(|e| Error::luks(&self.path, format!("rewriting token {id}: {e}")))
+        self.write(&format!("rewriting token {id}"), |d| {
+            d.token_handle()
+                .json_set(TokenInput::ReplaceToken(id, v))
+                .map(|_| ())
+        })
     }
 
     pub fn remove_token(&mut self, id: u32) -> Result<()> {
-        self.dev
-            .token_handle()
-            .json_set(TokenInput::RemoveToken(id))
-            .map(|_| ())
-            .map_err(|e| Error::luks(&self.path, format!("removing token {id}: {e}")))
+        self.write(&format!("removing token {id}"), |d| {
+            d.token_handle()
+                .json_set(TokenInput::RemoveToken(id))
+                .map(|_| ())
+        })
     }
 
     pub fn keyslot_active(&mut self, slot: u32) -> bool {
@@ -223,8 +292,14 @@ impl Volume {
             .ok_or_else(|| Error::luks(&self.path, "no free keyslot"))
     }
 
-    fn set_kdf(&mut self, kdf: Kdf) -> Result<()> {
-        let t = match kdf {
+    /// Add keyslot `slot` for `new`, holding `key` (the volume key,
+    /// already checked against this volume's digest), with `kdf` and the
+    /// area cipher [`KEYSLOT_CIPHER`].
+    ///
+    /// Errors: [`Error::VolumeRefused`] when the device's header changed
+    /// since it was checked; [`Error::Luks`] naming the keyslot.
+    pub fn add_keyslot(&mut self, slot: u32, key: &VolumeKey, new: &[u8], kdf: Kdf) -> Result<u32> {
+        let pbkdf = match kdf {
             Kdf::Pbkdf2Min => pbkdf2_min(),
             Kdf::Argon2id => {
                 let mut d = CryptSettingsHandle::get_pbkdf_default(&LuksType::Luks2)
@@ -233,72 +308,94 @@ impl Volume {
                 d
             }
         };
-        self.dev
-            .settings_handle()
-            .set_pbkdf_type(&t)
-            .map_err(|e| self.err("setting the PBKDF", e))
-    }
-
-    /// Add a keyslot for `new`, authorised by `existing`.
-    pub fn add_keyslot(&mut self, slot: u32, existing: &[u8], new: &[u8], kdf: Kdf) -> Result<u32> {
-        self.set_kdf(kdf)?;
-        self.dev
-            .keyslot_handle()
-            .add_by_passphrase(Some(slot), existing, new)
-            .map_err(|e| {
-                Error::luks(
-                    &self.path,
-                    format!("adding keyslot {slot} failed (is the unlock key right?): {e}"),
-                )
-            })
+        self.write(&format!("adding keyslot {slot}"), |d| {
+            d.settings_handle().set_pbkdf_type(&pbkdf)?;
+            d.keyslot_handle()
+                .set_encryption(KEYSLOT_CIPHER.0, KEYSLOT_CIPHER.1)?;
+            d.keyslot_handle().add_by_key(
+                Some(slot),
+                Some(Either::Left(key.as_bytes())),
+                new,
+                CryptVolumeKey::empty(),
+            )
+        })
     }
 
     pub fn destroy_keyslot(&mut self, slot: u32) -> Result<()> {
-        self.dev
-            .keyslot_handle()
-            .destroy(slot)
-            .map_err(|e| self.err(&format!("destroying keyslot {slot}"), e))
+        self.write(&format!("destroying keyslot {slot}"), |d| {
+            d.keyslot_handle().destroy(slot)
+        })
     }
 
-    /// Check `key` against `slot` (any slot when `None`) without creating a
-    /// mapping. Returns the slot that opened.
-    pub fn check_key(&mut self, slot: Option<u32>, key: &[u8]) -> Result<u32> {
-        self.dev
-            .activate_handle()
-            .activate_by_passphrase(None, slot, key, CryptActivate::empty())
-            .map_err(|e| {
+    /// The volume key that `key` opens in `slot` (any slot when `None`),
+    /// checked by libcryptsetup against the header's digest; no mapping is
+    /// made. Runs the keyslot's KDF, whose cost the allow-list bounds.
+    /// Returns the slot that opened and the key.
+    ///
+    /// Errors: [`Error::Luks`] naming the keyslot ("does not open"), or
+    /// libcryptsetup's failure.
+    pub fn volume_key(&mut self, slot: Option<u32>, key: &[u8]) -> Result<(u32, VolumeKey)> {
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; 256]);
+        let r = self.dev.volume_key_handle().get(slot, &mut buf, Some(key));
+        match r {
+            Ok((s, len)) => Ok((s as u32, VolumeKey::new(buf[..len].to_vec()))),
+            Err(e) => {
                 let detail = if is_wrong_key(&e) {
                     String::new()
                 } else {
                     format!(": {e}")
                 };
-                match slot {
+                Err(match slot {
                     Some(s) => Error::luks(
                         &self.path,
                         format!("the key does not open keyslot {s}{detail}"),
                     ),
                     None => Error::luks(&self.path, format!("no keyslot accepts this key{detail}")),
-                }
-            })
+                })
+            }
+        }
     }
 
-    /// Activate `/dev/mapper/<name>`.
-    pub fn activate(&mut self, name: &str, slot: Option<u32>, key: &[u8]) -> Result<u32> {
+    /// Check `key` against `slot` (any slot when `None`) without creating a
+    /// mapping. Returns the slot that opened.
+    pub fn check_key(&mut self, slot: Option<u32>, key: &[u8]) -> Result<u32> {
+        self.volume_key(slot, key).map(|(s, _)| s)
+    }
+
+    /// Activate `/dev/mapper/<name>` with the volume key, from the checked
+    /// header copy. `no_journal`: dm-integrity without its journal
+    /// (ephemeral volumes).
+    ///
+    /// Errors: [`Error::Luks`] naming the mapping.
+    pub fn activate(&mut self, name: &str, key: &VolumeKey, no_journal: bool) -> Result<()> {
+        let flags = if no_journal {
+            CryptActivate::NO_JOURNAL
+        } else {
+            CryptActivate::empty()
+        };
+        crate::testhooks::pause_at("activate");
         self.dev
             .activate_handle()
-            .activate_by_passphrase(Some(name), slot, key, CryptActivate::empty())
-            .map_err(|e| {
-                let why = if is_wrong_key(&e) {
-                    match slot {
-                        Some(s) => format!("the key does not open keyslot {s}"),
-                        None => "no keyslot accepts this key".to_string(),
-                    }
-                } else {
-                    e.to_string()
-                };
-                Error::luks(&self.path, format!("activating /dev/mapper/{name}: {why}"))
-            })
+            .activate_by_volume_key(Some(name), Some(key.as_bytes()), flags)
+            .map(|_| ())
+            .map_err(|e| Error::luks(&self.path, format!("activating /dev/mapper/{name}: {e}")))
     }
+}
+
+/// libcryptsetup's context for a checked header copy over `device`.
+fn load(checked: &CheckedHeader, device: &Path) -> Result<CryptDevice> {
+    let header = checked.path();
+    let mut dev = CryptInit::init_with_data_device(Either::Right((&header, device)))
+        .map_err(|e| Error::luks(device, format!("opening the header copy: {e}")))?;
+    dev.context_handle()
+        .load::<()>(Some(EncryptionFormat::Luks2), None)
+        .map_err(|e| {
+            Error::luks(
+                device,
+                format!("libcryptsetup cannot load the checked header ({e})"),
+            )
+        })?;
+    Ok(dev)
 }
 
 /// What libcryptsetup says about the LUKS header at `path`, for the

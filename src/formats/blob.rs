@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 /// LUKS2 token type.
 pub const TOKEN_TYPE: &str = "sealroot";
-/// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current format version: 2 binds the volume key's fingerprint.
+pub const FORMAT_VERSION: u32 = 2;
+/// Tokens of this version (no volume-key fingerprint) still unlock, with a
+/// warning, until `reseal` rewrites them (docs/format.md).
+pub const LEGACY_VERSION: u32 = 1;
 /// Largest blob accepted (the LUKS2 JSON area is at most a few MiB; ours
 /// are ~1.5 KiB).
 pub const MAX_BLOB_BYTES: usize = 64 * 1024;
@@ -60,6 +63,9 @@ struct Wire {
     /// recorded at enrollment for mismatch explanations only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     events: Vec<String>,
+    /// Keyed hash of the LUKS2 volume key (hex); version 2 on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    volume_key_fingerprint: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,6 +117,10 @@ pub struct Blob {
     pub authorize: Option<PublicKey>,
     /// What the expected firmware PCR values were measured from.
     pub events: Vec<ExpectedEvent>,
+    /// The volume key's fingerprint
+    /// ([`crate::formats::volume_key::fingerprint`]), bound into the
+    /// envelope; `None` only in a version-1 token.
+    pub fingerprint: Option<Digest>,
 }
 
 impl Blob {
@@ -139,8 +149,9 @@ impl Blob {
             Some(other) => return Err(bad(format!("type is {other:?}, not {TOKEN_TYPE:?}"))),
             None => return Err(bad("missing \"type\"".into())),
         }
-        match obj.get("version").and_then(|t| t.as_u64()) {
-            Some(n) if n == u64::from(FORMAT_VERSION) => {}
+        let version = obj.get("version").and_then(|t| t.as_u64());
+        match version {
+            Some(n) if n == u64::from(FORMAT_VERSION) || n == u64::from(LEGACY_VERSION) => {}
             Some(n) if n > u64::from(FORMAT_VERSION) => {
                 return Err(bad(format!(
                     "format version {n} is newer than this sealroot supports ({FORMAT_VERSION}); upgrade sealroot"
@@ -151,6 +162,15 @@ impl Blob {
         }
         let w: Wire = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         Self::from_wire(w).map_err(bad)
+    }
+
+    /// The format version this blob is written in.
+    pub fn version(&self) -> u32 {
+        if self.fingerprint.is_some() {
+            FORMAT_VERSION
+        } else {
+            LEGACY_VERSION
+        }
     }
 
     fn from_wire(w: Wire) -> std::result::Result<Blob, String> {
@@ -238,6 +258,20 @@ impl Blob {
             .iter()
             .map(|e| signed_policy::parse_event(e))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let fingerprint = match (w.version, &w.volume_key_fingerprint) {
+            (FORMAT_VERSION, Some(f)) => Some(hex32(f, "volume_key_fingerprint")?),
+            (FORMAT_VERSION, None) => {
+                return Err(format!(
+                    "version {FORMAT_VERSION} needs volume_key_fingerprint"
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "volume_key_fingerprint needs version {FORMAT_VERSION}"
+                ))
+            }
+            (_, None) => None,
+        };
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -255,6 +289,7 @@ impl Blob {
             platform,
             authorize,
             events,
+            fingerprint,
         })
     }
 
@@ -267,7 +302,7 @@ impl Blob {
             } else {
                 vec![]
             },
-            version: FORMAT_VERSION,
+            version: self.version(),
             keyslot: self.keyslot,
             volume_uuid: self.volume_uuid.clone(),
             bank: BANK_SHA256.into(),
@@ -295,6 +330,7 @@ impl Blob {
                 .iter()
                 .map(signed_policy::format_event)
                 .collect(),
+            volume_key_fingerprint: self.fingerprint.map(hex::encode),
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -314,11 +350,12 @@ impl Blob {
     /// The binding the envelope is authenticated against.
     pub fn binding(&self) -> Binding<'_> {
         Binding {
-            version: FORMAT_VERSION,
+            version: self.version(),
             volume_uuid: &self.volume_uuid,
             policy_digest: &self.policy_digest,
             keyslot: self.keyslot,
             platform: self.platform.as_ref().map(SnpRequirement::digest),
+            fingerprint: self.fingerprint,
         }
     }
 }
@@ -403,7 +440,28 @@ pub(crate) mod tests {
             platform: None,
             authorize: None,
             events: vec![],
+            fingerprint: Some([6; 32]),
         }
+    }
+
+    #[test]
+    fn legacy_version_has_no_fingerprint() {
+        let mut b = sample();
+        b.fingerprint = None;
+        let v = b.to_value();
+        assert_eq!(v["version"], 1);
+        assert!(v.get("volume_key_fingerprint").is_none());
+        assert_eq!(Blob::from_value(v.clone(), "t").unwrap(), b);
+        // A fingerprint in a version-1 token, or none in version 2: refused.
+        let mut w = v.clone();
+        w["volume_key_fingerprint"] = serde_json::json!(hex::encode([1u8; 32]));
+        assert!(Blob::from_value(w, "t").is_err());
+        let mut w = sample().to_value();
+        assert_eq!(w["version"], 2);
+        w.as_object_mut().unwrap().remove("volume_key_fingerprint");
+        assert!(Blob::from_value(w, "t").is_err());
+        // The binding differs, so a fingerprint cannot be stripped.
+        assert_ne!(b.binding().aad(), sample().binding().aad());
     }
 
     #[test]
@@ -429,7 +487,7 @@ pub(crate) mod tests {
         let e = mutate(|v| v["future"] = serde_json::json!(1)).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
         assert_eq!(e.exit(), crate::Exit::BlobInvalid);
-        let e = mutate(|v| v["version"] = serde_json::json!(2)).unwrap_err();
+        let e = mutate(|v| v["version"] = serde_json::json!(3)).unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");
         let e = mutate(|v| v["pcrs"][0]["extra"] = serde_json::json!(1)).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");

@@ -2,8 +2,10 @@
 //!
 //! The TPM seals only a key-encryption key (KEK); the LUKS secret is
 //! encrypted under it. The associated data binds the volume UUID, the format
-//! version, the policy digest and the keyslot, so a token copied onto another
-//! volume, or edited to claim another policy or keyslot, fails to decrypt.
+//! version, the policy digest, the keyslot, the platform requirement and
+//! (version 2) the volume key's fingerprint, so a token copied onto another
+//! volume, or edited to claim another policy, keyslot or volume key, fails
+//! to decrypt.
 
 use crate::secret::Key32;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -23,6 +25,8 @@ pub struct Binding<'a> {
     pub keyslot: u32,
     /// Digest of the blob's platform requirement, when it has one.
     pub platform: Option<[u8; 32]>,
+    /// The volume key's fingerprint (version 2 on).
+    pub fingerprint: Option<[u8; 32]>,
 }
 
 impl Binding<'_> {
@@ -39,6 +43,10 @@ impl Binding<'_> {
         if let Some(p) = &self.platform {
             v.extend_from_slice(b"platform\0");
             v.extend_from_slice(p);
+        }
+        if let Some(f) = &self.fingerprint {
+            v.extend_from_slice(b"volume-key\0");
+            v.extend_from_slice(f);
         }
         v
     }
@@ -92,6 +100,7 @@ mod tests {
             policy_digest: pd,
             keyslot: 1,
             platform: None,
+            fingerprint: None,
         }
     }
 

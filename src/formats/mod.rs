@@ -6,6 +6,8 @@ pub mod blob;
 pub mod bootcfg;
 pub mod envelope;
 pub mod ephemeral;
+pub mod luks2;
 pub mod probe;
 pub mod signed_policy;
+pub mod volume_key;
 pub mod wire;

@@ -2,16 +2,21 @@
 //!
 //! At unlock time sealroot extends [`SELF_PCR`](crate::pcr::SELF_PCR) with the
 //! kernel command line and with its configuration, then unseals, then extends
-//! a fixed lock event. A booted system therefore never shows the unseal-time
-//! value; `enroll`/`reseal` predict it from these same inputs instead of
-//! reading it, and `status` recognises the "locked" state.
+//! a lock event on every way out: on success one derived from the opened
+//! volume's key ([`opened_digest`]), so the booted value tells a verifier
+//! which volume was opened; on failure a fixed one ([`failure_digest`]). A
+//! booted system therefore never shows the unseal-time value; `enroll` and
+//! `reseal` predict it from these same inputs instead of reading it.
 
 use crate::pcr::{extend, sha256, Digest};
 
 /// Domain tag of the configuration measurement.
 const CONFIG_TAG: &str = "sealroot-config-v1";
-/// The data hashed into the lock event.
-pub const LOCK_EVENT: &[u8] = b"sealroot-lock-v1";
+/// The data hashed into the failure lock event.
+pub const FAILURE_EVENT: &[u8] = b"sealroot-lock-failure-v1";
+/// Domain tag of the success lock event, followed by the volume key's
+/// fingerprint.
+const OPENED_TAG: &[u8] = b"sealroot-lock-opened-v1\0";
 
 /// The two events sealroot measures before unsealing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +55,23 @@ pub fn config_digest(volume_uuid: &str) -> Digest {
     sha256(text.as_bytes())
 }
 
-/// Digest extended as the lock event.
-pub fn lock_digest() -> Digest {
-    sha256(LOCK_EVENT)
+/// Digest extended as the lock event when sealroot did not open a volume.
+pub fn failure_digest() -> Digest {
+    sha256(FAILURE_EVENT)
 }
 
-/// The self-PCR value after the lock, given its unseal-time value.
+/// Digest extended as the lock event after opening the volume whose key
+/// has `fingerprint` ([`crate::formats::volume_key::fingerprint`]): the
+/// same for one volume in every boot, different for every other volume.
+pub fn opened_digest(fingerprint: &Digest) -> Digest {
+    let mut v = OPENED_TAG.to_vec();
+    v.extend_from_slice(fingerprint);
+    sha256(&v)
+}
+
+/// The self-PCR value after the failure lock, given its unseal-time value.
 pub fn locked(expected: &Digest) -> Digest {
-    extend(expected, &lock_digest())
+    extend(expected, &failure_digest())
 }
 
 /// What the self PCR currently holds, relative to one boot's measurements.
@@ -67,9 +81,12 @@ pub enum State {
     Fresh,
     /// Holds exactly this boot's measurements: ready to unseal.
     Measured,
-    /// Holds this boot's measurements plus the lock: unsealed once already.
+    /// Holds this boot's measurements plus the failure lock: an unlock of
+    /// this boot failed.
     Locked,
-    /// Anything else: measured by someone else, or a different cmdline/config.
+    /// Anything else: locked after an unlock (the success event depends on
+    /// the volume), measured by someone else, or a different
+    /// cmdline/config.
     Other,
 }
 
@@ -88,14 +105,31 @@ pub fn classify(current: &Digest, now: &Measurements) -> State {
 }
 
 /// Explain why the self PCR differs from what a blob expects.
-pub fn explain(enrolled: &Measurements, now: &Measurements, current: &Digest) -> String {
+/// `fingerprint`: the blob's volume-key fingerprint, which tells the lock
+/// after this volume was opened.
+pub fn explain(
+    enrolled: &Measurements,
+    now: &Measurements,
+    current: &Digest,
+    fingerprint: Option<&Digest>,
+) -> String {
     let enrolled_expected = enrolled.expected();
+    if let Some(fp) = fingerprint {
+        if *current == extend(&enrolled_expected, &opened_digest(fp)) {
+            return "sealroot opened this volume in this boot and locked the PCR; reboot to unlock again"
+                .into();
+        }
+        if *current == extend(&[0; 32], &opened_digest(fp)) {
+            return "sealroot opened this volume with a key file in this boot and locked the PCR; reboot to unlock with the TPM"
+                .into();
+        }
+    }
     if *current == locked(&enrolled_expected) || *current == locked(&now.expected()) {
-        return "sealroot already unsealed in this boot and extended the lock; reboot to unlock again"
+        return "an unlock already failed in this boot and extended the lock; reboot to unlock again"
             .into();
     }
     if *current == locked(&[0; 32]) {
-        return "sealroot opened the volume with a key file in this boot and locked the PCR; reboot to unlock with the TPM"
+        return "locked before sealroot measured this boot (a failed unlock, or `sealroot lock`); reboot to unlock with the TPM"
             .into();
     }
     let mut why = Vec::new();
@@ -113,7 +147,7 @@ pub fn explain(enrolled: &Measurements, now: &Measurements, current: &Digest) ->
         if *current == [0; 32] {
             why.push("sealroot has not measured this boot yet".into());
         } else {
-            why.push("extended by something other than sealroot's measurements".into());
+            why.push("locked after an unlock in this boot, or extended by something other than sealroot's measurements".into());
         }
     }
     why.join("; ")
@@ -147,15 +181,25 @@ mod tests {
     }
 
     #[test]
+    fn lock_events_differ() {
+        assert_ne!(opened_digest(&[1; 32]), opened_digest(&[2; 32]));
+        assert_ne!(opened_digest(&[1; 32]), failure_digest());
+        assert_ne!(opened_digest(&[1; 32]), [1; 32]);
+    }
+
+    #[test]
     fn explanations() {
         let enrolled = Measurements::new("a", "u");
         let now = Measurements::new("a init=/bin/sh", "u");
-        let s = explain(&enrolled, &now, &now.expected());
+        let s = explain(&enrolled, &now, &now.expected(), None);
         assert!(s.contains("kernel command line differs"), "{s}");
-        let s = explain(&enrolled, &enrolled, &locked(&enrolled.expected()));
-        assert!(s.contains("already unsealed"), "{s}");
+        let s = explain(&enrolled, &enrolled, &locked(&enrolled.expected()), None);
+        assert!(s.contains("already failed"), "{s}");
         let other = Measurements::new("a", "v");
-        let s = explain(&enrolled, &other, &other.expected());
+        let s = explain(&enrolled, &other, &other.expected(), None);
+        let opened = extend(&enrolled.expected(), &opened_digest(&[3; 32]));
+        let s2 = explain(&enrolled, &enrolled, &opened, Some(&[3; 32]));
+        assert!(s2.contains("opened this volume"), "{s2}");
         assert!(s.contains("volume UUID"), "{s}");
     }
 }

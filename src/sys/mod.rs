@@ -8,6 +8,7 @@ pub mod block;
 pub mod files;
 pub mod harden;
 pub mod log;
+pub mod memfd;
 pub mod mkfs;
 pub mod securityfs;
 pub mod sevguest;

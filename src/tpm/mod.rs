@@ -233,10 +233,11 @@ impl Tpm {
         out.into_iter()
             .zip(pcrs)
             .map(|(v, p)| {
-                v.ok_or_else(|| Error::Tpm {
-                    command: "PCR_Read",
-                    detail: format!("PCR {p} is not allocated in the sha256 bank"),
-                })
+                v.ok_or_else(|| {
+                    Error::PcrBank(format!(
+                        "PCR {p} is not allocated in the TPM's sha256 bank (sealroot seals to sha256 PCRs; allocate the bank with tpm2_pcrallocate, or use a TPM that has it)"
+                    ))
+})
             })
             .collect()
     }

@@ -156,9 +156,32 @@ impl Tpm {
                 | tss_esapi::Error::WrapperError(_) => rejected(e),
                 e => classify("Load", e),
             })?;
-        let result = self.unseal_loaded(&srk, object, obj, pin_auth);
+        // TPM_RC_PCR_CHANGED: a PCR was extended between PolicyPCR and
+        // Unseal. Run the session again, a bounded number of times, then
+        // call it what it is: the PCRs do not hold still at the policy.
+        let mut result = Err(pcr_changed());
+        for attempt in 1..=PCR_CHANGED_ATTEMPTS {
+            result = self.unseal_loaded(&srk, object, obj, pin_auth);
+            match &result {
+                Err(e) if is_pcr_changed(e) => {
+                    log::warn!(
+                        "a PCR changed during the policy session (attempt {attempt} of {PCR_CHANGED_ATTEMPTS})"
+                    );
+                }
+                _ => break,
+            }
+        }
         let _ = self.ctx().flush_context(object.into());
-        result
+        result.map_err(|e| {
+            if is_pcr_changed(&e) {
+                Error::PcrMismatch(Mismatch {
+                    bank: BANK_SHA256.into(),
+                    diffs: vec![],
+                })
+            } else {
+                e
+            }
+        })
     }
 
     fn unseal_loaded(
@@ -191,6 +214,11 @@ impl Tpm {
                     }
                     e => classify("PolicyPCR", e),
                 })?;
+            // Fault injection (tests): a PCR outside the policy changes
+            // between PolicyPCR and Unseal.
+            if crate::testhooks::take_pcr_change() {
+                self.pcr_extend(8, &[0x5a; 32])?;
+            }
             if obj.pin {
                 self.ctx()
                     .execute_without_session(|c| c.policy_auth_value(policy_session))
@@ -218,6 +246,11 @@ impl Tpm {
                 .execute_with_session(Some(session), |c| c.unseal(object.into()))
                 .map_err(|e| match e {
                     tss_esapi::Error::Tss2Error(rc)
+                        if rc.kind() == Some(Tss2ResponseCodeKind::PcrChanged) =>
+                    {
+                        pcr_changed()
+                    }
+                    tss_esapi::Error::Tss2Error(rc)
                         if rc.kind() == Some(Tss2ResponseCodeKind::PolicyFail) =>
                     {
                         Error::PcrMismatch(Mismatch {
@@ -242,4 +275,20 @@ impl Tpm {
         }
         result
     }
+}
+
+/// How many times a policy session is run when TPM_RC_PCR_CHANGED answers.
+const PCR_CHANGED_ATTEMPTS: u32 = 3;
+
+const PCR_CHANGED: &str = "TPM_RC_PCR_CHANGED";
+
+fn pcr_changed() -> Error {
+    Error::Tpm {
+        command: "Unseal",
+        detail: PCR_CHANGED.into(),
+    }
+}
+
+fn is_pcr_changed(e: &Error) -> bool {
+    matches!(e, Error::Tpm { command: "Unseal", detail } if detail == PCR_CHANGED)
 }

@@ -322,6 +322,8 @@ impl std::fmt::Debug for Run {
 pub struct Args {
     args: Vec<OsString>,
     env: Vec<(String, OsString)>,
+    /// Leave out `--allow-zero-pcrs` ([`Args::strict_pcrs`]).
+    strict: bool,
 }
 
 impl Args {
@@ -362,6 +364,14 @@ impl Args {
             .opt("cmdline-file", &img.cmdline)
     }
 
+    /// Do not add `--allow-zero-pcrs`: by default the commands that seal
+    /// (enroll, reseal, unlock, boot) get it, since a bare swtpm's PCRs are
+    /// all zero and sealroot refuses to seal to those otherwise.
+    pub fn strict_pcrs(mut self) -> Args {
+        self.strict = true;
+        self
+    }
+
     /// An environment variable for this run.
     pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Args {
         self.env.push((k.to_string(), v.as_ref().to_owned()));
@@ -371,8 +381,16 @@ impl Args {
     /// The command, not started (for tests that spawn it themselves).
     pub fn command(&self) -> Command {
         let mut c = Command::new(SEALROOT);
-        c.args(&self.args)
-            .arg("--log")
+        c.args(&self.args);
+        let seals = self.args.first().is_some_and(|a| {
+            ["enroll", "reseal", "unlock", "boot"]
+                .iter()
+                .any(|c| a == c)
+        });
+        if seals && !self.strict && !self.args.iter().any(|a| a == "--print-config") {
+            c.arg("--allow-zero-pcrs");
+        }
+        c.arg("--log")
             .arg("stderr")
             .env_remove("TPM2TOOLS_TCTI")
             .env_remove("SEALROOT_PIN")

@@ -102,7 +102,12 @@ pub fn check_pcrs(
     }
     for d in &mut diffs {
         if d.index == pcr::SELF_PCR {
-            d.why = Some(selfpcr::explain(&blob.self_measurements, now, &d.current));
+            d.why = Some(selfpcr::explain(
+                &blob.self_measurements,
+                now,
+                &d.current,
+                blob.fingerprint.as_ref(),
+            ));
         }
     }
     Err(Error::PcrMismatch(Mismatch {

@@ -10,10 +10,10 @@
 
 use super::TpmOpts;
 use crate::disk::format::format_keyless;
-use crate::disk::luks::luks_facts;
+use crate::disk::luks::{luks_facts, Volume};
 use crate::formats::ephemeral::{self, Mkfs, Settings};
 use crate::formats::probe::{self, Allowed, Content, PROBE_BYTES};
-use crate::secret::{random_key, SecretBytes};
+use crate::secret::{random_key, SecretBytes, VolumeKey};
 use crate::sys::block::{exclusive_open_busy, read_head, zero_ends};
 use crate::sys::mkfs::{mkfs_ext4, mkfs_ext4_staged};
 use crate::tpm::{tcti_device_node, Tpm};
@@ -173,7 +173,7 @@ pub fn run(args: &EphemeralArgs) -> Result<Outcome> {
     let key = key_and_measurement(args, &mut out)?;
 
     let t0 = Instant::now();
-    let formatted = format_keyless(path, &args.name, s, key.as_bytes())?;
+    format_keyless(path, &args.name, s, key.as_bytes())?;
     out.format_ms = t0.elapsed().as_millis();
     out.formatted = true;
     info!(
@@ -187,7 +187,10 @@ pub fn run(args: &EphemeralArgs) -> Result<Outcome> {
     }
 
     let t1 = Instant::now();
-    formatted.activate(&args.name, key.as_bytes(), s.integrity)?;
+    // Activate through the checked copy of the header just written: what
+    // the allow-list passed is what dm-crypt gets.
+    let key = VolumeKey::from(key);
+    Volume::open(path)?.activate(&args.name, &key, s.integrity)?;
     drop(key);
     out.activate_ms = t1.elapsed().as_millis();
     info!("{} is open", mapper.display());

@@ -6,6 +6,7 @@ use crate::secret::{Key32, SecretBytes};
 use crate::sys::files::read_pin_file;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Read a policy-signing public key (PEM), for signed-policy enrollment.
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
@@ -20,8 +21,12 @@ pub struct PinSource {
 }
 
 impl PinSource {
-    /// `--pin-file`, else `$SEALROOT_PIN`, else a prompt on the terminal.
-    pub fn get(&self, prompt: &str) -> Result<SecretBytes> {
+    /// `--pin-file`, else `$SEALROOT_PIN`, else a prompt on the terminal,
+    /// answered within `timeout` when one is given.
+    ///
+    /// Errors: [`Error::PinOrLockout`] when no PIN can be read, it is empty,
+    /// or the prompt timed out; [`Error::Io`] for the PIN file.
+    pub fn get(&self, prompt: &str, timeout: Option<Duration>) -> Result<SecretBytes> {
         if let Some(f) = &self.file {
             return read_pin_file(f);
         }
@@ -32,17 +37,40 @@ impl PinSource {
                 return Ok(SecretBytes::new(v));
             }
         }
-        let p = rpassword::prompt_password(prompt).map_err(|e| {
-            Error::PinOrLockout(format!(
-                "a PIN is required and none could be read (no --pin-file, no SEALROOT_PIN, no terminal: {e})"
-            ))
-        })?;
-        let p = zeroize::Zeroizing::new(p);
+        let p = prompt_within(prompt, timeout)?;
         if p.is_empty() {
             return Err(Error::PinOrLockout("empty PIN".into()));
         }
         Ok(SecretBytes::new(p.as_bytes().to_vec()))
     }
+}
+
+/// Prompt on the terminal; give up after `timeout` (the prompt's thread
+/// is left blocked on the terminal; the process is about to fail anyway).
+fn prompt_within(prompt: &str, timeout: Option<Duration>) -> Result<zeroize::Zeroizing<String>> {
+    let read = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| {
+                Error::PinOrLockout(format!(
+                    "a PIN is required and none could be read (no --pin-file, no SEALROOT_PIN, no terminal: {e})"
+                ))
+            })
+    };
+    let Some(t) = timeout else {
+        return read(prompt.to_string());
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prompt = prompt.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(read(prompt));
+    });
+    rx.recv_timeout(t).unwrap_or_else(|_| {
+        Err(Error::PinOrLockout(format!(
+            "no PIN was typed within {} s (the unlock deadline)",
+            t.as_secs()
+        )))
+    })
 }
 
 /// The TPM authValue derived from a PIN.

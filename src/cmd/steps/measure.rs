@@ -26,7 +26,7 @@ pub fn measure_self(tpm: &mut Tpm, now: &Measurements, current: Digest) -> Resul
         }
         selfpcr::State::Locked => {
             info!(
-                "PCR {} is locked: sealroot already unsealed in this boot",
+                "PCR {} is locked: an unlock already failed in this boot",
                 SELF_PCR
             );
             Ok(current)
@@ -35,9 +35,24 @@ pub fn measure_self(tpm: &mut Tpm, now: &Measurements, current: Digest) -> Resul
     }
 }
 
-/// Extend the lock event so the secret cannot be unsealed again this boot.
-pub fn lock(tpm: &mut Tpm) -> Result<()> {
-    tpm.pcr_extend(SELF_PCR, &selfpcr::lock_digest())?;
-    info!("extended the lock into PCR {}", SELF_PCR);
+/// Which lock event to extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockEvent {
+    /// The volume whose key has this fingerprint was opened.
+    Opened(Digest),
+    /// Nothing was opened: a failure, or an explicit `sealroot lock`.
+    Failure,
+}
+
+/// Extend a lock event so nothing can be unsealed again this boot.
+///
+/// Errors: [`crate::Error::Tpm`] when the extend fails.
+pub fn lock(tpm: &mut Tpm, event: LockEvent) -> Result<()> {
+    let (digest, what) = match event {
+        LockEvent::Opened(fp) => (selfpcr::opened_digest(&fp), "the opened volume's"),
+        LockEvent::Failure => (selfpcr::failure_digest(), "the failure"),
+    };
+    tpm.pcr_extend(SELF_PCR, &digest)?;
+    info!("extended {what} lock event into PCR {}", SELF_PCR);
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod measure;
 pub mod prediction;
 pub mod seal;
+pub mod session;
 pub mod signed;
 pub mod slots;
 pub mod unlock;

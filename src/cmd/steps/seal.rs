@@ -10,16 +10,16 @@ use super::inputs::pin_auth;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::{Kdf, Volume};
 use crate::formats::blob::{Blob, FORMAT_VERSION};
-use crate::formats::envelope;
+use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::pcr::{self, policy};
-use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes};
+use crate::secret::{random_bytes, random_key, Key32, RecoveryKey, SecretBytes, VolumeKey};
 use crate::sys::files::write_atomic;
 use crate::testhooks::checkpoint;
 use crate::tpm::Tpm;
-use crate::Result;
+use crate::{Error, Result};
 use log::info;
 use std::path::Path;
 
@@ -37,6 +37,8 @@ pub struct SealSpec<'a> {
     pub authorize: Option<&'a PublicKey>,
     /// Event-log events behind the firmware PCR values (explanations only).
     pub events: Vec<ExpectedEvent>,
+    /// Seal to firmware PCRs even when they were never extended (all zero).
+    pub allow_zero_pcrs: bool,
 }
 
 /// A freshly added TPM keyslot.
@@ -47,17 +49,22 @@ pub struct Added {
     pub secret: Key32,
 }
 
-/// Create a secret, seal it, and add its keyslot and token (or blob file),
-/// authorised by `existing` (any passphrase/key that opens the volume).
+/// Create a secret, seal it, and add its keyslot (holding `key`, the
+/// volume key, already checked) and token (or blob file). The token binds
+/// the volume key's fingerprint. The PCRs are read before the SRK is
+/// created, so a TPM that cannot serve them keeps nothing.
+///
+/// Errors: [`Error::Usage`] naming a firmware PCR that is all zero (unless
+/// allowed); [`Error::PcrBank`] when the TPM has no sha256 bank for a PCR;
+/// those of the TPM and of libcryptsetup.
 pub fn add_sealed(
     vol: &mut Volume,
     tpm: &mut Tpm,
     spec: &SealSpec,
-    existing: &[u8],
+    key: &VolumeKey,
     blob_file: Option<&Path>,
 ) -> Result<Added> {
     let uuid = vol.uuid()?;
-    let srk = tpm.srk(true)?;
     let all = if spec.authorize.is_some() {
         vec![pcr::SELF_PCR]
     } else {
@@ -73,6 +80,10 @@ pub fn add_sealed(
     } else {
         tpm.pcr_read(&firmware)?
     };
+    if !spec.allow_zero_pcrs {
+        refuse_zero_pcrs(&firmware, &fw_values)?;
+    }
+    let srk = tpm.srk(true)?;
     let values: Vec<pcr::Digest> = all
         .iter()
         .map(|&p| {
@@ -99,12 +110,14 @@ pub fn add_sealed(
     let kek = random_key(Some(&tpm.random32()?))?;
     let keyslot = vol.free_keyslot()?;
     let nonce = random_bytes::<{ envelope::NONCE_LEN }>()?;
+    let fingerprint = volume_key::fingerprint(key.as_bytes());
     let binding = envelope::Binding {
         version: FORMAT_VERSION,
         volume_uuid: &uuid,
         policy_digest: &policy_digest,
         keyslot,
         platform: spec.platform.map(SnpRequirement::digest),
+        fingerprint: Some(fingerprint),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -135,13 +148,14 @@ pub fn add_sealed(
         platform: spec.platform.cloned(),
         authorize: spec.authorize.cloned(),
         events,
+        fingerprint: Some(fingerprint),
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {
         None => {
             let id = vol.add_token(&blob.to_value())?;
             checkpoint("enroll:token-written");
-            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
             checkpoint("enroll:keyslot-added");
             blob.assigned = true;
             vol.replace_token(id, &blob.to_value())?;
@@ -149,7 +163,7 @@ pub fn add_sealed(
             Some(id)
         }
         Some(f) => {
-            vol.add_keyslot(keyslot, existing, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
             checkpoint("enroll:keyslot-added");
             blob.assigned = true;
             write_atomic(f, blob.to_json_pretty().as_bytes())?;
@@ -183,11 +197,32 @@ pub fn add_sealed(
     })
 }
 
-/// Add an argon2id keyslot for a fresh recovery key.
-pub fn add_recovery(vol: &mut Volume, existing: &[u8]) -> Result<(RecoveryKey, u32)> {
+/// Refuse firmware PCRs whose sha256 value is all zero: never extended,
+/// so sealing to them binds nothing (a bare TPM, or firmware that does not
+/// measure them).
+fn refuse_zero_pcrs(pcrs: &[u32], values: &[pcr::Digest]) -> Result<()> {
+    let zero: Vec<String> = pcrs
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| **v == [0; 32])
+        .map(|(p, _)| p.to_string())
+        .collect();
+    if zero.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "PCR {} {} all zero in the sha256 bank (never extended in this boot): sealing to {} would bind nothing. Choose measured PCRs (--pcrs), or pass --allow-zero-pcrs (tests on a bare TPM)",
+        zero.join(","),
+        if zero.len() == 1 { "is" } else { "are" },
+        if zero.len() == 1 { "it" } else { "them" },
+    )))
+}
+
+/// Add an argon2id keyslot for a fresh recovery key, holding `key`.
+pub fn add_recovery(vol: &mut Volume, key: &VolumeKey) -> Result<(RecoveryKey, u32)> {
     let rk = RecoveryKey::generate()?;
     let slot = vol.free_keyslot()?;
-    vol.add_keyslot(slot, existing, rk.as_str().as_bytes(), Kdf::Argon2id)?;
+    vol.add_keyslot(slot, key, rk.as_str().as_bytes(), Kdf::Argon2id)?;
     info!("added recovery keyslot {slot} (argon2id)");
     Ok((rk, slot))
 }

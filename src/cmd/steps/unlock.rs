@@ -1,27 +1,30 @@
-//! The unlock path, which `unlock` and `boot` share: measure → load blobs
-//! → compare PCRs (and explain) → unseal over a salted, encrypted session
-//! → lock → decrypt envelope → activate (or only verify the key with
-//! `--dry-run`). With a provisioning key and no token yet, the first boot
-//! enrolls against its own PCRs and drops the provisioning key.
+//! The unlock path, which `unlock` and `boot` share: check the header
+//! (in memory) → load blobs → measure → compare PCRs (and explain) →
+//! unseal over a salted, encrypted session → decrypt envelope → derive the
+//! volume key through the keyslot and compare its fingerprint → lock →
+//! activate from the checked header (or stop there with `--dry-run`).
+//! With a provisioning key and no token yet, the first boot enrolls
+//! against its own PCRs and drops the provisioning key. Every way out
+//! locks PCR 15 ([`Session`]).
 
 use super::blobs::{check_blob_policy, check_pcrs, load_blobs, Source};
 use super::eventlog;
 use super::evidence::{self, PlatformOpts};
 use super::inputs::{pin_auth, PinSource};
-use super::measure::{lock, measure_self};
+use super::measure::measure_self;
 use super::seal::{add_sealed, SealSpec};
+use super::session::Session;
 use super::signed::{self, Found, PolicySearch};
-use super::TpmOpts;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::Volume;
-use crate::formats::envelope;
+use crate::formats::luks2::Kdf;
+use crate::formats::{envelope, volume_key};
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::pcr::{Digest, Mismatch, PcrDiff, BANK_SHA256, SELF_PCR};
-use crate::secret::{Key32, SecretBytes};
+use crate::secret::{SecretBytes, VolumeKey};
 use crate::testhooks::checkpoint;
 use crate::tpm::object::Authorization;
-use crate::tpm::Tpm;
 use crate::{Error, Result};
 use log::{info, warn};
 use std::path::PathBuf;
@@ -37,7 +40,8 @@ pub struct UnlockArgs {
     pub provision_key: Option<SecretBytes>,
     /// PCRs for first-boot enrollment.
     pub pcrs: Vec<u32>,
-    pub tpm: TpmOpts,
+    /// First boot may seal to PCRs that were never extended.
+    pub allow_zero_pcrs: bool,
     /// Where to find platform evidence and certificates, for blobs that
     /// require SEV-SNP.
     pub platform: PlatformOpts,
@@ -60,20 +64,33 @@ pub struct Unlocked {
     pub first_boot: bool,
 }
 
-pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
+/// The most PBKDF2 iterations a keyslot that a sealroot token names may
+/// ask for: sealroot writes them with 1000 (their secret is 256 random
+/// bits), so more means the header was rewritten to stall the unlock.
+pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
+
+/// Unlock `args.device` through `session`, which locks PCR 15 on the way
+/// out: here on success (with the opened volume's event), by the caller's
+/// drop on any error.
+///
+/// Errors: [`Error::VolumeRefused`] (header outside the allow-list, volume
+/// key not the enrolled one), [`Error::NotEnrolled`], [`Error::Timeout`],
+/// and those of the TPM, the blob, the platform check and libcryptsetup.
+pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     let mut vol = Volume::open(&args.device)?;
+    crate::testhooks::pause_at("unlock:header-checked");
     let uuid = vol.uuid()?;
     let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
     if sources.is_empty() {
         return match &args.provision_key {
-            Some(key) => first_boot(&mut vol, &uuid, key, args),
+            Some(key) => first_boot(&mut vol, &uuid, key, args, session),
             None => Err(Error::NotEnrolled {
                 path: args.device.clone(),
                 hint: "; enroll it with `sealroot enroll`, or pass --blob-file".into(),
             }),
         };
     }
-    // Nothing usable: report the blob's own problem without touching the TPM.
+    // Nothing usable: report the blob's own problem without unsealing.
     if sources.iter().all(|s| s.blob.is_err()) {
         let s = sources.swap_remove(0);
         return Err(s.blob.expect_err("checked"));
@@ -84,42 +101,39 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
 
     // Signed-policy volumes: the signed policies' PCRs are read too.
     let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;
-    let mut tpm = args.tpm.open()?;
+    session.check_deadline("connecting to the TPM")?;
     let now = Measurements::new(&args.cmdline, &uuid);
+    let tpm = session.tpm()?;
     let mut current = tpm.pcr_read(&wanted)?;
     let self_pos = wanted
         .iter()
         .position(|&p| p == SELF_PCR)
         .expect("every valid blob includes the self PCR");
-    current[self_pos] = measure_self(&mut tpm, &now, current[self_pos])?;
+    current[self_pos] = measure_self(tpm, &now, current[self_pos])?;
 
-    // Each candidate is unsealed and its key checked against its keyslot
-    // before the lock, so a stale token (say, one left by an interrupted
-    // enrollment whose keyslot number was reused) cannot lock PCR 15 and
-    // shut out the valid token after it. Once anything was unsealed, the
-    // lock is extended before this function returns, whatever happens.
-    let mut unsealed_any = false;
+    // Each candidate is unsealed and its volume key checked before the
+    // lock, so a stale token (say, one left by an interrupted enrollment
+    // whose keyslot number was reused) cannot shut out the valid token
+    // after it. The session locks on every way out.
+    let ctx = Candidates {
+        uuid: &uuid,
+        now: &now,
+        wanted: &wanted,
+        current: &current,
+        args,
+        found: &signed_found,
+    };
     let mut first_err: Option<Error> = None;
     let mut found = None;
     for src in &sources {
-        match unseal_verified(
-            &mut vol,
-            &mut tpm,
-            src,
-            &uuid,
-            &now,
-            &wanted,
-            &current,
-            args,
-            &signed_found,
-            &mut unsealed_any,
-        ) {
+        match unseal_verified(&mut vol, session, src, &ctx) {
             Ok(v) => {
                 found = Some((v, src));
                 break;
             }
-            // The TPM connection is gone: nothing more can be tried.
-            Err(e @ Error::NoTpm { .. }) => {
+            // The TPM connection is gone, or time is up: nothing more can
+            // be tried.
+            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => {
                 first_err = Some(e);
                 break;
             }
@@ -133,24 +147,19 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             }
         }
     }
-    // (Without a connection there is nothing to extend: the recovery path's
-    // own lock attempt is what remains.)
-    let connection_lost = matches!(first_err, Some(Error::NoTpm { .. }));
-    if unsealed_any && !connection_lost {
-        // The secret has left the TPM: nothing may unseal it again this boot.
-        lock(&mut tpm)?;
-        checkpoint("unlock:locked");
-    }
-    let Some(((keyslot, secret), src)) = found else {
+    let Some(((keyslot, key), src)) = found else {
         return Err(first_err.expect("at least one source"));
     };
+    session.check_deadline("the lock")?;
+    session.lock_opened(&volume_key::fingerprint(key.as_bytes()))?;
+    checkpoint("unlock:locked");
     if args.dry_run {
         info!(
             "dry run: the unsealed key opens keyslot {keyslot} of {} (no mapping created)",
             args.device.display()
         );
     } else {
-        vol.activate(&args.name, Some(keyslot), secret.as_bytes())?;
+        vol.activate(&args.name, &key, false)?;
         info!(
             "unlocked {} as /dev/mapper/{} with keyslot {keyslot} ({})",
             args.device.display(),
@@ -158,7 +167,7 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
             src.origin
         );
     }
-    drop(secret);
+    drop(key);
     if let Some(key) = &args.provision_key {
         finish_first_boot(&mut vol, &sources, key)?;
     }
@@ -169,49 +178,81 @@ pub fn run(args: &UnlockArgs) -> Result<Unlocked> {
     })
 }
 
-/// Check one candidate, unseal its KEK, open its envelope and check the
-/// secret against its keyslot (no mapping). Sets `unsealed` as soon as the
-/// TPM has released anything.
-#[allow(clippy::too_many_arguments)]
+/// What every candidate token is checked against.
+struct Candidates<'a> {
+    uuid: &'a str,
+    now: &'a Measurements,
+    wanted: &'a [u32],
+    current: &'a [Digest],
+    args: &'a UnlockArgs,
+    found: &'a [Found],
+}
+
+/// The checks of a token's keyslot that come before any unseal: it exists,
+/// and it is what sealroot writes (PBKDF2, cheap), not a keyslot rewritten
+/// to stall the unlock before the lock.
+fn check_keyslot(vol: &mut Volume, src: &Source, keyslot: u32) -> Result<()> {
+    if !vol.keyslot_active(keyslot) {
+        return Err(Error::luks(
+            vol.path(),
+            format!(
+                "{} refers to keyslot {keyslot} which does not exist (interrupted enroll? run `sealroot cleanup`)",
+                src.origin
+            ),
+        ));
+    }
+    match vol.header().keyslot(keyslot).map(|k| &k.kdf) {
+        Some(Kdf::Pbkdf2 { iterations, .. }) if *iterations <= MAX_SEALED_KEYSLOT_ITERATIONS => {
+            Ok(())
+        }
+        Some(Kdf::Pbkdf2 { iterations, .. }) => Err(Error::refused(
+            vol.path(),
+            format!(
+                "LUKS2 header: keyslots.{keyslot}.kdf.iterations = {iterations}: {} names it, and sealroot's keyslots use at most {MAX_SEALED_KEYSLOT_ITERATIONS}",
+                src.origin
+            ),
+        )),
+        other => Err(Error::refused(
+            vol.path(),
+            format!(
+                "LUKS2 header: keyslots.{keyslot}.kdf = {}: {} names it, and sealroot's keyslots use pbkdf2",
+                other.map_or("none".to_string(), |k| format!("{k:?}")),
+                src.origin
+            ),
+        )),
+    }
+}
+
+/// Check one candidate, unseal its KEK, open its envelope, derive the
+/// volume key through its keyslot and compare the key's fingerprint with
+/// the token's (no mapping).
 fn unseal_verified(
     vol: &mut Volume,
-    tpm: &mut Tpm,
+    session: &mut Session,
     src: &Source,
-    uuid: &str,
-    now: &Measurements,
-    wanted: &[u32],
-    current: &[Digest],
-    args: &UnlockArgs,
-    found: &[Found],
-    unsealed: &mut bool,
-) -> Result<(u32, Key32)> {
+    c: &Candidates,
+) -> Result<(u32, VolumeKey)> {
+    let args = c.args;
     let blob = match &src.blob {
         Ok(b) => b,
         Err(e) => return Err(Error::blob(&src.origin, e.to_string())),
     };
-    if !blob.volume_uuid.eq_ignore_ascii_case(uuid) {
+    if !blob.volume_uuid.eq_ignore_ascii_case(c.uuid) {
         return Err(Error::blob(
             &src.origin,
             format!(
-                "belongs to volume {}, not to this volume {uuid} (copied token?)",
-                blob.volume_uuid
+                "belongs to volume {}, not to this volume {} (copied token?)",
+                blob.volume_uuid, c.uuid
             ),
         ));
     }
     check_blob_policy(blob, &src.origin)?;
-    if !vol.keyslot_active(blob.keyslot) {
-        return Err(Error::luks(
-            vol.path(),
-            format!(
-                "{} refers to keyslot {} which does not exist (interrupted enroll? run `sealroot cleanup`)",
-                src.origin, blob.keyslot
-            ),
-        ));
-    }
+    check_keyslot(vol, src, blob.keyslot)?;
+    let tpm = session.tpm()?;
     // The platform first: nothing is unsealed on a platform that fails
     // the blob's requirement.
     evidence::check_blob(tpm, &args.platform, blob, args.require.as_ref())?;
-    check_pcrs(blob, now, wanted, current).map_err(|e| match e {
+    check_pcrs(blob, c.now, c.wanted, c.current).map_err(|e| match e {
         Error::PcrMismatch(mut m) => {
             eventlog::annotate(&mut m.diffs, &blob.events, args.eventlog.as_deref());
             Error::PcrMismatch(m)
@@ -221,11 +262,11 @@ fn unseal_verified(
     let chosen = match &blob.authorize {
         None => None,
         Some(key) => {
-            let (verified, rejected) = signed::verified(found, key);
+            let (verified, rejected) = signed::verified(c.found, key);
             for (origin, e) in &rejected {
                 warn!("{origin}: ignored: {e}");
             }
-            let value_of = |i: u32| current[wanted.iter().position(|&w| w == i).expect("read")];
+            let value_of = |i: u32| c.current[c.wanted.iter().position(|&w| w == i).expect("read")];
             let (origin, sp) = signed::choose(
                 &verified,
                 &value_of,
@@ -246,14 +287,19 @@ fn unseal_verified(
         }
     };
     let pin = if blob.pin {
-        Some(pin_auth(&args.pin.get("sealroot: PIN: ")?))
+        session.check_deadline("the PIN prompt")?;
+        Some(pin_auth(
+            &args.pin.get("sealroot: PIN: ", Some(session.remaining()))?,
+        ))
     } else {
         None
     };
-    let kek = tpm.unseal(blob.sealed_object(), pin.as_ref(), chosen);
+    session.check_deadline("the unseal")?;
+    let kek = session
+        .tpm()?
+        .unseal(blob.sealed_object(), pin.as_ref(), chosen);
     drop(pin);
     let kek = kek?;
-    *unsealed = true;
     let secret =
         envelope::open(&kek, &blob.nonce, &blob.ciphertext, &blob.binding()).ok_or_else(|| {
             Error::blob(
@@ -264,8 +310,31 @@ fn unseal_verified(
     crate::testhooks::reveal("kek", kek.as_bytes());
     crate::testhooks::reveal("secret", secret.as_bytes());
     drop(kek);
-    vol.check_key(Some(blob.keyslot), secret.as_bytes())?;
-    Ok((blob.keyslot, secret))
+    session.check_deadline("the keyslot")?;
+    let (_, key) = vol.volume_key(Some(blob.keyslot), secret.as_bytes())?;
+    drop(secret);
+    crate::testhooks::reveal("volume-key", key.as_bytes());
+    let fp = volume_key::fingerprint(key.as_bytes());
+    match &blob.fingerprint {
+        Some(enrolled) if volume_key::matches(enrolled, &fp) => {}
+        Some(enrolled) => {
+            return Err(Error::refused(
+                vol.path(),
+                format!(
+                    "keyslot {} yields a volume key whose fingerprint {} is not the one {} was enrolled with ({}): a rewritten keyslot, or another volume carrying this volume's UUID",
+                    blob.keyslot,
+                    &hex::encode(fp)[..16],
+                    src.origin,
+                    &hex::encode(enrolled)[..16]
+                ),
+            ))
+        }
+        None => warn!(
+            "{}: a version-1 token does not bind the volume key; run `sealroot reseal` to upgrade it (docs/format.md)",
+            src.origin
+        ),
+    }
+    Ok((blob.keyslot, key))
 }
 
 /// A first boot interrupted after enrolling left the provisioning keyslot
@@ -289,26 +358,33 @@ fn finish_first_boot(vol: &mut Volume, sources: &[Source], key: &SecretBytes) ->
 }
 
 /// First boot: open with the provisioning key, enroll against this boot's
-/// PCRs, lock, activate with the new key, then drop the provisioning keyslot.
+/// PCRs, lock, activate with the volume key, then drop the provisioning
+/// keyslot.
 fn first_boot(
     vol: &mut Volume,
     uuid: &str,
     provision_key: &SecretBytes,
     args: &UnlockArgs,
+    session: &mut Session,
 ) -> Result<Unlocked> {
-    let prov_slot = vol.check_key(None, provision_key.as_bytes()).map_err(|e| {
-        Error::luks(
-            &args.device,
-            format!("no sealroot token, and the provisioning key does not open the volume: {e}"),
-        )
-    })?;
+    let (prov_slot, key) = vol
+        .volume_key(None, provision_key.as_bytes())
+        .map_err(|e| {
+            Error::luks(
+                &args.device,
+                format!(
+                    "no sealroot token, and the provisioning key does not open the volume: {e}"
+                ),
+            )
+        })?;
     info!(
         "first boot: no sealroot token; provisioning key opens keyslot {prov_slot}; enrolling against this boot's PCRs"
     );
-    let mut tpm: Tpm = args.tpm.open()?;
+    session.check_deadline("connecting to the TPM")?;
     let now = Measurements::new(&args.cmdline, uuid);
+    let tpm = session.tpm()?;
     let cur = tpm.pcr_read(&[SELF_PCR])?[0];
-    let after = measure_self(&mut tpm, &now, cur)?;
+    let after = measure_self(tpm, &now, cur)?;
     if after != now.expected() {
         return Err(Error::PcrMismatch(Mismatch {
             bank: BANK_SHA256.into(),
@@ -322,7 +398,7 @@ fn first_boot(
     }
     // Seal nothing on a platform that fails the requirement to be stored.
     if let Some(p) = &args.require {
-        evidence::check(&mut tpm, &args.platform, &[p], &[0; 32])?;
+        evidence::check(tpm, &args.platform, &[p], &[0; 32])?;
     }
     let spec = SealSpec {
         pcrs: &args.pcrs,
@@ -330,17 +406,19 @@ fn first_boot(
         pin: None,
         platform: args.require.as_ref(),
         authorize: args.policy_key.as_ref(),
-        events: eventlog::expected_events(&mut tpm, args.eventlog.as_deref()),
+        events: eventlog::expected_events(tpm, args.eventlog.as_deref()),
+        allow_zero_pcrs: args.allow_zero_pcrs,
     };
-    let added = add_sealed(vol, &mut tpm, &spec, provision_key.as_bytes(), None)?;
+    let added = add_sealed(vol, tpm, &spec, &key, None)?;
     checkpoint("firstboot:enrolled");
-    lock(&mut tpm)?;
+    session.check_deadline("the lock")?;
+    session.lock_opened(&volume_key::fingerprint(key.as_bytes()))?;
     // Prove the new keyslot before dropping the provisioning one.
-    if args.dry_run {
-        vol.check_key(Some(added.keyslot), added.secret.as_bytes())?;
-    } else {
-        vol.activate(&args.name, Some(added.keyslot), added.secret.as_bytes())?;
+    vol.check_key(Some(added.keyslot), added.secret.as_bytes())?;
+    if !args.dry_run {
+        vol.activate(&args.name, &key, false)?;
     }
+    drop(key);
     checkpoint("firstboot:activated");
     vol.destroy_keyslot(prov_slot)?;
     info!(

@@ -15,11 +15,12 @@ pub fn shell_quote(value: &str) -> String {
 /// `SEALROOT_DEVICE` (as configured), `SEALROOT_PATH` (the device node),
 /// `SEALROOT_TCTI` (the volume's, else `tcti`), `SEALROOT_TRIES`,
 /// `SEALROOT_PROMPT_TIMEOUT` (seconds, 0: none), `SEALROOT_PROVISION_KEY`,
-/// `SEALROOT_POLICY_KEY`, `SEALROOT_BLOB`. Every key is printed; without a
-/// volume all are empty.
+/// `SEALROOT_POLICY_KEY`, `SEALROOT_BLOB`, `SEALROOT_ON_FAILURE` (`poweroff`,
+/// `reboot` or `shell`). Every key is printed; without a volume all are
+/// empty.
 pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let fields: [(&str, Option<String>); 9] = [
+    let fields: [(&str, Option<String>); 10] = [
         ("NAME", v.map(|v| v.name.clone())),
         ("DEVICE", v.map(|v| v.device.to_string())),
         ("PATH", v.map(|v| v.device.path().display().to_string())),
@@ -35,6 +36,10 @@ pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
         ("PROVISION_KEY", v.and_then(|v| path(&v.opts.provision_key))),
         ("POLICY_KEY", v.and_then(|v| path(&v.opts.policy_key))),
         ("BLOB", v.and_then(|v| path(&v.opts.blob))),
+        (
+            "ON_FAILURE",
+            v.map(|v| v.opts.on_failure.unwrap_or_default().as_str().into()),
+        ),
     ];
     fields
         .iter()

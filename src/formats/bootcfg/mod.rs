@@ -39,7 +39,7 @@ pub use crypttab::parse_crypttab;
 pub use device::DeviceRef;
 pub use export::{export, shell_quote};
 pub use resolve::resolve;
-pub use values::{mapping_name, measure_pcr, parse_root_hash, seconds};
+pub use values::{mapping_name, measure_pcr, parse_root_hash, seconds, OnFailure};
 pub use volume::{PromptOpts, VerityCfg, VolumeCfg, VolumeOpts, DEFAULT_VERITY_NAME};
 
 #[cfg(test)]
@@ -346,9 +346,27 @@ mod tests {
         assert!(out.contains("SEALROOT_TRIES='4'\n"), "{out}");
         assert!(out.contains("SEALROOT_PROMPT_TIMEOUT='0'\n"), "{out}");
         assert!(out.contains("SEALROOT_BLOB=''\n"), "{out}");
+        assert!(out.contains("SEALROOT_ON_FAILURE='poweroff'\n"), "{out}");
         let none = export(None, "x");
-        assert_eq!(none.lines().count(), 9);
+        assert_eq!(none.lines().count(), 10);
         assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
+    }
+
+    #[test]
+    fn on_failure_and_deadline() {
+        let tab = parse_crypttab(
+            "root UUID=aa none sealroot,sealroot-on-failure=reboot,sealroot-deadline=30\n",
+        )
+        .unwrap();
+        assert_eq!(tab[0].opts.on_failure, Some(OnFailure::Reboot));
+        assert_eq!(tab[0].opts.deadline, Some(30.0));
+        let c = parse_cmdline("rd.sealroot.uuid=aa rd.sealroot.on-failure=shell").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].opts.on_failure, Some(OnFailure::Shell));
+        assert!(export(v.first(), "x").contains("SEALROOT_ON_FAILURE='shell'\n"));
+        for bad in ["rd.sealroot.on-failure=panic", "rd.sealroot.deadline=-1"] {
+            assert!(parse_cmdline(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -34,6 +34,40 @@ pub fn seconds(t: &str) -> Result<f64, String> {
     }
 }
 
+/// What the initramfs integrations do when sealroot cannot open the
+/// volume and no recovery key is typed (`on-failure=`): docs/security.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Power the VM off (the default: the console belongs to the host).
+    #[default]
+    Poweroff,
+    /// Reboot it.
+    Reboot,
+    /// The distribution's emergency shell: for debugging images only,
+    /// never for a confidential VM (the host owns the console).
+    Shell,
+}
+
+impl OnFailure {
+    /// `poweroff`, `reboot` or `shell`.
+    pub fn parse(v: &str) -> Result<OnFailure, String> {
+        match v {
+            "poweroff" => Ok(OnFailure::Poweroff),
+            "reboot" => Ok(OnFailure::Reboot),
+            "shell" => Ok(OnFailure::Shell),
+            _ => Err(format!("on-failure={v:?}: use poweroff, reboot or shell")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Poweroff => "poweroff",
+            OnFailure::Reboot => "reboot",
+            OnFailure::Shell => "shell",
+        }
+    }
+}
+
 /// A `measure-pcr` value: a PCR index from 8 to 14.
 pub fn measure_pcr(v: &str) -> Result<u32, String> {
     let p = v

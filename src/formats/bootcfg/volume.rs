@@ -3,7 +3,7 @@
 //! prompt's settings, and the dm-verity OS layer.
 
 use super::device::DeviceRef;
-use super::values::{flag_ok, measure_pcr, path_ok, seconds, tcti_ok};
+use super::values::{flag_ok, measure_pcr, path_ok, seconds, tcti_ok, OnFailure};
 use crate::formats::ephemeral::{Mkfs, Settings};
 use crate::pcr::parse_list;
 use std::path::PathBuf;
@@ -52,6 +52,11 @@ pub struct VolumeOpts {
     pub blob: Option<PathBuf>,
     pub tcti: Option<String>,
     pub timeout: Option<f64>,
+    /// Seconds from the start of the unlock to the lock: past it, sealroot
+    /// locks PCR 15 and fails (exit 14).
+    pub deadline: Option<f64>,
+    /// What the initramfs integrations do after a failure.
+    pub on_failure: Option<OnFailure>,
     /// Set for an ephemeral volume (fresh key every boot, nothing unsealed).
     pub ephemeral: Option<Settings>,
 }
@@ -70,6 +75,8 @@ impl VolumeOpts {
             blob: self.blob.clone().or_else(|| base.blob.clone()),
             tcti: self.tcti.clone().or_else(|| base.tcti.clone()),
             timeout: self.timeout.or(base.timeout),
+            deadline: self.deadline.or(base.deadline),
+            on_failure: self.on_failure.or(base.on_failure),
             ephemeral: self.ephemeral.clone().or_else(|| base.ephemeral.clone()),
         }
     }
@@ -110,6 +117,8 @@ impl VolumeOpts {
             "blob" => self.blob = Some(path_ok(need()?, key)?),
             "tcti" => self.tcti = Some(tcti_ok(need()?)?),
             "timeout" => self.timeout = Some(seconds(need()?)?),
+            "deadline" => self.deadline = Some(seconds(need()?)?),
+            "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,

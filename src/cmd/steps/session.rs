@@ -1,0 +1,122 @@
+//! One unlock's TPM connection and its promise: PCR 15 is locked before the
+//! unlock returns, on every path. On success the lock event names the
+//! opened volume; on any failure, or when the session is dropped without
+//! one (an early `?`), the failure event is extended. The deadline bounds
+//! the time from the start to the lock (docs/security.md).
+
+use super::measure::{lock, LockEvent};
+use super::TpmOpts;
+use crate::pcr::{Digest, SELF_PCR};
+use crate::tpm::Tpm;
+use crate::{Error, Result};
+use log::{info, warn};
+use std::time::{Duration, Instant};
+
+/// Default `--deadline`: seconds from the start of an unlock to its lock.
+pub const DEFAULT_DEADLINE_SECS: u64 = 120;
+
+/// The TPM of one unlock, opened on first use, and whether it was locked.
+pub struct Session {
+    opts: TpmOpts,
+    tpm: Option<Tpm>,
+    locked: bool,
+    armed: bool,
+    end: Instant,
+}
+
+impl Session {
+    /// A session that must lock PCR 15 within `deadline`.
+    pub fn new(opts: TpmOpts, deadline: Duration) -> Session {
+        Session {
+            opts,
+            tpm: None,
+            locked: false,
+            armed: true,
+            end: Instant::now() + deadline,
+        }
+    }
+
+    /// Use another TPM (a volume's own TCTI) before the first connection.
+    pub fn retarget(&mut self, opts: TpmOpts) {
+        if self.tpm.is_none() {
+            self.opts = opts;
+        }
+    }
+
+    /// A new deadline, `deadline` from now (a volume's own `deadline=`).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.end = Instant::now() + deadline;
+    }
+
+    /// The TPM, connecting on first use (waits up to the TPM timeout).
+    ///
+    /// Errors: [`Error::NoTpm`] when none answers.
+    pub fn tpm(&mut self) -> Result<&mut Tpm> {
+        if self.tpm.is_none() {
+            self.tpm = Some(self.opts.open()?);
+        }
+        Ok(self.tpm.as_mut().expect("set above"))
+    }
+
+    /// [`Error::Timeout`] once the deadline has passed; `next` names the
+    /// step that was about to run.
+    pub fn check_deadline(&self, next: &str) -> Result<()> {
+        if Instant::now() >= self.end {
+            return Err(Error::Timeout(format!(
+                "the deadline passed before {next}; PCR {SELF_PCR} is locked"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now())
+    }
+
+    /// Lock with the opened volume's event (its key's fingerprint).
+    ///
+    /// Errors: those of the extend; the failure lock is then tried by drop.
+    pub fn lock_opened(&mut self, fingerprint: &Digest) -> Result<()> {
+        let tpm = self.tpm()?;
+        lock(tpm, LockEvent::Opened(*fingerprint))?;
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Nothing to protect (nothing configured): do not lock on drop.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Extend the failure event unless locked already. Tries the open
+    /// connection, then a new one; logs when no TPM answers.
+    pub fn lock_failure(&mut self) {
+        if self.locked || !self.armed {
+            return;
+        }
+        if let Some(t) = self.tpm.as_mut() {
+            if lock(t, LockEvent::Failure).is_ok() {
+                self.locked = true;
+                return;
+            }
+            self.tpm = None;
+        }
+        match self.opts.open() {
+            Ok(mut t) => match lock(&mut t, LockEvent::Failure) {
+                Ok(()) => self.locked = true,
+                Err(e) => warn!("could not lock PCR {SELF_PCR}: {e}"),
+            },
+            Err(e) => warn!("could not lock PCR {SELF_PCR}: {e}"),
+        }
+        if self.locked {
+            info!("PCR {SELF_PCR} locked after the failure");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.lock_failure();
+    }
+}

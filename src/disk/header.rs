@@ -1,0 +1,112 @@
+//! The LUKS2 header as sealroot uses it: read once from the device into a
+//! sealed in-memory copy, checked against the allow-list
+//! ([`crate::formats::luks2`]) before libcryptsetup or any key sees it, and
+//! then handed to libcryptsetup as a detached header. The host may rewrite
+//! the disk at any moment; what was checked is what is used.
+
+use crate::formats::luks2::binary::MAGIC_PRIMARY;
+use crate::formats::luks2::{self, Header, BINARY_HEADER_LEN};
+use crate::sys::memfd::SealedFile;
+use crate::{Error, Result};
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A checked header and the private copy libcryptsetup reads.
+pub struct CheckedHeader {
+    pub header: Header,
+    /// Bytes `[0, 2 * hdr_size)` as read: both binary headers and JSON
+    /// areas (compared before every write, see [`CheckedHeader::unchanged_on`]).
+    metadata: Vec<u8>,
+    copy: SealedFile,
+}
+
+impl CheckedHeader {
+    /// Read the header of `device` (a block device or an image file): the
+    /// binary header, both metadata copies, then each keyslot area; check
+    /// them; copy them into a sealed memfd of [`Header::copy_len`] bytes.
+    ///
+    /// Errors: [`Error::Io`] naming `device` when it cannot be read;
+    /// [`Error::VolumeRefused`] naming the field and value that is outside
+    /// the allow-list (docs/format.md#luks2-header-allow-list).
+    pub fn read(device: &Path) -> Result<CheckedHeader> {
+        let io = |e: std::io::Error| Error::io(device, e);
+        let refused = |r: luks2::Refusal| Error::refused(device, r.to_string());
+        let mut f = File::open(device).map_err(io)?;
+        let size = f.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut first = vec![0u8; BINARY_HEADER_LEN];
+        if size < BINARY_HEADER_LEN as u64 {
+            return Err(Error::luks(device, "not a LUKS2 volume (too small)"));
+        }
+        read_exact_at(&f, &mut first, 0, size, device)?;
+        not_luks2(&first).map_or(Ok(()), |why| Err(Error::luks(device, why)))?;
+        let hdr_size = luks2::hdr_size(&first).map_err(refused)?;
+        let mut metadata = vec![0u8; 2 * hdr_size as usize];
+        read_exact_at(&f, &mut metadata, 0, size, device)?;
+        let header = luks2::validate(&metadata, size).map_err(refused)?;
+        let mut areas = Vec::new();
+        for (off, len) in header.extents().into_iter().skip(1) {
+            let mut b = vec![0u8; len as usize];
+            read_exact_at(&f, &mut b, off, size, device)?;
+            areas.push((off, b));
+        }
+        let mut extents: Vec<(u64, &[u8])> = vec![(0, &metadata)];
+        extents.extend(areas.iter().map(|(o, b)| (*o, b.as_slice())));
+        let copy = SealedFile::create("sealroot-luks2-header", header.copy_len(), &extents)?;
+        Ok(CheckedHeader {
+            header,
+            metadata,
+            copy,
+        })
+    }
+
+    /// Where libcryptsetup finds the copy (a detached header).
+    pub fn path(&self) -> PathBuf {
+        self.copy.path()
+    }
+
+    /// Whether `device`'s metadata (both binary headers and JSON areas)
+    /// is still byte for byte what was checked: sealroot writes to the
+    /// device only then, so a header swapped since the check is not
+    /// written to.
+    ///
+    /// Errors: [`Error::Io`] naming `device`.
+    pub fn unchanged_on(&self, device: &Path) -> Result<bool> {
+        let f = File::open(device).map_err(|e| Error::io(device, e))?;
+        let mut now = vec![0u8; self.metadata.len()];
+        let size = self.metadata.len() as u64;
+        read_exact_at(&f, &mut now, 0, size, device)?;
+        Ok(now == self.metadata)
+    }
+}
+
+/// Why the device holds no LUKS2 header at all (no LUKS magic, or LUKS1):
+/// a plain "not LUKS2" error rather than a refusal. `None` when it claims
+/// to be LUKS2 (what follows is then checked in full).
+fn not_luks2(first: &[u8]) -> Option<String> {
+    if &first[..6] != MAGIC_PRIMARY {
+        return Some("not a LUKS2 volume (no LUKS header)".into());
+    }
+    match u16::from_be_bytes([first[6], first[7]]) {
+        2 => None,
+        v => Some(format!(
+            "not a LUKS2 volume (LUKS version {v}; sealroot opens LUKS2 only)"
+        )),
+    }
+}
+
+/// Read exactly `buf.len()` bytes at `off`; a device too short for them is
+/// a refusal (a truncated header), not an I/O error.
+fn read_exact_at(f: &File, buf: &mut [u8], off: u64, size: u64, device: &Path) -> Result<()> {
+    if off.saturating_add(buf.len() as u64) > size {
+        return Err(Error::refused(
+            device,
+            format!(
+                "LUKS2 header: the device is {size} bytes, too short for {} bytes at offset {off}",
+                buf.len()
+            ),
+        ));
+    }
+    f.read_exact_at(buf, off).map_err(|e| Error::io(device, e))
+}
