@@ -59,7 +59,7 @@ sealroot_fail_closed() {
         how=reboot sysrq=b
     fi
     sealroot_say "$1"
-    sealroot_say "no shell (the console is the host's): ${how} now (sealroot-on-failure=${how}; docs/distro.md)"
+    sealroot_say "no shell (the console may be the host's): ${how} now (sealroot-on-failure=${how}; docs/distro.md)"
     sleep 1 # let the console drain
     systemctl --force "$how"
     systemctl --force --force "$how"

@@ -19,8 +19,8 @@ describe_scenario() {
     reboot-loop) echo "$REBOOT_LOOP_BOOTS consecutive reboots of one VM all unlock" ;;
     new-tpm-recovery) echo "a factory-fresh TPM is refused cleanly; the escrowed recovery key opens the root" ;;
     relock) echo "from the real root, a second sealroot unlock --dry-run fails with exit code 4" ;;
-    initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt" ;;
-    dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt" ;;
+    initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
+    dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
     snp-hcl) echo "Azure-style vTPM with an SEV-SNP HCL report: enroll with the SNP requirement, unlock; other measurement / no report refused (exit 10)" ;;
     update-kernel) echo "signed-policy enrollment; the builder signs the predicted PCRs of a new initramfs, which unlocks without re-enrollment; an unsigned one is refused naming PCR 9 and the initrd event" ;;
     revoke-old-policy) echo "after sealroot policy revoke --below 2 in the new system, the old image with its old signed policy is refused" ;;
@@ -122,14 +122,16 @@ scenario_initramfs_tools() {
     distro_scenario initramfs-tools \
         'sealroot-initramfs: root unlocked with the TPM' \
         'Recovery key or passphrase for root' \
-        'Rebooting automatically due to panic= boot argument'
+        'sealroot-initramfs: no shell .*: poweroff now' \
+        sealroot-initramfs
 }
 
 scenario_dracut() {
     distro_scenario dracut \
         'sealroot: (unlocked .* as /dev/mapper/root|first boot: enrolled)' \
         'Recovery key or passphrase for root' \
-        'Entering emergency mode'
+        'sealroot-dracut: no shell .*: poweroff now' \
+        sealroot-dracut
 }
 
 # The hook's (module's) list of dlopen()ed libraries without the TCTI
