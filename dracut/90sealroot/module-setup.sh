@@ -6,10 +6,11 @@
 # Installs sealroot with every library it needs, including the TCTI module
 # tss2-tctildr loads with dlopen(), the dm-crypt, cipher and TPM kernel
 # modules, the sealroot line of /etc/crypttab and the files it names, the
-# oneshot sealroot.service (`sealroot boot`, no shell involved) and an
-# emergency hook that offers a recovery prompt when the unlock failed. Then
-# it checks the image with its own dynamic loader and aborts the build when
-# something is missing.
+# oneshot sealroot.service (`sealroot boot`, no shell involved), its
+# OnFailure= unit sealroot-failure.service (PCR 15 lock, recovery prompt,
+# then poweroff: fail closed) and an emergency hook that keeps dracut's
+# emergency shell away from a sealroot boot. Then it checks the image with
+# its own dynamic loader and aborts the build when something is missing.
 
 # Libraries sealroot loads with dlopen() (not visible to ldd).
 SEALROOT_DLOPEN_LIBS="libtss2-tcti-device.so.0"
@@ -90,15 +91,24 @@ install() {
         [[ -n $path ]] || sealroot_fail "$lib is not installed (Debian package libtss2-tcti-device0)"
         inst_library "$path" || sealroot_fail "cannot install $path"
     done
-    inst_multiple -o stty tr # the recovery prompt (the emergency hook)
+    inst_multiple -o stty tr # the recovery prompt
+    inst_multiple cat sleep systemctl ||
+        sealroot_fail "cannot install cat, sleep, systemctl (the fail-closed end of a refused boot)"
 
     inst_simple "$moddir/sealroot.service" "$systemdsystemunitdir/sealroot.service"
+    # sealroot.service's OnFailure=: lock, recovery prompt, power off.
+    inst_simple "$moddir/sealroot-failure.service" "$systemdsystemunitdir/sealroot-failure.service"
+    inst_simple "$moddir/sealroot-lib.sh" /usr/lib/sealroot/sealroot-lib.sh
+    inst_script "$moddir/sealroot-failure.sh" /usr/lib/sealroot/sealroot-failure
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-device.target sealroot.service
     # When dracut's crypt module is in too, systemd-cryptsetup@NAME.service
     # must find the volume already open rather than race sealroot for it.
     inst_simple "$moddir/sealroot-cryptsetup.conf" \
         "$systemdsystemunitdir/systemd-cryptsetup@.service.d/sealroot.conf"
+    # Any emergency mode of a sealroot boot: lock, then power off (the shell
+    # only with sealroot-on-failure=shell); with rd.shell=0 as well.
     inst_hook emergency 20 "$moddir/sealroot-emergency.sh"
+    inst_hook shutdown-emergency 20 "$moddir/sealroot-emergency.sh"
 
     lines=$(sealroot_crypttab_lines)
     if (($(grep -c . <<<"$lines") > 1)); then
@@ -112,8 +122,9 @@ install() {
             --cmdline-file /dev/null --log stderr 2>&1 >/dev/null) ||
             sealroot_fail "sealroot rejects the sealroot line of /etc/crypttab: $err"
         # Once the volume is open (by the recovery prompt, or by hand in the
-        # emergency shell), leaving the emergency mode restarts the boot
-        # transaction: the unit must then be a no-op, not a second failure.
+        # emergency shell of on-failure=shell), leaving the emergency mode
+        # restarts the boot transaction: the unit must then be a no-op, not a
+        # second failure.
         mkdir -p "$initdir$systemdsystemunitdir/sealroot.service.d"
         printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$(awk '{ print $1 }' <<<"$lines")" \
             >"$initdir$systemdsystemunitdir/sealroot.service.d/50-open.conf"

@@ -20,5 +20,7 @@ source "$HARNESS_DIR/lib/distro.sh"
 source "$HARNESS_DIR/lib/snp.sh"
 # shellcheck source=lib/signed.sh
 source "$HARNESS_DIR/lib/signed.sh"
+# shellcheck source=lib/hostile.sh
+source "$HARNESS_DIR/lib/hostile.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -276,7 +276,8 @@ distro_build_initrd() {
     esac
     case $tool in
     initramfs-tools)
-        local -a sealroot_files=(/usr/share/initramfs-tools/hooks/sealroot /usr/share/initramfs-tools/scripts/local-top/sealroot)
+        local -a sealroot_files=(/usr/share/initramfs-tools/hooks/sealroot /usr/share/initramfs-tools/scripts/local-top/sealroot
+            /usr/share/initramfs-tools/scripts/panic/sealroot /usr/share/initramfs-tools/scripts/sealroot-functions)
         local -a clevis_files
         distro_unstash_all "$root" "$stash"
         mapfile -t clevis_files < <(distro_itools_files "$root" "${DISTRO_CLEVIS_PKGS_initramfs_tools[@]}")
@@ -508,11 +509,16 @@ distro_time_to_root() {
     kernel_ms_of 'EXT4-fs \(dm-[0-9]+\): mounted filesystem'
 }
 
+# A shell offered on the console: initramfs-tools' panic shell (or its
+# panic= reboot, which means panic ran), dracut's emergency mode.
+DISTRO_SHELL_ERE='\(initramfs\)|Rebooting automatically due to panic|Entering emergency mode|emergency shell'
+
 # The scenario for one generator; PATTERN_OK is what its integration logs
 # when the TPM opened the volume, PROMPT its recovery prompt, GIVE_UP what
-# the console shows when the recovery ends without a key.
+# the console shows when the recovery ends without a key, LOG its messages'
+# prefix.
 distro_scenario() {
-    local tool=$1 ok=$2 prompt=$3 give_up=$4 key_tool=${1//-/_} ms wrong
+    local tool=$1 ok=$2 prompt=$3 give_up=$4 prefix=$5 key_tool=${1//-/_} ms wrong
     distro_prepare "$tool"
     distro_publish_sizes "$tool"
     distro_vm_init "$SCN_NAME"
@@ -539,17 +545,21 @@ distro_scenario() {
     printf 'not-the-recovery-key' >"$wrong"
     distro_boot --tampered --type "$prompt" "$wrong" --type "$prompt" "$DISTRO_OUT/recovery.key"
     expect 'PCR 9 differs' "sealroot did not name PCR 9$(distro_first_error)"
+    expect "$prefix: sealroot lock exit 0" "the integration did not lock PCR 15 after the refusal"
     expect "$prompt" "no recovery prompt on the console"
     expect 'that key did not open' "the wrong recovery key was not refused"
     expect 'unlocked with a recovery key' "the recovery key did not open the volume"
     expect_root_up
 
-    # 4: tampered again, nobody types a key: no root; the initramfs gives up
-    # (initramfs-tools: panic, which reboots with panic=-1; dracut: the
-    # emergency shell, where the boot is stopped).
-    distro_boot --tampered --type "$prompt" '' --stop "$give_up"
+    # 4: tampered again, nobody types a key: no root; the integration locks
+    # PCR 15, says why and powers the VM off (QEMU exits by itself); no
+    # shell (the boot is stopped at once if one shows up).
+    distro_boot --tampered --type "$prompt" '' --stop "$DISTRO_SHELL_ERE"
     expect 'PCR 9 differs' "sealroot did not name PCR 9"
+    expect "$prefix: sealroot lock exit 0" "the integration did not lock PCR 15 after the refusal"
+    expect_not "$DISTRO_SHELL_ERE" "a shell was offered on the console after the refusal"
     expect "$give_up" "the initramfs did not give up as documented"
+    expect 'reboot: Power down' "the VM did not power off"
     expect_root_not_up
 }
 

@@ -6,6 +6,8 @@ SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new
     snp-hcl update-kernel revoke-old-policy initramfs-tools dracut hook-missing-lib)
 SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard
     ephemeral-verity)
+# lib/hostile.sh
+SCENARIOS+=(hostile-header fs-confusion)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -17,8 +19,8 @@ describe_scenario() {
     reboot-loop) echo "$REBOOT_LOOP_BOOTS consecutive reboots of one VM all unlock" ;;
     new-tpm-recovery) echo "a factory-fresh TPM is refused cleanly; the escrowed recovery key opens the root" ;;
     relock) echo "from the real root, a second sealroot unlock --dry-run fails with exit code 4" ;;
-    initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt" ;;
-    dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt" ;;
+    initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
+    dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
     snp-hcl) echo "Azure-style vTPM with an SEV-SNP HCL report: enroll with the SNP requirement, unlock; other measurement / no report refused (exit 10)" ;;
     update-kernel) echo "signed-policy enrollment; the builder signs the predicted PCRs of a new initramfs, which unlocks without re-enrollment; an unsigned one is refused naming PCR 9 and the initrd event" ;;
     revoke-old-policy) echo "after sealroot policy revoke --below 2 in the new system, the old image with its old signed policy is refused" ;;
@@ -29,6 +31,8 @@ describe_scenario() {
     ephemeral-no-tpm) echo "no TPM at all: crypttab-configured ephemeral data disk with integrity, kernel RNG only" ;;
     ephemeral-verity) echo "overlay root whose read-only OS layer is opened through dm-verity (root hash on the command line); a changed OS image is not mounted" ;;
     ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
+    hostile-header) echo "the host rewrites the token's keyslot as cipher_null with its own volume key: refused (exit 13, cipher_null named), PCR 15 locked, no shell" ;;
+    fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
     *) return 1 ;;
     esac
 }
@@ -118,14 +122,16 @@ scenario_initramfs_tools() {
     distro_scenario initramfs-tools \
         'sealroot-initramfs: root unlocked with the TPM' \
         'Recovery key or passphrase for root' \
-        'Rebooting automatically due to panic= boot argument'
+        'sealroot-initramfs: no shell .*: poweroff now' \
+        sealroot-initramfs
 }
 
 scenario_dracut() {
     distro_scenario dracut \
         'sealroot: (unlocked .* as /dev/mapper/root|first boot: enrolled)' \
         'Recovery key or passphrase for root' \
-        'Entering emergency mode'
+        'sealroot-dracut: no shell .*: poweroff now' \
+        sealroot-dracut
 }
 
 # The hook's (module's) list of dlopen()ed libraries without the TCTI
