@@ -294,7 +294,7 @@ impl Volume {
 
     /// Add keyslot `slot` for `new`, holding `key` (the volume key,
     /// already checked against this volume's digest), with `kdf` and the
-    /// area cipher [`KEYSLOT_CIPHER`].
+    /// area cipher `aes-xts-plain64` (64-byte key).
     ///
     /// Errors: [`Error::VolumeRefused`] when the device's header changed
     /// since it was checked; [`Error::Luks`] naming the keyslot.
