@@ -739,3 +739,112 @@ fn a_tpm_without_a_sha256_bank_is_named_and_nothing_persists() {
     );
     assert!(img.tokens().is_empty());
 }
+
+/// Token 0 of `img` rewritten by `edit` (remove, then import).
+fn replace_token(img: &Image, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut tok = img.json()["tokens"]["0"].clone();
+    edit(&mut tok);
+    let out = std::process::Command::new("cryptsetup")
+        .args(["token", "remove", "--token-id", "0"])
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let f = img.file("token.json");
+    std::fs::write(&f, tok.to_string()).unwrap();
+    import_token(img, &f);
+}
+
+#[test]
+fn version_1_tokens_unlock_with_a_warning_until_reseal_and_cannot_be_faked() {
+    use base64::Engine as _;
+    use sealroot::formats::envelope::{self, Binding};
+    use sealroot::secret::Key32;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let reveal = tempfile::tempdir().unwrap();
+    Args::new("enroll")
+        .on(&tpm, &img)
+        .opt("unlock-key-file", &img.key)
+        .arg("--no-recovery-key")
+        .env("SEALROOT_TEST_REVEAL_DIR", reveal.path())
+        .run()
+        .assert_exit(Exit::Ok);
+    let kek = Key32::from_slice(&revealed(reveal.path(), "enroll-kek")).unwrap();
+    let tok = img.json()["tokens"]["0"].clone();
+    assert_eq!(tok["version"], 2, "{tok:#}");
+
+    // A downgrade (fingerprint stripped, version 1) fails the envelope: the
+    // version and the fingerprint are in its associated data.
+    replace_token(&img, |t| {
+        t["version"] = 1.into();
+        t.as_object_mut().unwrap().remove("volume_key_fingerprint");
+    });
+    let u = unlock(&tpm, &img, &[]);
+    u.assert_exit(Exit::BlobInvalid);
+    assert!(u.stderr.contains("does not authenticate"), "{u:?}");
+
+    // A genuine version-1 token (what an older sealroot wrote): the same
+    // secret under the version-1 associated data.
+    let policy: [u8; 32] = hex::decode(tok["policy_digest"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let nonce = b64.decode(tok["nonce"].as_str().unwrap()).unwrap();
+    let ct = b64.decode(tok["ciphertext"].as_str().unwrap()).unwrap();
+    let fp: [u8; 32] = hex::decode(tok["volume_key_fingerprint"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let uuid = tok["volume_uuid"].as_str().unwrap().to_string();
+    let bind = |version, fingerprint| Binding {
+        version,
+        volume_uuid: &uuid,
+        policy_digest: &policy,
+        keyslot: 1,
+        platform: None,
+        fingerprint,
+    };
+    let secret = envelope::open(&kek, &nonce, &ct, &bind(2, Some(fp))).unwrap();
+    let v1 = envelope::seal(
+        &kek,
+        &nonce.clone().try_into().unwrap(),
+        &secret,
+        &bind(1, None),
+    );
+    replace_token(&img, |t| {
+        *t = tok.clone();
+        t["version"] = 1.into();
+        t.as_object_mut().unwrap().remove("volume_key_fingerprint");
+        t["ciphertext"] = b64.encode(&v1).into();
+    });
+    tpm.reboot();
+    let u = unlock(&tpm, &img, &[]);
+    u.assert_exit(Exit::Ok);
+    assert!(
+        u.stderr
+            .contains("version-1 token does not bind the volume key"),
+        "{u:?}"
+    );
+    let (st, j) = status_json(&tpm, &img);
+    assert_eq!(j["tokens"][0]["version"], 1, "{st:?}");
+    assert!(
+        st.stdout.contains("note: version-1 token") || j["tokens"][0]["opened_pcr15"].is_null()
+    );
+
+    // reseal upgrades it: version 2, no warning.
+    Args::new("reseal")
+        .on(&tpm, &img)
+        .opt("unlock-key-file", &img.key)
+        .run()
+        .assert_exit(Exit::Ok);
+    let j = img.json();
+    let toks: Vec<&serde_json::Value> = j["tokens"].as_object().unwrap().values().collect();
+    assert_eq!(toks.len(), 1, "{j:#}");
+    assert_eq!(toks[0]["version"], 2, "{j:#}");
+    tpm.reboot();
+    let u = unlock(&tpm, &img, &[]);
+    u.assert_exit(Exit::Ok);
+    assert!(!u.stderr.contains("version-1"), "{u:?}");
+}
