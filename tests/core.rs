@@ -848,3 +848,16 @@ fn version_1_tokens_unlock_with_a_warning_until_reseal_and_cannot_be_faked() {
     u.assert_exit(Exit::Ok);
     assert!(!u.stderr.contains("version-1"), "{u:?}");
 }
+
+#[test]
+fn enroll_warns_when_nothing_binds_the_initrd_or_the_command_line() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let r = enroll(&tpm, &img, &["--no-recovery-key", "--pcrs", "0,7"]);
+    r.assert_exit(Exit::Ok);
+    assert!(r.stderr.contains("bind neither the initrd"), "{r:?}");
+    let img = Image::new();
+    let r = enroll(&tpm, &img, &["--no-recovery-key"]);
+    r.assert_exit(Exit::Ok);
+    assert!(!r.stderr.contains("bind neither"), "{r:?}");
+}

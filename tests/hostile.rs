@@ -540,13 +540,28 @@ fn forged_keyslot_with_the_hosts_key_never_yields_it() {
 /// volume key.
 #[test]
 fn header_rewritten_after_the_check_is_not_used() {
+    header_rewritten_at("unlock:header-checked");
+}
+
+/// Between the read of the metadata and the read of the keyslot areas: the
+/// copy keeps the metadata that was checked (a newer secondary header on
+/// the disk, with a higher seqid, must not reach libcryptsetup).
+#[test]
+fn header_rewritten_between_its_metadata_and_its_areas_is_not_used() {
+    header_rewritten_at("header:metadata-read");
+}
+
+/// Pause the unlock at `step`, rewrite the token's keyslot on the disk to
+/// a null-cipher one holding the host's key, resume: the unlock succeeds
+/// with the real volume key, from the checked copy.
+fn header_rewritten_at(step: &str) {
     let e = enrolled();
     let reveal = tempfile::tempdir().unwrap();
     let pause = e.img.file("pause");
     let proxy = Proxy::start(e.tpm.port);
     let (out, err) = (e.img.file("stdout"), e.img.file("stderr"));
     let mut child = unlock_args(&e, &proxy)
-        .env("SEALROOT_TEST_PAUSE_AT", "unlock:header-checked")
+        .env("SEALROOT_TEST_PAUSE_AT", step)
         .env("SEALROOT_TEST_PAUSE_FILE", &pause)
         .env("SEALROOT_TEST_REVEAL_DIR", reveal.path())
         .command()

@@ -138,3 +138,32 @@ fn no_copy_of_the_secret_in_memory_or_logs_after_unlock() {
         "recovery key in output"
     );
 }
+
+/// The volume key, which unlock derives through the keyslot to compare its
+/// fingerprint: no 16-byte run of it in memory at the pause before exit
+/// (the same method as the secret's scan above).
+#[test]
+fn no_copy_of_the_volume_key_in_memory_after_unlock() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    let reveal = img.file("reveal");
+    std::fs::create_dir(&reveal).unwrap();
+    let pause = img.file("pause");
+    let cmd = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .command();
+    let (mem, _) = memory_at_pause(cmd, &pause);
+    let vk = revealed(&reveal, "volume-key");
+    assert_eq!(vk.len(), 64);
+    let hits: Vec<usize> = (0..=vk.len() - 16)
+        .filter(|&i| contains(&mem, &vk[i..i + 16]))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "16-byte runs of the volume key at key offsets {hits:?} in process memory"
+    );
+}

@@ -44,7 +44,7 @@ pub struct BootArgs {
 /// [`Error::Io`] for an unreadable crypttab.
 pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<VolumeCfg>)> {
     if bootcfg::disabled(&args.cmdline) {
-        info!("rd.sealroot=0: sealroot does nothing this boot");
+        info!("rd.sealroot=0: sealroot opens nothing this boot (and locks PCR 15)");
         let off = bootcfg::CmdlineCfg {
             disabled: true,
             ..Default::default()
@@ -70,17 +70,15 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
 /// hook may be installed on a machine that does not use sealroot for this
 /// boot).
 ///
-/// `session` locks PCR 15 on every way out, failures included; when nothing
-/// is configured it is disarmed (a machine that does not use sealroot this
-/// boot, which PCR 9 tells from one that does).
+/// `session` locks PCR 15 on every way out, failures included, and also
+/// when nothing is configured or `rd.sealroot=0` says so: the host writes
+/// the command line, and a boot it steered away from sealroot must not
+/// leave PCR 15 fresh for a later replay of sealroot's measurements.
 ///
 /// Errors: those of the configuration, of the device wait ([`Error::Io`]),
 /// of dm-verity and ephemeral setup, and of [`unlock::run`].
 pub fn run(args: &BootArgs, session: &mut Session) -> Result<Option<Unlocked>> {
     let (cmdline, vols) = configuration(args)?;
-    if cmdline.disabled || vols.is_empty() && cmdline.verity.is_none() {
-        session.disarm();
-    }
     if let Some(v) = cmdline.verity.as_ref().filter(|_| !cmdline.disabled) {
         open_verity(args, v)?;
     }

@@ -6,7 +6,7 @@
 
 use crate::formats::luks2::binary::MAGIC_PRIMARY;
 use crate::formats::luks2::{self, Header, BINARY_HEADER_LEN};
-use crate::sys::memfd::SealedFile;
+use crate::sys::memfd::{MemFile, SealedFile};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -45,15 +45,20 @@ impl CheckedHeader {
         let mut metadata = vec![0u8; 2 * hdr_size as usize];
         read_exact_at(&f, &mut metadata, 0, size, device)?;
         let header = luks2::validate(&metadata, size).map_err(refused)?;
-        let mut areas = Vec::new();
-        for (off, len) in header.extents().into_iter().skip(1) {
-            let mut b = vec![0u8; len as usize];
-            read_exact_at(&f, &mut b, off, size, device)?;
-            areas.push((off, b));
+        crate::testhooks::pause_at("header:metadata-read");
+        // Each keyslot area goes straight into the memfd: one area (at most
+        // MAX_KEYSLOT_AREA) on the heap at a time.
+        let copy = MemFile::new("sealroot-luks2-header", header.copy_len())?;
+        copy.write_at(&metadata, 0)?;
+        let mut area = Vec::new();
+        let areas = header.extents().into_iter();
+        // The metadata copies were read once, above, and checked: never again.
+        for (off, len) in areas.filter(|(off, _)| *off >= 2 * header.hdr_size) {
+            area.resize(len as usize, 0);
+            read_exact_at(&f, &mut area, off, size, device)?;
+            copy.write_at(&area, off)?;
         }
-        let mut extents: Vec<(u64, &[u8])> = vec![(0, &metadata)];
-        extents.extend(areas.iter().map(|(o, b)| (*o, b.as_slice())));
-        let copy = SealedFile::create("sealroot-luks2-header", header.copy_len(), &extents)?;
+        let copy = copy.seal()?;
         Ok(CheckedHeader {
             header,
             metadata,

@@ -17,6 +17,11 @@ pub const DEFAULT_DEADLINE_SECS: u64 = 120;
 
 /// The TPM of one unlock, opened on first use, and whether it was locked.
 pub struct Session {
+    /// The command's TPM (`--tcti`, else the default device). When a
+    /// volume names another ([`Session::retarget`]), this one is locked
+    /// too: a TCTI on the host's command line must not steer the lock away
+    /// from the real TPM.
+    base: TpmOpts,
     opts: TpmOpts,
     tpm: Option<Tpm>,
     locked: bool,
@@ -28,6 +33,7 @@ impl Session {
     /// A session that must lock PCR 15 within `deadline`.
     pub fn new(opts: TpmOpts, deadline: Duration) -> Session {
         Session {
+            base: opts.clone(),
             opts,
             tpm: None,
             locked: false,
@@ -81,10 +87,25 @@ impl Session {
         let tpm = self.tpm()?;
         lock(tpm, LockEvent::Opened(*fingerprint))?;
         self.locked = true;
+        self.lock_base();
         Ok(())
     }
 
-    /// Nothing to protect (nothing configured): do not lock on drop.
+    /// Lock the command's own TPM as well when the volume uses another.
+    fn lock_base(&mut self) {
+        if self.base.tcti == self.opts.tcti {
+            return;
+        }
+        match self.base.open() {
+            Ok(mut t) => match lock(&mut t, LockEvent::Failure) {
+                Ok(()) => info!("PCR {SELF_PCR} of {} locked too", self.base.tcti),
+                Err(e) => warn!("could not lock PCR {SELF_PCR} of {}: {e}", self.base.tcti),
+            },
+            Err(e) => warn!("could not lock PCR {SELF_PCR} of {}: {e}", self.base.tcti),
+        }
+    }
+
+    /// Only print the configuration: touch no TPM, not even on drop.
     pub fn disarm(&mut self) {
         self.armed = false;
     }
@@ -98,6 +119,7 @@ impl Session {
         if let Some(t) = self.tpm.as_mut() {
             if lock(t, LockEvent::Failure).is_ok() {
                 self.locked = true;
+                self.lock_base();
                 return;
             }
             self.tpm = None;
@@ -112,6 +134,7 @@ impl Session {
         if self.locked {
             info!("PCR {SELF_PCR} locked after the failure");
         }
+        self.lock_base();
     }
 }
 

@@ -48,6 +48,10 @@ pub const MAX_HDR_SIZE: u64 = 1 << 20;
 /// Bytes of the keyslots area. cryptsetup's default is 16 MiB minus the
 /// metadata and its own maximum is 128 MiB.
 pub const MAX_KEYSLOTS_SIZE: u64 = 128 << 20;
+/// Bytes of one keyslot area: cryptsetup writes the split key rounded up
+/// to 4 KiB (258,048 bytes for a 512-bit key, 385,024 for 768 bits), so
+/// 1 MiB leaves room and bounds the in-memory copy at 32 MiB of areas.
+pub const MAX_KEYSLOT_AREA: u64 = 1 << 20;
 /// Keyslots and tokens: LUKS2's own limit of 32 each.
 pub const MAX_KEYSLOTS: usize = 32;
 pub const MAX_TOKENS: usize = 32;
@@ -347,6 +351,15 @@ fn keyslot(
                 "smaller than the split key ({} bytes)",
                 key_size * AF_STRIPES
             ),
+        ));
+    }
+    // sealroot copies every area into memory before anything is measured:
+    // a huge area must not be able to exhaust a small VM's RAM.
+    if k.area_size > MAX_KEYSLOT_AREA {
+        return Err(Refusal::new(
+            f("area.size"),
+            k.area_size.to_string(),
+            format!("over the ceiling of {MAX_KEYSLOT_AREA} bytes per keyslot area"),
         ));
     }
     let end = k.area_offset.checked_add(k.area_size);
@@ -722,6 +735,9 @@ mod tests {
                 // Past the keyslots area, which ends where the data begins.
                 ("keyslots.1.area.size", "16744448", |v| {
                     v["keyslots"]["1"]["area"]["size"] = json!("16744448")
+                }),
+                ("keyslots.1.area.size", "2097152", |v| {
+                    v["keyslots"]["1"]["area"]["size"] = json!("2097152")
                 }),
                 ("keyslots.1.area.size", "18446744073709551615", |v| {
                     v["keyslots"]["1"]["area"]["size"] = json!("18446744073709551615")
