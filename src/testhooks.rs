@@ -95,3 +95,10 @@ pub fn take_pcr_change() -> bool {
     }
     LEFT.fetch_sub(1, Ordering::Relaxed) > 0
 }
+
+/// Treat the TPM connection as resource-managed (no FlushContext, as on
+/// `/dev/tpmrm*`), so the benchmark can count that path's commands on a
+/// simulator (`SEALROOT_TEST_ASSUME_RM`).
+pub fn assume_resource_manager() -> bool {
+    var("SEALROOT_TEST_ASSUME_RM").is_some()
+}

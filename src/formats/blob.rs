@@ -9,7 +9,7 @@ use super::signed_policy;
 use super::wire::{hex32, pcrs_from_wire, pcrs_to_wire, WirePcr};
 use crate::attest::snp_requirement::{SnpRequirement, WireRequirement};
 use crate::pcr::explain::ExpectedEvent;
-use crate::pcr::policy::COUNTER_INDEX;
+use crate::pcr::policy::{tpm_name, COUNTER_INDEX};
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::pcr::{Digest, BANK_SHA256, MAX_PCR, SELF_PCR};
@@ -48,6 +48,10 @@ struct Wire {
     self_measurements: WireSelf,
     policy_digest: String,
     srk_name: String,
+    /// The SRK's TPM2B_PUBLIC (base64), so the salted session binds the
+    /// pinned key without a ReadPublic; absent in tokens written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    srk_public: Option<String>,
     tpm_public: String,
     tpm_private: String,
     pin: bool,
@@ -103,6 +107,9 @@ pub struct Blob {
     pub policy_digest: Digest,
     /// Name of the SRK the object was sealed under (nameAlg || digest).
     pub srk_name: Vec<u8>,
+    /// Marshalled TPM2B_PUBLIC of that SRK; its name is `srk_name`
+    /// (checked at parse). `None` in tokens written before sealroot kept it.
+    pub srk_public: Option<Vec<u8>>,
     /// Marshalled TPM2B_PUBLIC of the sealed object.
     pub tpm_public: Vec<u8>,
     /// TPM2B_PRIVATE of the sealed object.
@@ -211,6 +218,16 @@ impl Blob {
         if srk_name.len() != 34 || srk_name[..2] != [0x00, 0x0b] {
             return Err("srk_name is not a SHA-256 TPM name".into());
         }
+        let srk_public = match &w.srk_public {
+            None => None,
+            Some(s) => {
+                let v = tpm2b(s, "srk_public")?;
+                if tpm_name(&v[2..]) != srk_name {
+                    return Err("srk_public is not the key srk_name names".into());
+                }
+                Some(v)
+            }
+        };
         let tpm_public = tpm2b(&w.tpm_public, "tpm_public")?;
         let tpm_private = tpm2b(&w.tpm_private, "tpm_private")?;
         let nonce_v = B64.decode(&w.nonce).map_err(|e| format!("nonce: {e}"))?;
@@ -281,6 +298,7 @@ impl Blob {
             self_measurements,
             policy_digest: hex32(&w.policy_digest, "policy_digest")?,
             srk_name,
+            srk_public,
             tpm_public,
             tpm_private,
             pin: w.pin,
@@ -314,6 +332,7 @@ impl Blob {
             },
             policy_digest: hex::encode(self.policy_digest),
             srk_name: hex::encode(&self.srk_name),
+            srk_public: self.srk_public.as_ref().map(|v| B64.encode(v)),
             tpm_public: B64.encode(&self.tpm_public),
             tpm_private: B64.encode(&self.tpm_private),
             pin: self.pin,
@@ -370,6 +389,9 @@ pub struct SealedObject<'a> {
     pub private: &'a [u8],
     /// TPM name of the SRK it was sealed under, checked before any session.
     pub srk_name: &'a [u8],
+    /// That SRK's TPM2B_PUBLIC, whose name is `srk_name` (when the token
+    /// has it): the salt is encrypted to this key, with no ReadPublic.
+    pub srk_public: Option<&'a [u8]>,
     /// PCRs of its PolicyPCR step (ascending; includes PCR 15).
     pub pcrs: &'a [u32],
     /// Whether its policy ends with PolicyAuthValue (a PIN).
@@ -386,6 +408,7 @@ impl Blob {
             public: &self.tpm_public,
             private: &self.tpm_private,
             srk_name: &self.srk_name,
+            srk_public: self.srk_public.as_deref(),
             pcrs: &self.pcrs,
             pin: self.pin,
             signed: self.authorize.is_some(),
@@ -431,7 +454,8 @@ pub(crate) mod tests {
                 config: [2; 32],
             },
             policy_digest: [9; 32],
-            srk_name: [&[0u8, 0x0b][..], &[5u8; 32][..]].concat(),
+            srk_name: tpm_name(&[1, 2, 3, 4]),
+            srk_public: Some([&[0u8, 4][..], &[1, 2, 3, 4][..]].concat()),
             tpm_public: [&[0u8, 3][..], &[1, 2, 3][..]].concat(),
             tpm_private: [&[0u8, 2][..], &[1, 2][..]].concat(),
             pin: false,
@@ -511,6 +535,11 @@ pub(crate) mod tests {
             ("value", Box::new(|v| v["pcrs"][1]["value"] = "00".into())),
             ("self", Box::new(|v| v["self_pcr"] = 14.into())),
             ("srk", Box::new(|v| v["srk_name"] = "000b00".into())),
+            // The stored SRK public area must be the key the name pins.
+            (
+                "srk_public",
+                Box::new(|v| v["srk_public"] = "AAQBAgMF".into()),
+            ),
             ("pub", Box::new(|v| v["tpm_public"] = "AAUBAgM=".into())),
             ("priv", Box::new(|v| v["tpm_private"] = "!!".into())),
             ("nonce", Box::new(|v| v["nonce"] = "AAAA".into())),

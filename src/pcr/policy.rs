@@ -94,7 +94,7 @@ pub(crate) fn sha256_parts(parts: &[&[u8]]) -> Digest {
 }
 
 /// A TPM name: nameAlg (SHA-256) || digest.
-pub(crate) fn tpm_name(public_area: &[u8]) -> Vec<u8> {
+pub fn tpm_name(public_area: &[u8]) -> Vec<u8> {
     let mut n = TPM_ALG_SHA256.to_be_bytes().to_vec();
     n.extend_from_slice(&sha256_parts(&[public_area]));
     n

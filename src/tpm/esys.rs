@@ -21,9 +21,9 @@ use super::srk::{check_srk_name, no_srk, SRK_HANDLE};
 use crate::formats::blob::SealedObject;
 use crate::formats::signed_policy::SignedPolicy;
 use crate::pcr::policy::{
-    counter_name, signed_digest, COUNTER_INDEX, POLICY_REF, TPM_EO_UNSIGNED_LE,
+    counter_public, signed_digest, COUNTER_INDEX, POLICY_REF, TPM_EO_UNSIGNED_LE,
 };
-use crate::pcr::{composite, Digest, SELF_PCR};
+use crate::pcr::{composite, Digest, Mismatch, BANK_SHA256, SELF_PCR};
 use crate::secret::Key32;
 use crate::{Error, Result};
 use std::ffi::CString;
@@ -69,6 +69,9 @@ struct Esys {
     tcti: *mut sys::TSS2_TCTI_CONTEXT,
     /// Transient objects and sessions to flush on drop.
     flush: Vec<sys::ESYS_TR>,
+    /// A resource manager flushes them when the connection closes
+    /// ([`super::resource_managed`]): no FlushContext is sent.
+    managed: bool,
 }
 
 impl Esys {
@@ -115,6 +118,7 @@ impl Esys {
             ctx,
             tcti,
             flush: vec![],
+            managed: super::resource_managed(spec),
         })
     }
 
@@ -150,16 +154,69 @@ impl Esys {
         Ok(v)
     }
 
-    fn flush_now(&mut self, tr: sys::ESYS_TR) {
+    /// Flush now (to free the TPM's slot for what follows); under a
+    /// resource manager only when `always` (a retried session).
+    fn flush_now(&mut self, tr: sys::ESYS_TR, always: bool) {
         self.flush.retain(|&t| t != tr);
+        if self.managed && !always {
+            return;
+        }
         // SAFETY: live context; a failed flush leaves nothing to clean up.
         unsafe { sys::Esys_FlushContext(self.ctx, tr) };
     }
+
+    /// An ESYS handle for a TPM entity whose public area sealroot already
+    /// knows, made without a ReadPublic (`Esys_TR_Deserialize`). ESYS uses
+    /// that public area, not the TPM's answer, for salting and names: a
+    /// different key at `handle` cannot decrypt the salt.
+    fn known(
+        &mut self,
+        handle: u32,
+        public_tpm2b: &[u8],
+        kind: ResourceKind,
+    ) -> Result<sys::ESYS_TR> {
+        let buf = serialized_resource(handle, public_tpm2b, kind);
+        let mut tr = sys::ESYS_TR_NONE;
+        // SAFETY: live context; buf is a valid slice for its length; tr
+        // receives a handle owned by the context.
+        let rc =
+            unsafe { sys::Esys_TR_Deserialize(self.ctx, buf.as_ptr(), buf.len() as _, &mut tr) };
+        check("TR_Deserialize", rc)?;
+        Ok(tr)
+    }
+}
+
+/// What an ESYS resource record holds after its name (tpm2-tss
+/// `IESYSC_RESOURCE_TYPE`).
+#[derive(Clone, Copy)]
+enum ResourceKind {
+    /// A key: TPM2B_PUBLIC follows (`IESYSC_KEY_RSRC`).
+    Key = 1,
+    /// An NV index: TPM2B_NV_PUBLIC follows (`IESYSC_NV_RSRC`).
+    Nv = 2,
+}
+
+/// tpm2-tss's serialised ESYS resource (the format of `Esys_TR_Serialize`:
+/// TPM2_HANDLE, TPM2B_NAME, IESYSC_RESOURCE_TYPE as UINT32, then the
+/// public area as a TPM2B), built from a public area whose name is
+/// computed here, as the TPM computes it (TPM 2.0 Part 1, 16 Names).
+fn serialized_resource(handle: u32, public_tpm2b: &[u8], kind: ResourceKind) -> Vec<u8> {
+    let name = crate::pcr::policy::tpm_name(&public_tpm2b[2..]);
+    let mut v = Vec::with_capacity(4 + 2 + name.len() + 4 + public_tpm2b.len());
+    v.extend_from_slice(&handle.to_be_bytes());
+    v.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    v.extend_from_slice(&name);
+    v.extend_from_slice(&(kind as u32).to_be_bytes());
+    v.extend_from_slice(public_tpm2b);
+    v
 }
 
 impl Drop for Esys {
     fn drop(&mut self) {
         for tr in std::mem::take(&mut self.flush) {
+            if self.managed {
+                break;
+            }
             // SAFETY: live context; handles this context created.
             unsafe { sys::Esys_FlushContext(self.ctx, tr) };
         }
@@ -203,7 +260,7 @@ pub fn unseal_signed(
     pin_auth: Option<&Key32>,
 ) -> Result<Key32> {
     let mut e = Esys::open(spec)?;
-    let srk = e.pinned_srk(obj.srk_name)?;
+    let srk = e.srk(obj)?;
     let object = e.load(srk, obj)?;
     let ticket = e.verify_signature(auth)?;
     let session = e.policy_session(srk)?;
@@ -214,11 +271,85 @@ pub fn unseal_signed(
     if obj.pin {
         e.policy_pin(session, object, pin_auth)?;
     }
-    e.unseal(object, session)
+    e.unseal(object, session, true)
+}
+
+/// Unseal a PCR-policy object's KEK: Load, then a salted policy session
+/// with PolicyPCR (empty digest: the TPM compares the PCRs when Unseal
+/// runs) [→ PolicyAuthValue] → Unseal. `spec` is the TCTI; no other
+/// connection may be open. TPM_RC_PCR_CHANGED (a PCR extended between
+/// PolicyPCR and Unseal) runs the session again, up to three times in all.
+///
+/// Errors: as [`super::Tpm::unseal`]; [`Error::PcrMismatch`] when the TPM
+/// refuses the PCRs (or they never hold still).
+pub fn unseal_pcr(spec: &str, obj: SealedObject, pin_auth: Option<&Key32>) -> Result<Key32> {
+    let mut e = Esys::open(spec)?;
+    let srk = e.srk(obj)?;
+    let object = e.load(srk, obj)?;
+    for attempt in 1..=PCR_CHANGED_ATTEMPTS {
+        let session = e.policy_session(srk)?;
+        match e.pcr_policy_unseal(session, object, obj, pin_auth) {
+            Err(PcrChanged) => {
+                log::warn!(
+                    "a PCR changed during the policy session (attempt {attempt} of {PCR_CHANGED_ATTEMPTS})"
+                );
+                e.flush_now(session, true);
+            }
+            r => return r.map_err(Into::into),
+        }
+    }
+    Err(PcrChanged.into())
+}
+
+/// How many times a policy session is run when TPM_RC_PCR_CHANGED answers.
+const PCR_CHANGED_ATTEMPTS: u32 = 3;
+
+const PCR_CHANGED: &str = "TPM_RC_PCR_CHANGED";
+
+/// An unseal that failed only because a PCR changed mid-session, or another
+/// error.
+enum Attempt {
+    PcrChanged,
+    Failed(Error),
+}
+use Attempt::PcrChanged;
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Attempt {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<Attempt> for Error {
+    fn from(a: Attempt) -> Error {
+        match a {
+            // The PCRs do not hold still at the policy: a mismatch.
+            PcrChanged => pcr_mismatch(),
+            Attempt::Failed(e) => e,
+        }
+    }
+}
+
+fn pcr_mismatch() -> Error {
+    Error::PcrMismatch(Mismatch {
+        bank: BANK_SHA256.into(),
+        diffs: vec![],
+    })
 }
 
 impl Esys {
-    /// The SRK, pinned by name as on the PCR path.
+    /// The SRK the object was sealed under. A token that records the SRK's
+    /// public area costs no command here (a different key at the handle
+    /// fails the Load, and could not decrypt the salt); an older token's
+    /// SRK is read and its name compared with the pinned one.
+    fn srk(&mut self, obj: SealedObject) -> Result<sys::ESYS_TR> {
+        match obj.srk_public {
+            Some(public) => self.known(SRK_HANDLE, public, ResourceKind::Key),
+            None => self.pinned_srk(obj.srk_name),
+        }
+    }
+
+    /// The SRK, read from the TPM and pinned by name.
     fn pinned_srk(&mut self, pinned: &[u8]) -> Result<sys::ESYS_TR> {
         let srk = self
             .handle_of(SRK_HANDLE, "ReadPublic")
@@ -228,6 +359,56 @@ impl Esys {
             })?;
         check_srk_name(&self.name(srk)?, pinned)?;
         Ok(srk)
+    }
+
+    /// PolicyPCR [→ PolicyAuthValue] → Unseal in `session`.
+    fn pcr_policy_unseal(
+        &mut self,
+        session: sys::ESYS_TR,
+        object: sys::ESYS_TR,
+        obj: SealedObject,
+        pin_auth: Option<&Key32>,
+    ) -> std::result::Result<Key32, Attempt> {
+        let rc = self.policy_pcr(session, obj.pcrs, None)?;
+        match Tss2ResponseCode::from(rc).kind() {
+            _ if rc == 0 => {}
+            Some(Tss2ResponseCodeKind::Value) => return Err(pcr_mismatch().into()),
+            _ => return Err(rc_err("PolicyPCR", rc).into()),
+        }
+        // Fault injection (tests): a PCR outside the policy changes
+        // between PolicyPCR and Unseal.
+        if crate::testhooks::take_pcr_change() {
+            self.extend_for_test(8)?;
+        }
+        if obj.pin {
+            self.policy_pin(session, object, pin_auth)?;
+        }
+        match self.unseal(object, session, false) {
+            Err(Error::Tpm { detail, .. }) if detail == PCR_CHANGED => Err(PcrChanged),
+            r => Ok(r?),
+        }
+    }
+
+    /// Extend a fixed value into `pcr` (fault injection only).
+    fn extend_for_test(&mut self, pcr: u32) -> Result<()> {
+        let mut values = sys::TPML_DIGEST_VALUES {
+            count: 1,
+            ..Default::default()
+        };
+        values.digests[0].hashAlg = TPM2_ALG_SHA256;
+        values.digests[0].digest.sha256 = [0x5a; 32];
+        // SAFETY: live context; PCR handles are ESYS_TR_PCR0 + index.
+        let rc = unsafe {
+            sys::Esys_PCR_Extend(
+                self.ctx,
+                sys::ESYS_TR_PCR0 + pcr,
+                sys::ESYS_TR_PASSWORD,
+                sys::ESYS_TR_NONE,
+                sys::ESYS_TR_NONE,
+                &values,
+            )
+        };
+        check("PCR_Extend", rc)
     }
 
     /// Load the sealed object under the SRK.
@@ -251,6 +432,15 @@ impl Esys {
             )
         };
         if rc != 0 {
+            // The SRK was not read (its public area came from the token):
+            // find out now whether the key at its handle is another one.
+            if obj.srk_public.is_some() {
+                let mut known = srk;
+                // SAFETY: live context; closes ESYS's record only (the SRK
+                // persists), so the handle can be read from the TPM.
+                unsafe { sys::Esys_TR_Close(self.ctx, &mut known) };
+                self.pinned_srk(obj.srk_name)?;
+            }
             return Err(
                 if matches!(Tss2ResponseCode::from(rc), Tss2ResponseCode::FormatOne(_)) {
                     rejected(format!("rc {rc:#x}"))
@@ -311,7 +501,7 @@ impl Esys {
                 &mut ticket,
             )
         };
-        self.flush_now(ext);
+        self.flush_now(ext, false);
         if rc == 0 {
             return Ok(Ticket(ticket));
         }
@@ -424,12 +614,14 @@ impl Esys {
 
     /// 2. Revocation, enforced by the TPM: counter <= version (PolicyNV).
     fn policy_counter(&mut self, session: sys::ESYS_TR, version: u64) -> Result<()> {
-        let counter = self.handle_of(COUNTER_INDEX, "NV_ReadPublic")?;
-        if self.name(counter)? != counter_name() {
-            return Err(Error::TpmIdentity(format!(
-                "NV index {COUNTER_INDEX:#010x} is not sealroot's revocation counter"
-            )));
-        }
+        // The counter's public area is fixed (written, sealroot's
+        // attributes): no NV_ReadPublic. An index with other attributes has
+        // another name, which PolicyNV folds into the policy digest, so
+        // PolicyAuthorize then refuses.
+        let public = counter_public(true);
+        let mut nv_public = (public.len() as u16).to_be_bytes().to_vec();
+        nv_public.extend_from_slice(&public);
+        let counter = self.known(COUNTER_INDEX, &nv_public, ResourceKind::Nv)?;
         let operand = digest(&version.to_be_bytes());
         // SAFETY: live context; the NV index authorises its own read (empty auth).
         let rc = unsafe {
@@ -530,8 +722,14 @@ impl Esys {
     }
 
     /// Unseal: the bytes are copied into a [`Key32`] and wiped before ESYS
-    /// frees them.
-    fn unseal(&mut self, object: sys::ESYS_TR, session: sys::ESYS_TR) -> Result<Key32> {
+    /// frees them. A policy failure is [`Error::PolicyRefused`] for a
+    /// `signed` object, [`Error::PcrMismatch`] for a PCR-policy one.
+    fn unseal(
+        &mut self,
+        object: sys::ESYS_TR,
+        session: sys::ESYS_TR,
+        signed: bool,
+    ) -> Result<Key32> {
         let mut out: *mut sys::TPM2B_SENSITIVE_DATA = null_mut();
         // SAFETY: live context, object and session; out is freed below.
         let rc = unsafe {
@@ -545,13 +743,16 @@ impl Esys {
             )
         };
         if rc != 0 {
-            let kind = Tss2ResponseCode::from(rc).kind();
-            return Err(if kind == Some(Tss2ResponseCodeKind::PolicyFail) {
-                Error::PolicyRefused(format!(
+            return Err(match Tss2ResponseCode::from(rc).kind() {
+                Some(Tss2ResponseCodeKind::PolicyFail) if signed => Error::PolicyRefused(format!(
                     "the TPM refused the unseal (PolicyFail): PCR {SELF_PCR} is not the enrolled value, or the signing key is not the one the object was sealed to"
-                ))
-            } else {
-                rc_err("Unseal", rc)
+                )),
+                Some(Tss2ResponseCodeKind::PolicyFail) => pcr_mismatch(),
+                Some(Tss2ResponseCodeKind::PcrChanged) => Error::Tpm {
+                    command: "Unseal",
+                    detail: PCR_CHANGED.into(),
+                },
+                _ => rc_err("Unseal", rc),
             });
         }
         // The TPM flushed the session with the successful Unseal.

@@ -41,6 +41,20 @@ use zeroize::Zeroizing;
 /// Default TCTI when neither `--tcti` nor `TPM2TOOLS_TCTI` is set.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
 
+/// Whether `spec` reaches the TPM through a resource manager that flushes
+/// a connection's transient objects and sessions when it closes (the
+/// kernel's `/dev/tpmrm*`, or `tpm2-abrmd`): then sealroot sends no
+/// FlushContext of its own.
+pub fn resource_managed(spec: &str) -> bool {
+    shared_access(spec) || crate::testhooks::assume_resource_manager()
+}
+
+/// Whether several connections to `spec` may be open at once (a resource
+/// manager gives each its own space).
+fn shared_access(spec: &str) -> bool {
+    spec.starts_with("device:/dev/tpmrm") || spec.starts_with("tabrmd")
+}
+
 /// `--tcti`, else `TPM2TOOLS_TCTI`, else the kernel resource manager.
 pub fn tcti_spec(cli: Option<&str>) -> String {
     if let Some(s) = cli {
@@ -164,7 +178,7 @@ impl Tpm {
     /// on drop) and `NoTpm` returned: the caller must then stop using this
     /// TPM (`unlock` does), as it has no connection.
     pub fn released<T>(&mut self, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
-        if self.tcti.starts_with("device:/dev/tpmrm") {
+        if shared_access(&self.tcti) {
             return f(&self.tcti);
         }
         self.conn = None;

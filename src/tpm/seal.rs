@@ -3,22 +3,20 @@
 //! parameter encryption both ways. Signed-policy objects are unsealed by
 //! [`super::esys`].
 
-use super::object::{parse_private, parse_public, rejected, Authorization};
-use super::srk::{check_srk_name, Srk};
-use super::{classify, pcr_slot, tpm_err, Tpm};
+use super::object::{parse_public, Authorization};
+use super::srk::Srk;
+use super::{tpm_err, Tpm};
 use crate::formats::blob::SealedObject;
-use crate::pcr::{Digest, Mismatch, BANK_SHA256};
+use crate::pcr::Digest;
 use crate::secret::Key32;
 use crate::{Error, Result};
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
-use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{KeyHandle, ObjectHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Auth, Digest as TpmDigest, KeyedHashScheme, PcrSelectionListBuilder, PcrSlot, PublicBuilder,
-    PublicKeyedHashParameters, SensitiveData, SymmetricDefinition,
+    Auth, Digest as TpmDigest, KeyedHashScheme, PublicBuilder, PublicKeyedHashParameters,
+    SensitiveData, SymmetricDefinition,
 };
 use tss_esapi::traits::Marshall;
 
@@ -140,155 +138,6 @@ impl Tpm {
                 ))
             }
         }
-        let srk = self.srk(false)?;
-        check_srk_name(&srk.name, obj.srk_name)?;
-        let public = parse_public(obj.public)?;
-        let private = parse_private(obj.private)?;
-        let object = self
-            .ctx()
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.load(srk.handle, private, public)
-            })
-            .map_err(|e| match e {
-                // The SRK was just read, so a parameter-associated TPM error
-                // (or a local marshalling error) means the blob is bad.
-                tss_esapi::Error::Tss2Error(Tss2ResponseCode::FormatOne(_))
-                | tss_esapi::Error::WrapperError(_) => rejected(e),
-                e => classify("Load", e),
-            })?;
-        // TPM_RC_PCR_CHANGED: a PCR was extended between PolicyPCR and
-        // Unseal. Run the session again, a bounded number of times, then
-        // call it what it is: the PCRs do not hold still at the policy.
-        let mut result = Err(pcr_changed());
-        for attempt in 1..=PCR_CHANGED_ATTEMPTS {
-            result = self.unseal_loaded(&srk, object, obj, pin_auth);
-            match &result {
-                Err(e) if is_pcr_changed(e) => {
-                    log::warn!(
-                        "a PCR changed during the policy session (attempt {attempt} of {PCR_CHANGED_ATTEMPTS})"
-                    );
-                }
-                _ => break,
-            }
-        }
-        let _ = self.ctx().flush_context(object.into());
-        result.map_err(|e| {
-            if is_pcr_changed(&e) {
-                Error::PcrMismatch(Mismatch {
-                    bank: BANK_SHA256.into(),
-                    diffs: vec![],
-                })
-            } else {
-                e
-            }
-        })
+        self.released(|spec| super::esys::unseal_pcr(spec, obj, pin_auth))
     }
-
-    fn unseal_loaded(
-        &mut self,
-        srk: &Srk,
-        object: KeyHandle,
-        obj: SealedObject,
-        pin_auth: Option<&Key32>,
-    ) -> Result<Key32> {
-        let session = self.salted_session(srk, SessionType::Policy)?;
-        let result = (|| {
-            let policy_session = PolicySession::try_from(session).map_err(tpm_err("PolicyPCR"))?;
-            let slots: Vec<PcrSlot> = obj.pcrs.iter().map(|&p| pcr_slot(p)).collect();
-            let sel = PcrSelectionListBuilder::new()
-                .with_selection(HashingAlgorithm::Sha256, &slots)
-                .build()
-                .map_err(tpm_err("PolicyPCR"))?;
-            self.ctx()
-                .execute_without_session(|c| {
-                    c.policy_pcr(policy_session, TpmDigest::default(), sel)
-                })
-                .map_err(|e| match e {
-                    tss_esapi::Error::Tss2Error(rc)
-                        if rc.kind() == Some(Tss2ResponseCodeKind::Value) =>
-                    {
-                        Error::PcrMismatch(Mismatch {
-                            bank: BANK_SHA256.into(),
-                            diffs: vec![],
-                        })
-                    }
-                    e => classify("PolicyPCR", e),
-                })?;
-            // Fault injection (tests): a PCR outside the policy changes
-            // between PolicyPCR and Unseal.
-            if crate::testhooks::take_pcr_change() {
-                self.pcr_extend(8, &[0x5a; 32])?;
-            }
-            if obj.pin {
-                self.ctx()
-                    .execute_without_session(|c| c.policy_auth_value(policy_session))
-                    .map_err(tpm_err("PolicyAuthValue"))?;
-                let auth = pin_auth.ok_or_else(|| {
-                    Error::PinOrLockout("this volume needs a PIN and none was given".into())
-                })?;
-                self.ctx()
-                    .tr_set_auth(
-                        object.into(),
-                        Auth::try_from(auth.as_bytes().to_vec()).expect("32 bytes"),
-                    )
-                    .map_err(tpm_err("TR_SetAuth"))?;
-            }
-            // The TPM flushes the session itself after a successful Unseal:
-            // one FlushContext fewer on the boot path.
-            let (attrs, mask) = SessionAttributesBuilder::new()
-                .with_continue_session(false)
-                .build();
-            self.ctx()
-                .tr_sess_set_attributes(session, attrs, mask)
-                .map_err(tpm_err("TR_SetAttributes"))?;
-            let data = self
-                .ctx()
-                .execute_with_session(Some(session), |c| c.unseal(object.into()))
-                .map_err(|e| match e {
-                    tss_esapi::Error::Tss2Error(rc)
-                        if rc.kind() == Some(Tss2ResponseCodeKind::PcrChanged) =>
-                    {
-                        pcr_changed()
-                    }
-                    tss_esapi::Error::Tss2Error(rc)
-                        if rc.kind() == Some(Tss2ResponseCodeKind::PolicyFail) =>
-                    {
-                        Error::PcrMismatch(Mismatch {
-                            bank: BANK_SHA256.into(),
-                            diffs: vec![],
-                        })
-                    }
-                    e => classify("Unseal", e),
-                })?;
-            Key32::from_slice(data.value())
-                .ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key"))
-        })();
-        match result {
-            // Unseal succeeded: the TPM already flushed the session; only
-            // release ESYS's record of it (no TPM command). tss-esapi reports
-            // closing a flushable handle as an error, which is expected here.
-            Ok(_) => {
-                let mut h: ObjectHandle = tss_esapi::handles::SessionHandle::from(session).into();
-                let _ = self.ctx().tr_close(&mut h);
-            }
-            Err(_) => self.flush_session(session),
-        }
-        result
-    }
-}
-
-/// How many times a policy session is run when TPM_RC_PCR_CHANGED answers.
-const PCR_CHANGED_ATTEMPTS: u32 = 3;
-
-const PCR_CHANGED: &str = "TPM_RC_PCR_CHANGED";
-
-fn pcr_changed() -> Error {
-    Error::Tpm {
-        command: "Unseal",
-        detail: PCR_CHANGED.into(),
-    }
-}
-
-fn is_pcr_changed(e: &Error) -> bool {
-    matches!(e, Error::Tpm { command: "Unseal", detail } if detail == PCR_CHANGED)
 }

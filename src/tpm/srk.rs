@@ -14,16 +14,21 @@ use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    EccPoint, Public, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
+    EccPoint, Public, PublicBuffer, PublicBuilder, PublicEccParametersBuilder,
+    SymmetricDefinitionObject,
 };
+use tss_esapi::traits::Marshall;
 
 /// Persistent handle of the storage root key (TCG provisioning guidance).
 pub const SRK_HANDLE: u32 = 0x8100_0001;
 
-/// The SRK loaded as an ESYS object, with its name.
+/// The SRK loaded as an ESYS object, with its name and public area.
 pub struct Srk {
     pub(crate) handle: KeyHandle,
     pub name: Vec<u8>,
+    /// Marshalled TPM2B_PUBLIC, recorded in the token so that an unlock
+    /// encrypts its salt to this key without a ReadPublic.
+    pub public: Vec<u8>,
 }
 
 /// No SRK at its persistent handle: a foreign or cleared TPM.
@@ -92,15 +97,23 @@ impl Tpm {
             Err(e) if is_handle_error(&e) => return Err(no_srk()),
             Err(e) => return Err(classify("ReadPublic", e)),
         };
-        let name = self
+        let (public, name, _) = self
             .ctx()
-            .tr_get_name(handle)
-            .map_err(tpm_err("TR_GetName"))?
-            .value()
-            .to_vec();
+            .execute_without_session(|c| c.read_public(handle.into()))
+            .map_err(tpm_err("ReadPublic"))?;
+        let public = PublicBuffer::try_from(public)
+            .and_then(|b| b.marshall())
+            .map_err(tpm_err("ReadPublic"))?;
+        let name = name.value().to_vec();
+        if crate::pcr::policy::tpm_name(&public[2..]) != name {
+            return Err(Error::TpmIdentity(format!(
+                "the key at 0x{SRK_HANDLE:08x} reports a name that is not the hash of its public area"
+            )));
+        }
         Ok(Srk {
             handle: handle.into(),
             name,
+            public,
         })
     }
 

@@ -140,6 +140,7 @@ pub fn add_sealed(
         self_measurements: spec.measurements,
         policy_digest,
         srk_name: srk.name.clone(),
+        srk_public: Some(srk.public.clone()),
         tpm_public,
         tpm_private,
         pin: spec.pin.is_some(),
