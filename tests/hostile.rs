@@ -621,3 +621,57 @@ fn header_rewritten_at(step: &str) {
     assert_ne!(used, mine, "{}", output("unlocked with the host's key"));
     assert_eq!(used, e.key, "{}", output("unlocked with another key"));
 }
+
+/// The host can name any token type in the header, and libcryptsetup
+/// loads `libcryptsetup-token-<type>.so` for it from the initrd's library
+/// directory. sealroot turns external token handlers off: they never load.
+#[test]
+fn foreign_token_plugins_are_never_loaded() {
+    let plugin = "/usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so";
+    if !Path::new(plugin).exists() {
+        panic!("{plugin} is missing: install systemd (Debian 12 ships the plugin with it)");
+    }
+    let e = enrolled();
+    let tok = e.img.file("systemd.json");
+    std::fs::write(
+        &tok,
+        r#"{"type":"systemd-tpm2","keyslots":[],"tpm2-blob":"AAAA","tpm2-pcrs":[7],"tpm2-pcr-bank":"sha256","tpm2-primary-alg":"ecc","tpm2-policy-hash":"00","tpm2-pin":false}"#,
+    )
+    .unwrap();
+    let out = Command::new("cryptsetup")
+        .args(["token", "import", "--json-file"])
+        .arg(&tok)
+        .arg(&e.img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Control: libcryptsetup does load the plugin for this token, and the
+    // loader's trace shows it.
+    let dump = Command::new("cryptsetup")
+        .arg("luksDump")
+        .arg(&e.img.path)
+        .env("LD_DEBUG", "files")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&dump.stderr).contains("libcryptsetup-token-systemd-tpm2"),
+        "the control did not see the plugin load"
+    );
+    let unlock = Args::new("unlock")
+        .on(&e.tpm, &e.img)
+        .opt("name", "x")
+        .arg("--dry-run");
+    let status = Args::new("status")
+        .opt("device", &e.img.path)
+        .opt("tcti", e.tpm.tcti());
+    for (cmd, args) in [("unlock", unlock), ("status", status)] {
+        let r = args.env("LD_DEBUG", "files").run();
+        r.assert_exit(Exit::Ok);
+        let loads: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains("libcryptsetup-token-"))
+            .collect();
+        assert!(loads.is_empty(), "{cmd} loaded a token plugin: {loads:?}");
+    }
+}
