@@ -22,6 +22,12 @@ fn main() -> ExitCode {
         }
     };
     let to_kmsg = cli::init_logging(&cli);
+    if sys::harden::reexecuted() {
+        log::debug!(
+            "re-executed once to set GLIBC_TUNABLES={} (start sealroot with it set, as the initramfs integrations do, to save that)",
+            sys::harden::ALLOC_TUNABLES
+        );
+    }
     let code = match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -102,3 +102,18 @@ fn harness_names_exit_codes() {
         }
     }
 }
+
+/// Every integration starts sealroot with its allocator tunables already
+/// set, so the boot path never re-executes (src/sys/harden.rs).
+#[test]
+fn integrations_start_sealroot_with_the_allocator_tunables() {
+    let line = format!("GLIBC_TUNABLES={}", sealroot::sys::harden::ALLOC_TUNABLES);
+    for rel in [
+        "initramfs-hooks/scripts/sealroot-functions",
+        "dracut/90sealroot/sealroot.service",
+        "dracut/90sealroot/sealroot-lib.sh",
+        "qemu-harness/guest/init",
+    ] {
+        assert!(read(rel).contains(&line), "{rel} does not set {line}");
+    }
+}

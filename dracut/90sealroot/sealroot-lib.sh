@@ -13,6 +13,9 @@
 # lock. See docs/distro.md.
 
 SEALROOT=/usr/sbin/sealroot
+# sealroot's allocator hardening, set so that sealroot does not re-execute
+# itself to set it (src/sys/harden.rs).
+export GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.perturb=90
 
 # To the kernel log and the console. printf, not echo: echo may expand
 # backslash sequences in a name or device the host put on the command line

@@ -7,14 +7,23 @@
 /// wiping it; this scrubs that copy, and any other, the moment it is freed.
 pub const ALLOC_TUNABLES: &str = "glibc.malloc.tcache_count=0:glibc.malloc.perturb=90";
 
+/// Set in the environment of the re-executed process, so it can say so.
+const REEXEC_MARK: &str = "SEALROOT_REEXECUTED";
+
 /// Harden the allocator and the process. Tunables are read only at process
-/// start, so when `GLIBC_TUNABLES` lacks them, re-execute ourselves once
-/// with them set (same PID, same arguments). If that fails, go on with the
-/// perturbation alone, which mallopt can still switch on. Then make the
-/// process non-dumpable, so a crash cannot put a key on disk.
+/// start: the initramfs-tools script, the dracut unit and the harness's
+/// `/init` start sealroot with `GLIBC_TUNABLES` already holding them. When
+/// it lacks them (sealroot run by hand, or by another integration),
+/// re-execute once with them set (same PID, same arguments; about 6 ms);
+/// [`reexecuted`] then says so. There is no cheaper way: glibc has no
+/// mallopt for the per-thread cache, which skips the perturbation, and
+/// the libraries that free the secrets (tpm2-tss) use glibc's malloc, not
+/// Rust's allocator. If the re-exec fails, go on with the perturbation
+/// alone. Then make the process non-dumpable, so a crash cannot put a key
+/// on disk.
 pub fn harden_process() {
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if !current.contains(ALLOC_TUNABLES) {
+    if !current.contains(ALLOC_TUNABLES) && std::env::var_os(REEXEC_MARK).is_none() {
         use std::os::unix::process::CommandExt;
         let mut args = std::env::args_os();
         let argv0 = args.next().unwrap_or_else(|| "sealroot".into());
@@ -27,6 +36,7 @@ pub fn harden_process() {
             .arg0(argv0)
             .args(args)
             .env("GLIBC_TUNABLES", tunables)
+            .env(REEXEC_MARK, "1")
             .exec();
         ::log::debug!("could not re-execute with hardened allocator tunables: {err}");
     }
@@ -36,4 +46,13 @@ pub fn harden_process() {
         libc::mallopt(libc::M_PERTURB, 0x5a);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+}
+
+/// Whether this process is the re-execution [`harden_process`] made, because
+/// it was started without the tunables; clears the mark, so children do not
+/// inherit it.
+pub fn reexecuted() -> bool {
+    let was = std::env::var_os(REEXEC_MARK).is_some();
+    std::env::remove_var(REEXEC_MARK);
+    was
 }
