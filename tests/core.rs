@@ -2,6 +2,7 @@
 //! LUKS2 image files.
 
 mod common;
+use common::proxy::{cc_name, Proxy};
 use common::*;
 use sealroot::Exit;
 use std::time::{Duration, Instant};
@@ -157,13 +158,30 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
     // Same curve, but no noDA attribute: a different key from the seed.
     tpm.tpm2(&["createprimary", "-C", "o", "-G", "ecc256", "-c", p(&ctx)]);
     tpm.tpm2(&["evictcontrol", "-C", "o", "-c", p(&ctx), "0x81000001"]);
-    let u = unlock(&tpm, &img, &[]);
+    // The token carries the SRK's public area (no ReadPublic at unlock).
+    let token = &img.json()["tokens"]["0"];
+    assert!(token["srk_public"].is_string(), "{token}");
+    let proxy = Proxy::start(tpm.port);
+    let u = Args::new("unlock")
+        .opt("device", &img.path)
+        .opt("tcti", proxy.tcti())
+        .opt("cmdline-file", &img.cmdline)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .run();
     u.assert_exit(Exit::TpmIdentity);
     assert!(
         u.stderr
             .contains("not the SRK this volume was sealed under"),
         "{u:?}"
     );
+    // The substituted key never saw a salt: the Load under it failed, and
+    // no session was started, nothing unsealed.
+    let names: Vec<&str> = proxy.command_codes().iter().map(|&c| cc_name(c)).collect();
+    assert!(names.contains(&"Load"), "{names:?}");
+    for never in ["StartAuthSession", "Unseal"] {
+        assert!(!names.contains(&never), "{never} sent: {names:?}");
+    }
     // Nothing was unsealed; the failure still locks PCR 15.
     assert!(!u.stderr.contains("opened volume's lock"), "{u:?}");
     assert!(
@@ -860,4 +878,27 @@ fn enroll_warns_when_nothing_binds_the_initrd_or_the_command_line() {
     let r = enroll(&tpm, &img, &["--no-recovery-key"]);
     r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("bind neither"), "{r:?}");
+}
+
+/// A volume formatted with cryptsetup's benchmarked digest: `enroll` says
+/// what the digest costs at every unlock; sealroot's own minimum does not.
+#[test]
+fn enroll_names_the_cost_of_a_stretched_digest() {
+    let tpm = Swtpm::start();
+    let img = Image::formatted(
+        b"correct horse battery staple",
+        &["--pbkdf", "pbkdf2", "--iter-time", "100"],
+    );
+    let iterations = img.json()["digests"]["0"]["iterations"].as_u64().unwrap();
+    assert!(iterations > 10_000, "cryptsetup wrote {iterations}");
+    let r = enroll(&tpm, &img, &["--no-recovery-key"]);
+    r.assert_exit(Exit::Ok);
+    let want = format!("LUKS2 digest takes {iterations} PBKDF2-sha256 iterations, about ");
+    assert!(r.stderr.contains(&want), "{r:?}");
+    assert!(r.stderr.contains("ms at every unlock"), "{r:?}");
+
+    let img = Image::new();
+    let r = enroll(&tpm, &img, &["--no-recovery-key"]);
+    r.assert_exit(Exit::Ok);
+    assert!(!r.stderr.contains("LUKS2 digest takes"), "{r:?}");
 }

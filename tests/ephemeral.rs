@@ -622,3 +622,26 @@ fn no_copy_of_the_ephemeral_key_in_memory_or_logs() {
         "the revealed key is not the volume key: {out:?}"
     );
 }
+
+/// A volume sealroot formats has a random 512-bit volume key, so its LUKS2
+/// digest gets the minimum PBKDF2 iteration count: stretching a random key
+/// gains nothing and would cost every later key check (docs/performance.md).
+#[test]
+fn formatted_volumes_get_the_minimum_digest_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = blank(dir.path(), "eph.img", 32);
+    eph(&dev, NO_TPM, &["--format-only"]).assert_exit(Exit::Ok);
+    let out = std::process::Command::new("cryptsetup")
+        .args(["luksDump", "--dump-json-metadata"])
+        .arg(&dev)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digests = json["digests"].as_object().unwrap();
+    assert_eq!(digests.len(), 1, "{json}");
+    for d in digests.values() {
+        assert_eq!(d["type"], "pbkdf2", "{d}");
+        assert_eq!(d["iterations"], 1000, "{d}");
+    }
+}

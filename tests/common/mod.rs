@@ -145,6 +145,16 @@ impl Image {
     }
 
     pub fn with_passphrase(pass: &[u8]) -> Image {
+        Self::formatted(
+            pass,
+            &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"],
+        )
+    }
+
+    /// A 20 MiB LUKS2 image formatted by `cryptsetup luksFormat` with
+    /// `args` (none: cryptsetup's own defaults, which benchmark the
+    /// keyslot's KDF and the volume key's digest).
+    pub fn formatted(pass: &[u8], args: &[&str]) -> Image {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("disk.img");
         let key = dir.path().join("unlock.key");
@@ -158,8 +168,9 @@ impl Image {
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(20 << 20).unwrap();
         let out = Command::new("cryptsetup")
-            .args(["luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2"])
-            .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+            .args(["luksFormat", "-q", "--type", "luks2"])
+            .args(args)
+            .arg("--key-file")
             .arg(&key)
             .arg(&path)
             .output()

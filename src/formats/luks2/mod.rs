@@ -114,6 +114,9 @@ pub struct Header {
     /// Persistent activation flags from `config.flags`, all in
     /// [`CONFIG_FLAGS`].
     pub flags: Vec<String>,
+    /// The PBKDF2 digest of the data segment's volume key: its hash and
+    /// iteration count. Every key check runs it once, whatever the keyslot.
+    pub segment_digest: Option<(String, u64)>,
 }
 
 /// A keyslot (type `luks2`, AF `luks1` with 4000 stripes of sha256, area
@@ -230,6 +233,11 @@ pub fn validate(metadata: &[u8], device_size: u64) -> Result<Header, Refusal> {
         segment: ok.segment,
         tokens: ok.tokens,
         flags: ok.flags,
+        segment_digest: meta
+            .digests
+            .iter()
+            .find(|d| d.segments.contains(&0))
+            .map(|d| (d.hash.clone(), d.iterations)),
     })
 }
 
