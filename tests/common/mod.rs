@@ -5,6 +5,7 @@
 pub mod luks2edit;
 pub mod proxy;
 pub mod rawtpm;
+pub mod systemd_tpm2;
 
 use sealroot::Exit;
 use std::ffi::{OsStr, OsString};
