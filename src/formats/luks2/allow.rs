@@ -31,9 +31,11 @@ pub const KEY_SIZE: u64 = 64;
 pub const KEY_SIZE_INTEGRITY: u64 = 96;
 /// Bytes of a keyslot area's XTS key.
 pub const AREA_KEY_SIZE: u64 = 64;
-/// Anti-forensic split: cryptsetup's only stripe count, and its hash.
+/// Anti-forensic split: cryptsetup's only stripe count, and its hashes
+/// (cryptsetup takes the keyslot's PBKDF hash: sha256 by default, sha512
+/// in the keyslots systemd-cryptenroll writes).
 pub const AF_STRIPES: u64 = 4000;
-pub const AF_HASH: &str = "sha256";
+pub const AF_HASHES: [&str; 2] = ["sha256", "sha512"];
 /// Hashes of PBKDF2 keyslots and digests.
 pub const PBKDF2_HASHES: [&str; 2] = ["sha256", "sha512"];
 /// Bytes of a keyslot or digest salt (cryptsetup's LUKS_SALTSIZE).
@@ -329,8 +331,8 @@ fn keyslot(
         return Err(Refusal::new(f("priority"), p.to_string(), "not 0, 1 or 2"));
     }
     exactly(&f("af.stripes"), k.af_stripes, AF_STRIPES)?;
-    if k.af_hash != AF_HASH {
-        return Err(not_allowed(&f("af.hash"), &k.af_hash, &[AF_HASH]));
+    if !AF_HASHES.contains(&k.af_hash.as_str()) {
+        return Err(not_allowed(&f("af.hash"), &k.af_hash, &AF_HASHES));
     }
     cipher(&f("area.encryption"), &k.area_encryption)?;
     exactly(&f("area.key_size"), k.area_key_size, AREA_KEY_SIZE)?;
