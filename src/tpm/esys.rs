@@ -1,17 +1,22 @@
-//! The signed-policy unseal over raw ESYS calls.
+//! The unseal over raw ESYS calls, for both kinds of sealed object.
 //!
 //! Revocation must be enforced by the TPM, not by sealroot: code running
 //! before sealroot in a revoked (but once signed) image could otherwise skip
 //! the version check. That takes TPM2_PolicyNV (the counter compared with the
 //! policy's version inside the approved policy), which tss-esapi 7.7 does not
-//! wrap. So this one path opens its own ESYS context through
-//! `tss_esapi::tss2_esys` and runs, in one salted, parameter-encrypted policy
-//! session: PolicyPCR (signed values) → PolicyNV (counter ≤ version) →
-//! PolicyAuthorize (ticket from VerifySignature) → PolicyPCR (PCR 15)
-//! [→ PolicyAuthValue] → Unseal. Everything else stays in [`super`].
+//! wrap, nor `Esys_TR_Deserialize`, which makes the SRK's and the counter's
+//! handles from the public areas sealroot already knows, with no ReadPublic.
+//! So the unseal opens its own ESYS context through `tss_esapi::tss2_esys`
+//! and runs, in one salted, parameter-encrypted policy session:
+//! - PCR policy: PolicyPCR [→ PolicyAuthValue] → Unseal;
+//! - signed policy: PolicyPCR (signed values) → PolicyNV (counter ≤
+//!   version) → PolicyAuthorize (ticket from VerifySignature) → PolicyPCR
+//!   (PCR 15) [→ PolicyAuthValue] → Unseal.
 //!
 //! Every ESYS output is copied and freed at once (the unsealed bytes are
-//! wiped first); every TPM object and session is flushed on every path.
+//! wiped first); every TPM object and session is flushed on every path,
+//! by sealroot on a simulator or `/dev/tpm0`, by the resource manager when
+//! the connection closes on `/dev/tpmrm*`.
 //! Needs tpm2-tss 3.x or later (`Esys_LoadExternal` takes an ESYS_TR
 //! hierarchy; Debian 12 ships 3.2.1).
 

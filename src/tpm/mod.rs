@@ -1,13 +1,14 @@
 //! The TPM edge: the only code that names tss-esapi or tss2-esys.
 //!
 //! Connect (with a bounded wait), PCR read/extend, RNG; the pinned SRK
-//! ([`srk`]); seal and unseal over a salted, parameter-encrypted session
-//! ([`seal`], and [`esys`] for the signed-policy unseal tss-esapi cannot
-//! express); the revocation counter ([`counter`]); vTPM NV reads for
+//! ([`srk`]); seal over a salted, parameter-encrypted session ([`seal`]);
+//! the unseal, PCR policy or signed policy, over raw ESYS ([`esys`]: what
+//! tss-esapi cannot express, PolicyNV and handles made from known public
+//! areas); the revocation counter ([`counter`]); vTPM NV reads for
 //! platform evidence ([`nv`]). Every command that carries a secret (Create
 //! with the KEK and PIN, Unseal's response) runs in a session salted to the
-//! SRK with `decrypt`/`encrypt` set, and the SRK's name is compared with
-//! the pinned one before the session is started.
+//! SRK with `decrypt`/`encrypt` set; the salt goes to the SRK the token
+//! pins (its public area, or its name checked first).
 
 pub mod counter;
 pub mod esys;
@@ -33,7 +34,7 @@ use tss_esapi::structures::{
     Digest as TpmDigest, DigestValues, PcrSelectionListBuilder, PcrSlot, Public,
     SymmetricDefinition,
 };
-use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::tcti_ldr::{DeviceConfig, NetworkTPMConfig, TctiNameConf};
 use tss_esapi::traits::UnMarshall;
 use tss_esapi::Context;
 use zeroize::Zeroizing;
@@ -83,6 +84,24 @@ pub struct Tpm {
     /// The ESYS context; `None` only while [`Tpm::released`] runs.
     conn: Option<Context>,
     tcti: String,
+    /// `tcti` parsed, to reconnect after [`Tpm::released`].
+    conf: TctiNameConf,
+}
+
+/// Parse a TCTI specification. The `device` and network forms are split
+/// here, so that the boot path (`device:/dev/tpmrm0`) compiles none of the
+/// regular expressions tss-esapi's own parser builds on every call (about
+/// a millisecond of start-up); other forms go to that parser.
+fn tcti_conf(spec: &str) -> Result<TctiNameConf> {
+    let bad = || Error::Usage(format!("bad TCTI specification {spec:?}"));
+    let (name, conf) = spec.split_once(':').unwrap_or((spec, ""));
+    match name {
+        "device" => DeviceConfig::from_str(conf).map(TctiNameConf::Device),
+        "swtpm" => NetworkTPMConfig::from_str(conf).map(TctiNameConf::Swtpm),
+        "mssim" => NetworkTPMConfig::from_str(conf).map(TctiNameConf::Mssim),
+        _ => TctiNameConf::from_str(spec),
+    }
+    .map_err(|_| bad())
 }
 
 pub(crate) fn tpm_err(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
@@ -129,8 +148,7 @@ impl Tpm {
     /// Connect, waiting up to `timeout` for the device to appear or the
     /// simulator to accept connections.
     pub fn open(spec: &str, timeout: Duration) -> Result<Tpm> {
-        let conf = TctiNameConf::from_str(spec)
-            .map_err(|_| Error::Usage(format!("bad TCTI specification {spec:?}")))?;
+        let conf = tcti_conf(spec)?;
         let device = tcti_device_node(spec);
         let deadline = Instant::now() + timeout;
         let mut last;
@@ -143,6 +161,7 @@ impl Tpm {
                         return Ok(Tpm {
                             conn: Some(ctx),
                             tcti: spec.to_string(),
+                            conf,
                         });
                     }
                     Err(e) => e.to_string(),
@@ -183,8 +202,7 @@ impl Tpm {
         }
         self.conn = None;
         let r = f(&self.tcti);
-        let conf = TctiNameConf::from_str(&self.tcti)
-            .map_err(|_| Error::Usage(format!("bad TCTI specification {:?}", self.tcti)))?;
+        let conf = self.conf.clone();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match Context::new(conf.clone()) {
@@ -343,5 +361,30 @@ impl Tpm {
         })();
         self.flush_session(s);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcti_specifications_parse_as_tss_esapi_parses_them() {
+        for spec in [
+            "device:/dev/tpmrm0",
+            "device",
+            "swtpm:host=127.0.0.1,port=2321",
+            "mssim:host=localhost,port=2321",
+            "tabrmd",
+        ] {
+            assert_eq!(
+                tcti_conf(spec).unwrap(),
+                TctiNameConf::from_str(spec).unwrap(),
+                "{spec}"
+            );
+        }
+        for bad in ["", "tpm", "swtpm:port=x", "devices:/dev/tpm0"] {
+            assert!(tcti_conf(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -1,7 +1,7 @@
-//! Seal and unseal the KEK under the pinned SRK, PolicyPCR (and
-//! PolicyAuthValue with a PIN), in a session salted to the SRK with
-//! parameter encryption both ways. Signed-policy objects are unsealed by
-//! [`super::esys`].
+//! Seal the KEK under the SRK, to PolicyPCR (and PolicyAuthValue with a
+//! PIN) or to a signed policy, in a session salted to the SRK with
+//! parameter encryption both ways. The unseal runs in [`super::esys`], on
+//! its own connection.
 
 use super::object::{parse_public, Authorization};
 use super::srk::Srk;
@@ -107,10 +107,11 @@ impl Tpm {
     }
 
     /// Run the policy (PolicyPCR, then PolicyAuthValue if a PIN is needed)
-    /// and unseal the KEK. The SRK's name must equal the pinned one.
-    /// A signed-policy object needs `signed`: its key and the signed policy
-    /// the current PCRs satisfy ([`super::esys::unseal_signed`] runs
-    /// PolicyPCR, PolicyNV on the counter and PolicyAuthorize first).
+    /// and unseal the KEK ([`super::esys::unseal_pcr`]), under the SRK the
+    /// object pins. A signed-policy object needs `signed`: its key and the
+    /// signed policy the current PCRs satisfy
+    /// ([`super::esys::unseal_signed`] runs PolicyPCR, PolicyNV on the
+    /// counter and PolicyAuthorize first).
     ///
     /// Errors: [`Error::TpmIdentity`] (SRK missing or not the pinned one),
     /// [`Error::BlobInvalid`] (the TPM rejects the object),
