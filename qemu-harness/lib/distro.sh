@@ -37,6 +37,9 @@ DISTRO_PKGS_initramfs_tools=(initramfs-tools cryptsetup-initramfs clevis-initram
 DISTRO_PKGS_dracut=(dracut clevis-dracut)
 # The generator-specific packages a variant without clevis does not have.
 DISTRO_CLEVIS_PKGS_initramfs_tools=(clevis-initramfs cryptsetup-initramfs)
+# What the cryptsetup variant (cryptsetup's own integration, the floor any
+# encrypted root pays) leaves out.
+DISTRO_CLEVIS_ONLY_PKGS_initramfs_tools=(clevis-initramfs)
 # dracut: what the sealroot-only and baseline images leave out. crypt is
 # there only because clevis-luks pulls in cryptsetup; ifcfg and network
 # only because clevis-dracut pulls in dracut-network.
@@ -262,7 +265,8 @@ distro_stash() {
 
 # Build one initramfs in the root with the generator; copy it to DEST.
 # VARIANT: sealroot (the boot image), baseline (no disk-encryption
-# integration at all), clevis (clevis's, with the TPM2 pin).
+# integration at all), clevis (clevis's, with the TPM2 pin), cryptsetup
+# (cryptsetup's own: cryptroot, or dracut's crypt module).
 # With MODE "update", the image in /boot is updated in place (as
 # update-initramfs -u and dracut --force do), not deleted first.
 distro_build_initrd() {
@@ -272,19 +276,21 @@ distro_build_initrd() {
     stash=$DISTRO_DIR/$tool/stash
     case $variant in
     sealroot | baseline) distro_crypttab_sealroot "$root" "$uuid" ;;
-    clevis) distro_crypttab_clevis "$root" "$uuid" ;;
+    clevis | cryptsetup) distro_crypttab_clevis "$root" "$uuid" ;;
     esac
     case $tool in
     initramfs-tools)
         local -a sealroot_files=(/usr/share/initramfs-tools/hooks/sealroot /usr/share/initramfs-tools/scripts/local-top/sealroot
             /usr/share/initramfs-tools/scripts/panic/sealroot /usr/share/initramfs-tools/scripts/sealroot-functions)
-        local -a clevis_files
+        local -a clevis_files clevis_only
         distro_unstash_all "$root" "$stash"
         mapfile -t clevis_files < <(distro_itools_files "$root" "${DISTRO_CLEVIS_PKGS_initramfs_tools[@]}")
+        mapfile -t clevis_only < <(distro_itools_files "$root" "${DISTRO_CLEVIS_ONLY_PKGS_initramfs_tools[@]}")
         case $variant in
         sealroot) hide=("${clevis_files[@]}") ;;
         baseline) hide=("${clevis_files[@]}" "${sealroot_files[@]}") ;;
         clevis) hide=("${sealroot_files[@]}") ;;
+        cryptsetup) hide=("${clevis_only[@]}" "${sealroot_files[@]}") ;;
         esac
         distro_stash "$root" "$stash" out "${hide[@]}"
         if [[ $mode == update ]]; then
@@ -300,6 +306,7 @@ distro_build_initrd() {
         sealroot) args=(--add sealroot --omit "${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         baseline) args=(--omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         clevis) args=(--add "clevis clevis-pin-tpm2" --omit sealroot) ;;
+        cryptsetup) args=(--add crypt --omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]/crypt/}") ;;
         esac
         [[ $mode == update ]] || rm -f "$root/boot/initrd.img-$kver"
         distro_chroot "$root" dracut --force --no-hostonly --kver "$kver" "${args[@]}" "/boot/initrd.img-$kver" || rc=$?
@@ -363,7 +370,7 @@ distro_record() {
 # $DISTRO_DIR/<tool>/out; sets DISTRO_OUT.
 distro_prepare() {
     local tool=$1 dir=$DISTRO_DIR/$1 root=$DISTRO_DIR/$1/root out key bin uuid t0 kver
-    local base_b seal_b clevis_b key_tool=${1//-/_}
+    local base_b seal_b clevis_b crypt_b key_tool=${1//-/_}
     bin=${HARNESS_SEALROOT_BIN:-}
     [[ -n $bin ]] || distro_die "no sealroot binary (harness_build first)"
     need_cmd debootstrap chroot cpio mkfs.ext4 cryptsetup flock
@@ -381,7 +388,7 @@ distro_prepare() {
     out=$dir/out
     local -a integration
     case $tool in
-    initramfs-tools) integration=("$REPO_DIR"/initramfs-hooks/install "$REPO_DIR"/initramfs-hooks/hooks/* "$REPO_DIR"/initramfs-hooks/scripts/*/*) ;;
+    initramfs-tools) integration=("$REPO_DIR"/initramfs-hooks/install "$REPO_DIR"/initramfs-hooks/hooks/* "$REPO_DIR"/initramfs-hooks/scripts/sealroot-functions "$REPO_DIR"/initramfs-hooks/scripts/*/*) ;;
     dracut) integration=("$REPO_DIR"/dracut/install "$REPO_DIR"/dracut/90sealroot/*) ;;
     esac
     key=$({ cat "$root/.complete"; cat "$bin"; cat "${integration[@]}" \
@@ -399,11 +406,13 @@ distro_prepare() {
     kver=$(distro_kver "$root")
     distro_install_sealroot "$tool" "$root" "$out" "$bin" "$uuid"
     cp "$root/boot/vmlinuz-$kver" "$out/vmlinuz"
-    distro_log "$tool: building the initramfs images in the root (baseline, clevis, sealroot)"
+    distro_log "$tool: building the initramfs images in the root (baseline, clevis, cryptsetup, sealroot)"
     distro_build_initrd "$tool" "$root" baseline "$out/initrd-baseline.img" "$uuid" >"$out/build-baseline.log" 2>&1 ||
         distro_die "$tool: the baseline image failed to build (see $out/build-baseline.log)"
     distro_build_initrd "$tool" "$root" clevis "$out/initrd-clevis.img" "$uuid" >"$out/build-clevis.log" 2>&1 ||
         distro_die "$tool: the clevis image failed to build (see $out/build-clevis.log)"
+    distro_build_initrd "$tool" "$root" cryptsetup "$out/initrd-cryptsetup.img" "$uuid" >"$out/build-cryptsetup.log" 2>&1 ||
+        distro_die "$tool: the cryptsetup image failed to build (see $out/build-cryptsetup.log)"
     # Last, so the root's /boot holds the sealroot image, as installed.
     distro_build_initrd "$tool" "$root" sealroot "$out/initrd.img" "$uuid" >"$out/build-sealroot.log" 2>&1 ||
         distro_die "$tool: the sealroot image failed to build (see $out/build-sealroot.log)"
@@ -414,10 +423,16 @@ distro_prepare() {
     base_b=$(distro_bytes "$out/initrd-baseline.img")
     seal_b=$(distro_bytes "$out/initrd.img")
     clevis_b=$(distro_bytes "$out/initrd-clevis.img")
+    crypt_b=$(distro_bytes "$out/initrd-cryptsetup.img")
     {
         echo "initramfs_bytes_added_${key_tool}_sealroot: $((seal_b - base_b))"
         echo "initramfs_bytes_added_${key_tool}_clevis: $((clevis_b - base_b))"
-        echo "# ${key_tool}: baseline $base_b, sealroot $seal_b, clevis $clevis_b bytes (compressed as the generator does by default)"
+        echo "initramfs_bytes_added_${key_tool}_cryptsetup: $((crypt_b - base_b))"
+        # Over cryptsetup's own integration (its libraries are the floor
+        # of any encrypted root): what choosing sealroot adds.
+        echo "initramfs_bytes_over_cryptsetup_${key_tool}_sealroot: $((seal_b - crypt_b))"
+        echo "initramfs_bytes_over_cryptsetup_${key_tool}_clevis: $((clevis_b - crypt_b))"
+        echo "# ${key_tool}: baseline $base_b, cryptsetup $crypt_b, sealroot $seal_b, clevis $clevis_b bytes (compressed as the generator does by default)"
     } >"$out/sizes"
     echo "$key" >"$out/.inputs"
     distro_log "$tool: images and disk ready in $((($(now_ms) - t0) / 1000))s"
@@ -433,10 +448,10 @@ distro_publish_sizes() {
         line=$(grep -E "^initramfs_bytes_added_${key_tool}_sealroot:" "$DISTRO_OUT/sizes")
         lines+=("initramfs_bytes_added: ${line##*: }")
         distro_record "$DISTRO_DIR/initramfs-sizes" \
-            "initramfs_bytes_added_${key_tool}_|initramfs_bytes_added: |# ${key_tool}:" "${lines[@]}"
+            "initramfs_bytes_added_${key_tool}_|initramfs_bytes_over_cryptsetup_${key_tool}_|initramfs_bytes_added: |# ${key_tool}:" "${lines[@]}"
     else
         distro_record "$DISTRO_DIR/initramfs-sizes" \
-            "initramfs_bytes_added_${key_tool}_|# ${key_tool}:" "${lines[@]}"
+            "initramfs_bytes_added_${key_tool}_|initramfs_bytes_over_cryptsetup_${key_tool}_|# ${key_tool}:" "${lines[@]}"
     fi
     for line in "${lines[@]}"; do
         [[ $line == '#'* ]] || log "$line"
