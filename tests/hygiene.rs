@@ -206,3 +206,22 @@ fn no_copy_of_the_volume_key_in_memory_after_unlock() {
         "16-byte runs of the volume key at key offsets {hits:?} in process memory"
     );
 }
+
+/// The re-exec mark carries the process ID: one inherited from the caller
+/// (the kernel command line hands unknown `key=value` words to init as its
+/// environment) does not skip the allocator hardening.
+#[test]
+fn an_inherited_reexec_mark_does_not_skip_the_hardening() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let r = Args::new("status")
+        .opt("device", &img.path)
+        .opt("tcti", tpm.tcti())
+        .arg("-v")
+        .env("SEALROOT_REEXECUTED", "1")
+        .run();
+    assert!(
+        r.stderr.contains("re-executed once to set GLIBC_TUNABLES"),
+        "{r:?}"
+    );
+}

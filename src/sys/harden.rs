@@ -7,8 +7,14 @@
 /// wiping it; this scrubs that copy, and any other, the moment it is freed.
 pub const ALLOC_TUNABLES: &str = "glibc.malloc.tcache_count=0:glibc.malloc.perturb=90";
 
-/// Set in the environment of the re-executed process, so it can say so.
+/// Set to the process ID in the environment of the re-executed process
+/// (exec keeps the PID), so it can say so and does not loop. A mark with
+/// another PID (inherited, or set by whoever started sealroot) is ignored.
 const REEXEC_MARK: &str = "SEALROOT_REEXECUTED";
+
+fn marked() -> bool {
+    std::env::var(REEXEC_MARK).is_ok_and(|v| v == std::process::id().to_string())
+}
 
 /// Harden the allocator and the process. Tunables are read only at process
 /// start: the initramfs-tools script, the dracut unit and the harness's
@@ -23,7 +29,7 @@ const REEXEC_MARK: &str = "SEALROOT_REEXECUTED";
 /// on disk.
 pub fn harden_process() {
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if !current.contains(ALLOC_TUNABLES) && std::env::var_os(REEXEC_MARK).is_none() {
+    if !current.contains(ALLOC_TUNABLES) && !marked() {
         use std::os::unix::process::CommandExt;
         let mut args = std::env::args_os();
         let argv0 = args.next().unwrap_or_else(|| "sealroot".into());
@@ -36,7 +42,7 @@ pub fn harden_process() {
             .arg0(argv0)
             .args(args)
             .env("GLIBC_TUNABLES", tunables)
-            .env(REEXEC_MARK, "1")
+            .env(REEXEC_MARK, std::process::id().to_string())
             .exec();
         ::log::debug!("could not re-execute with hardened allocator tunables: {err}");
     }
@@ -52,7 +58,7 @@ pub fn harden_process() {
 /// it was started without the tunables; clears the mark, so children do not
 /// inherit it.
 pub fn reexecuted() -> bool {
-    let was = std::env::var_os(REEXEC_MARK).is_some();
+    let was = marked();
     std::env::remove_var(REEXEC_MARK);
     was
 }
