@@ -902,3 +902,45 @@ fn enroll_names_the_cost_of_a_stretched_digest() {
     r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("LUKS2 digest takes"), "{r:?}");
 }
+
+/// The in-process keyslot path (src/formats/luks2/keyslot.rs) yields the
+/// volume key cryptsetup reports, for PBKDF2 keyslots with either hash,
+/// and nothing for a wrong key (libcryptsetup's digest decides).
+#[test]
+fn in_process_keyslot_opening_matches_cryptsetup() {
+    use sealroot::disk::luks::Volume;
+    let pass = b"correct horse battery staple";
+    for hash in ["sha256", "sha512"] {
+        let img = Image::formatted(
+            pass,
+            &[
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+                "--hash",
+                hash,
+            ],
+        );
+        let dump = img.file("vk");
+        let out = std::process::Command::new("cryptsetup")
+            .args(["luksDump", "--dump-volume-key", "--volume-key-file"])
+            .arg(&dump)
+            .arg("--key-file")
+            .arg(&img.key)
+            .arg("-q")
+            .arg(&img.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let want = std::fs::read(&dump).unwrap();
+        let mut vol = Volume::open(&img.path).unwrap();
+        let got = vol.volume_key_in_process(0, pass).expect(hash);
+        assert_eq!(got.as_bytes(), &want[..], "{hash}");
+        assert!(vol.volume_key_in_process(0, b"wrong").is_none(), "{hash}");
+        // The public entry point agrees, and still refuses the wrong key.
+        let (slot, vk) = vol.volume_key(Some(0), pass).unwrap();
+        assert_eq!((slot, vk.as_bytes()), (0, &want[..]));
+        assert!(vol.volume_key(Some(0), b"wrong").is_err());
+    }
+}

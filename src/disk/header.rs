@@ -66,6 +66,16 @@ impl CheckedHeader {
         })
     }
 
+    /// `len` bytes of the copy at `offset` (a keyslot area: the checked
+    /// bytes, not the device's).
+    ///
+    /// Errors: [`Error::Io`] on the memfd.
+    pub fn read_copy(&self, offset: u64, len: usize) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
+        self.copy.read_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
     /// Where libcryptsetup finds the copy (a detached header).
     pub fn path(&self) -> PathBuf {
         self.copy.path()

@@ -377,6 +377,7 @@ fn keyslot(
         key_size: key_size as u32, // 64 or 96
         area_offset: k.area_offset,
         area_size: k.area_size,
+        af_hash: k.af_hash.clone(),
         kdf: kdf(&k.kdf, &f("kdf"))?,
     })
 }
@@ -408,10 +409,11 @@ fn kdf(k: &RawKdf, field: &str) -> Result<Kdf, Refusal> {
                 MAX_PBKDF2_ITERATIONS,
                 "iterations",
             )?;
-            base64_len(&f("salt"), salt, SALT_LEN)?;
+            let salt = base64_len(&f("salt"), salt, SALT_LEN)?;
             Ok(Kdf::Pbkdf2 {
                 hash: hash.clone(),
                 iterations,
+                salt,
             })
         }
         RawKdf::Argon2 {
@@ -451,9 +453,10 @@ fn kdf(k: &RawKdf, field: &str) -> Result<Kdf, Refusal> {
 }
 
 /// Standard base64 (padded) of exactly `len` bytes.
-fn base64_len(field: &str, s: &str, len: usize) -> Result<(), Refusal> {
+/// The bytes of base64 `s`, which must be `len` long.
+fn base64_len(field: &str, s: &str, len: usize) -> Result<Vec<u8>, Refusal> {
     match B64.decode(s) {
-        Ok(b) if b.len() == len => Ok(()),
+        Ok(b) if b.len() == len => Ok(b),
         _ => Err(Refusal::new(field, s, format!("not base64 of {len} bytes"))),
     }
 }

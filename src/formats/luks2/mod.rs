@@ -23,6 +23,7 @@
 
 pub mod allow;
 pub mod binary;
+pub mod keyslot;
 pub mod metadata;
 
 pub use allow::{
@@ -131,6 +132,8 @@ pub struct Keyslot {
     pub area_offset: u64,
     /// Bytes of the keyslot area.
     pub area_size: u64,
+    /// The anti-forensic split's hash (`sha256` or `sha512`).
+    pub af_hash: String,
     pub kdf: Kdf,
 }
 
@@ -141,6 +144,8 @@ pub enum Kdf {
         /// `sha256` or `sha512`.
         hash: String,
         iterations: u32,
+        /// The 32-byte salt.
+        salt: Vec<u8>,
     },
     Argon2 {
         kind: Argon2Kind,
@@ -382,13 +387,11 @@ mod tests {
         let h = validate(PBKDF2, DEVICE).unwrap();
         assert_eq!(h.label, "root");
         assert_eq!(h.segment.sector_size, 512);
-        assert_eq!(
-            h.keyslot(0).unwrap().kdf,
-            Kdf::Pbkdf2 {
-                hash: "sha256".into(),
-                iterations: 1000
-            }
-        );
+        assert!(matches!(
+            &h.keyslot(0).unwrap().kdf,
+            Kdf::Pbkdf2 { hash, iterations: 1000, salt } if hash == "sha256" && salt.len() == 32
+        ));
+        assert_eq!(h.keyslot(0).unwrap().af_hash, "sha256");
         assert_eq!(
             h.keyslot(1).unwrap().kdf,
             Kdf::Argon2 {
