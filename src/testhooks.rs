@@ -102,3 +102,10 @@ pub fn take_pcr_change() -> bool {
 pub fn assume_resource_manager() -> bool {
     var("SEALROOT_TEST_ASSUME_RM").is_some()
 }
+
+/// Fail the reconnect after the unseal's own connection on an exclusive
+/// TCTI (`SEALROOT_TEST_FAIL_RECONNECT`), as a TPM that stops answering
+/// would: the failure lock must then come through a new connection.
+pub fn fail_reconnect() -> bool {
+    var("SEALROOT_TEST_FAIL_RECONNECT").is_some()
+}

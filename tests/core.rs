@@ -944,3 +944,88 @@ fn in_process_keyslot_opening_matches_cryptsetup() {
         assert!(vol.volume_key(Some(0), b"wrong").is_err());
     }
 }
+
+/// The token's SRK fields are not authenticated: rewrite both `srk_public`
+/// and `srk_name` to describe another key (one the host holds), leaving
+/// the real SRK in the TPM.
+fn point_token_at_another_srk(tpm: &Swtpm, img: &Image) {
+    let ctx = img.file("other.ctx");
+    let (public, name) = (img.file("other.pub"), img.file("other.name"));
+    tpm.tpm2(&["createprimary", "-C", "o", "-G", "ecc256", "-c", p(&ctx)]);
+    tpm.tpm2(&[
+        "readpublic",
+        "-c",
+        p(&ctx),
+        "-o",
+        p(&public),
+        "-n",
+        p(&name),
+    ]);
+    tpm.tpm2(&["flushcontext", "-t"]);
+    use base64::Engine as _;
+    let mut tok = img.json()["tokens"]["0"].clone();
+    tok["srk_public"] = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(&public).unwrap())
+        .into();
+    tok["srk_name"] = hex::encode(std::fs::read(&name).unwrap()).into();
+    let json = img.file("tok.json");
+    std::fs::write(&json, tok.to_string()).unwrap();
+    let out = std::process::Command::new("cryptsetup")
+        .args([
+            "token",
+            "import",
+            "--token-id",
+            "0",
+            "--token-replace",
+            "--json-file",
+        ])
+        .arg(&json)
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// With a PIN, the Unseal's HMAC is keyed with the session key and the
+/// PIN: a session salted to the host's key would let it test PINs offline.
+/// So for a PIN volume sealroot reads the SRK and compares it with the
+/// token before any session; without a PIN the salt may go to the token's
+/// key (nothing secret rides on it), and the failure names the SRK.
+#[test]
+fn a_token_naming_another_srk_gets_no_pin_session() {
+    let mut tpm = Swtpm::start();
+    let pin = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pin.path(), "2468\n").unwrap();
+    for with_pin in [true, false] {
+        let img = Image::new();
+        let mut extra = vec!["--no-recovery-key"];
+        if with_pin {
+            extra.extend(["--pin", "--pin-file", p(pin.path())]);
+        }
+        enroll(&tpm, &img, &extra).assert_exit(Exit::Ok);
+        point_token_at_another_srk(&tpm, &img);
+        tpm.reboot();
+        let proxy = Proxy::start(tpm.port);
+        let u = Args::new("unlock")
+            .opt("device", &img.path)
+            .opt("tcti", proxy.tcti())
+            .opt("cmdline-file", &img.cmdline)
+            .opt("name", "x")
+            .opt("pin-file", pin.path())
+            .arg("--dry-run")
+            .run();
+        u.assert_exit(Exit::TpmIdentity);
+        assert!(
+            u.stderr
+                .contains("not the SRK this volume was sealed under"),
+            "{u:?}"
+        );
+        let names: Vec<&str> = proxy.command_codes().iter().map(|&c| cc_name(c)).collect();
+        if with_pin {
+            for never in ["Load", "StartAuthSession", "PolicyAuthValue", "Unseal"] {
+                assert!(!names.contains(&never), "{never} sent: {names:?}");
+            }
+        }
+        tpm.reboot();
+    }
+}

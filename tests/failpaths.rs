@@ -530,3 +530,27 @@ fn lock_values() {
     assert_ne!(failed, a1, "a failure is not a success");
     assert_ne!(failed, b1, "a failure is not a success");
 }
+
+/// The unseal runs on its own connection; on an exclusive TCTI the main
+/// one is closed meanwhile and reopened after. When that reopening fails,
+/// sealroot reports the TPM as gone (exit 3) without a panic, and its
+/// failure lock comes through a new connection: nothing unseals again in
+/// this boot.
+#[test]
+fn a_lost_connection_after_the_unseal_still_locks() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    tpm.reboot();
+    let r = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .env("SEALROOT_TEST_FAIL_RECONNECT", "1")
+        .run();
+    r.assert_exit(Exit::NoTpm);
+    assert!(r.stderr.contains("locked after the failure"), "{r:?}");
+    unlock(&tpm, &img, &[]).assert_exit(Exit::PcrMismatch);
+    tpm.reboot();
+    unlock(&tpm, &img, &[]).assert_exit(Exit::Ok);
+}

@@ -99,7 +99,7 @@ fn note_stretched_digest(hash: &str, iterations: u64) {
         String::new()
     };
     warn!(
-        "the volume key's LUKS2 digest takes {iterations} PBKDF2-{hash} iterations{cost}; a random 512-bit volume key gains nothing from it. Re-encrypting (cryptsetup reencrypt --pbkdf pbkdf2 --pbkdf-force-iterations 1000, in the guest) writes a digest of 1000; docs/performance.md"
+        "the volume key's LUKS2 digest takes {iterations} PBKDF2-{hash} iterations{cost}; a random 512-bit volume key gains nothing from it. To lower it, re-encrypt before enrolling (in the guest: cryptsetup reencrypt --pbkdf argon2id --pbkdf-force-iterations 4 --pbkdf-memory 1048576, which writes a digest of 1000 and keeps passphrase keyslots on argon2id), then enroll again; docs/performance.md"
     );
 }
 

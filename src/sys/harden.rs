@@ -29,7 +29,9 @@ fn marked() -> bool {
 /// on disk.
 pub fn harden_process() {
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if !current.contains(ALLOC_TUNABLES) && !marked() {
+    // Last, so that no later entry overrides them (glibc takes the last).
+    let set = current == ALLOC_TUNABLES || current.ends_with(&format!(":{ALLOC_TUNABLES}"));
+    if !set && !marked() {
         use std::os::unix::process::CommandExt;
         let mut args = std::env::args_os();
         let argv0 = args.next().unwrap_or_else(|| "sealroot".into());

@@ -172,8 +172,8 @@ impl Esys {
 
     /// An ESYS handle for a TPM entity whose public area sealroot already
     /// knows, made without a ReadPublic (`Esys_TR_Deserialize`). ESYS uses
-    /// that public area, not the TPM's answer, for salting and names: a
-    /// different key at `handle` cannot decrypt the salt.
+    /// that public area, not the TPM's answer, for salting and names. The
+    /// caller decides whether that area may be trusted ([`Esys::srk`]).
     fn known(
         &mut self,
         handle: u32,
@@ -218,12 +218,12 @@ fn serialized_resource(handle: u32, public_tpm2b: &[u8], kind: ResourceKind) -> 
 
 impl Drop for Esys {
     fn drop(&mut self) {
-        for tr in std::mem::take(&mut self.flush) {
-            if self.managed {
-                break;
+        let flush = std::mem::take(&mut self.flush);
+        if !self.managed {
+            for tr in flush {
+                // SAFETY: live context; handles this context created.
+                unsafe { sys::Esys_FlushContext(self.ctx, tr) };
             }
-            // SAFETY: live context; handles this context created.
-            unsafe { sys::Esys_FlushContext(self.ctx, tr) };
         }
         // SAFETY: both were initialised in open() and are not used again.
         unsafe {
@@ -276,7 +276,8 @@ pub fn unseal_signed(
     if obj.pin {
         e.policy_pin(session, object, pin_auth)?;
     }
-    e.unseal(object, session, true)
+    let r = e.unseal(object, session, true).map_err(Error::from);
+    e.explain_auth_failure(srk, obj, r)
 }
 
 /// Unseal a PCR-policy object's KEK: Load, then a salted policy session
@@ -300,7 +301,10 @@ pub fn unseal_pcr(spec: &str, obj: SealedObject, pin_auth: Option<&Key32>) -> Re
                 );
                 e.flush_now(session, true);
             }
-            r => return r.map_err(Into::into),
+            r => {
+                let r = r.map_err(Error::from);
+                return e.explain_auth_failure(srk, obj, r);
+            }
         }
     }
     Err(PcrChanged.into())
@@ -308,8 +312,6 @@ pub fn unseal_pcr(spec: &str, obj: SealedObject, pin_auth: Option<&Key32>) -> Re
 
 /// How many times a policy session is run when TPM_RC_PCR_CHANGED answers.
 const PCR_CHANGED_ATTEMPTS: u32 = 3;
-
-const PCR_CHANGED: &str = "TPM_RC_PCR_CHANGED";
 
 /// An unseal that failed only because a PCR changed mid-session, or another
 /// error.
@@ -343,15 +345,54 @@ fn pcr_mismatch() -> Error {
 }
 
 impl Esys {
-    /// The SRK the object was sealed under. A token that records the SRK's
-    /// public area costs no command here (a different key at the handle
-    /// fails the Load, and could not decrypt the salt); an older token's
-    /// SRK is read and its name compared with the pinned one.
+    /// The SRK the object was sealed under. The token's SRK fields are not
+    /// authenticated (the host can rewrite both `srk_public` and
+    /// `srk_name`), so the session's salt may only go to the token's key
+    /// when nothing secret depends on it:
+    /// - with a PIN, the Unseal command's HMAC is keyed with the session
+    ///   key and the PIN's authValue; a session salted to a key the host
+    ///   chose would hand it an offline PIN oracle. So the SRK is read
+    ///   from the TPM and its name compared with the token's first (one
+    ///   ReadPublic);
+    /// - without a PIN, the token's public area is used with no command
+    ///   (`Esys_TR_Deserialize`). A key the host put in the token lets it
+    ///   compute sealroot's session key, but not the TPM's (that needs the
+    ///   real SRK's private key), which encrypts the response; the Load or
+    ///   the Unseal then fails and [`Esys::explain_auth_failure`] names
+    ///   the SRK.
+    ///
+    /// Tokens without `srk_public` have their SRK read and checked too.
     fn srk(&mut self, obj: SealedObject) -> Result<sys::ESYS_TR> {
         match obj.srk_public {
-            Some(public) => self.known(SRK_HANDLE, public, ResourceKind::Key),
-            None => self.pinned_srk(obj.srk_name),
+            Some(public) if !obj.pin => self.known(SRK_HANDLE, public, ResourceKind::Key),
+            _ => self.pinned_srk(obj.srk_name),
         }
+    }
+
+    /// Whether the SRK's handle came from the token, unread.
+    fn srk_unread(obj: SealedObject) -> bool {
+        obj.srk_public.is_some() && !obj.pin
+    }
+
+    /// After a failed Load or Unseal under an unread SRK: read the key at
+    /// the SRK's handle and report it when it is not the token's (exit 8),
+    /// rather than a wrong PIN or a rejected object. `r` is returned as it
+    /// is otherwise.
+    fn explain_auth_failure<T>(
+        &mut self,
+        srk: sys::ESYS_TR,
+        obj: SealedObject,
+        r: Result<T>,
+    ) -> Result<T> {
+        if r.is_ok() || !Self::srk_unread(obj) {
+            return r;
+        }
+        let mut known = srk;
+        // SAFETY: live context; closes ESYS's record only (the SRK
+        // persists), so the handle can be read from the TPM.
+        unsafe { sys::Esys_TR_Close(self.ctx, &mut known) };
+        self.pinned_srk(obj.srk_name)?;
+        r
     }
 
     /// The SRK, read from the TPM and pinned by name.
@@ -388,10 +429,7 @@ impl Esys {
         if obj.pin {
             self.policy_pin(session, object, pin_auth)?;
         }
-        match self.unseal(object, session, false) {
-            Err(Error::Tpm { detail, .. }) if detail == PCR_CHANGED => Err(PcrChanged),
-            r => Ok(r?),
-        }
+        self.unseal(object, session, false)
     }
 
     /// Extend a fixed value into `pcr` (fault injection only).
@@ -437,22 +475,13 @@ impl Esys {
             )
         };
         if rc != 0 {
-            // The SRK was not read (its public area came from the token):
-            // find out now whether the key at its handle is another one.
-            if obj.srk_public.is_some() {
-                let mut known = srk;
-                // SAFETY: live context; closes ESYS's record only (the SRK
-                // persists), so the handle can be read from the TPM.
-                unsafe { sys::Esys_TR_Close(self.ctx, &mut known) };
-                self.pinned_srk(obj.srk_name)?;
-            }
-            return Err(
-                if matches!(Tss2ResponseCode::from(rc), Tss2ResponseCode::FormatOne(_)) {
-                    rejected(format!("rc {rc:#x}"))
-                } else {
-                    rc_err("Load", rc)
-                },
-            );
+            let e = if matches!(Tss2ResponseCode::from(rc), Tss2ResponseCode::FormatOne(_)) {
+                rejected(format!("rc {rc:#x}"))
+            } else {
+                rc_err("Load", rc)
+            };
+            // An unread SRK: is the key at its handle another one?
+            return self.explain_auth_failure(srk, obj, Err(e));
         }
         self.flush.push(object);
         Ok(object)
@@ -734,7 +763,7 @@ impl Esys {
         object: sys::ESYS_TR,
         session: sys::ESYS_TR,
         signed: bool,
-    ) -> Result<Key32> {
+    ) -> std::result::Result<Key32, Attempt> {
         let mut out: *mut sys::TPM2B_SENSITIVE_DATA = null_mut();
         // SAFETY: live context, object and session; out is freed below.
         let rc = unsafe {
@@ -753,12 +782,10 @@ impl Esys {
                     "the TPM refused the unseal (PolicyFail): PCR {SELF_PCR} is not the enrolled value, or the signing key is not the one the object was sealed to"
                 )),
                 Some(Tss2ResponseCodeKind::PolicyFail) => pcr_mismatch(),
-                Some(Tss2ResponseCodeKind::PcrChanged) => Error::Tpm {
-                    command: "Unseal",
-                    detail: PCR_CHANGED.into(),
-                },
+                Some(Tss2ResponseCodeKind::PcrChanged) => return Err(PcrChanged),
                 _ => rc_err("Unseal", rc),
-            });
+            }
+            .into());
         }
         // The TPM flushed the session with the successful Unseal.
         self.flush.retain(|&t| t != session);
@@ -771,7 +798,7 @@ impl Esys {
             sys::Esys_Free(out.cast());
             k
         };
-        key.ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key"))
+        key.ok_or_else(|| Error::blob("sealed object", "unsealed data is not a 32-byte key").into())
     }
 }
 

@@ -182,16 +182,22 @@ impl Tpm {
         &self.tcti
     }
 
+    /// Whether the connection is open: false only after [`Tpm::released`]
+    /// could not reconnect; the caller must then open a new `Tpm`.
+    pub fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// The ESYS context.
     pub(crate) fn ctx(&mut self) -> &mut Context {
         self.conn.as_mut().expect("TPM connection is open")
     }
 
     /// Run `f`, which opens its own connection to this TPM (the raw ESYS
-    /// session in [`crate::tpm::esys`]). The kernel resource manager
-    /// (`/dev/tpmrm*`) gives every open its own space, so this connection
-    /// stays; an exclusive one (a simulator, `/dev/tpm0`) is closed for the
-    /// time of `f` and reopened after it, retrying for a few seconds.
+    /// session in [`crate::tpm::esys`]). A resource manager (`/dev/tpmrm*`,
+    /// `tabrmd`) gives every connection its own space, so this one stays;
+    /// an exclusive one (a simulator, `/dev/tpm0`) is closed for the time
+    /// of `f` and reopened after it, retrying for a few seconds.
     ///
     /// If it cannot be reopened the result of `f` is dropped (a key is wiped
     /// on drop) and `NoTpm` returned: the caller must then stop using this
@@ -203,6 +209,13 @@ impl Tpm {
         self.conn = None;
         let r = f(&self.tcti);
         let conf = self.conf.clone();
+        if crate::testhooks::fail_reconnect() {
+            return Err(Error::NoTpm {
+                tcti: self.tcti.clone(),
+                reason: "reconnecting after the unseal's own connection: refused (test hook)"
+                    .into(),
+            });
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match Context::new(conf.clone()) {
@@ -213,7 +226,7 @@ impl Tpm {
                 Err(e) if Instant::now() >= deadline => {
                     return Err(Error::NoTpm {
                         tcti: self.tcti.clone(),
-                        reason: format!("reconnecting after the signed-policy session: {e}"),
+                        reason: format!("reconnecting after the unseal's own connection: {e}"),
                     });
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),

@@ -58,7 +58,7 @@ impl Session {
     ///
     /// Errors: [`Error::NoTpm`] when none answers.
     pub fn tpm(&mut self) -> Result<&mut Tpm> {
-        if self.tpm.is_none() {
+        if !self.tpm.as_ref().is_some_and(Tpm::connected) {
             self.tpm = Some(self.opts.open()?);
         }
         Ok(self.tpm.as_mut().expect("set above"))
@@ -116,7 +116,7 @@ impl Session {
         if self.locked || !self.armed {
             return;
         }
-        if let Some(t) = self.tpm.as_mut() {
+        if let Some(t) = self.tpm.as_mut().filter(|t| t.connected()) {
             if lock(t, LockEvent::Failure).is_ok() {
                 self.locked = true;
                 self.lock_base();

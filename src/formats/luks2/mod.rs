@@ -120,7 +120,8 @@ pub struct Header {
     pub segment_digest: Option<(String, u64)>,
 }
 
-/// A keyslot (type `luks2`, AF `luks1` with 4000 stripes of sha256, area
+/// A keyslot (type `luks2`, AF `luks1` with 4000 stripes of sha256 or
+/// sha512, area
 /// `raw` aes-xts-plain64).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyslot {
