@@ -110,7 +110,7 @@ fn token_copied_to_another_volume_is_refused() {
     // 1. Copied verbatim: the blob names volume A.
     let tf = b.file("token.json");
     std::fs::write(&tf, token.to_string()).unwrap();
-    import_token(&b, &tf);
+    import_token(&b, &tf, &[]);
     let u = unlock(&tpm, &b, &[]);
     u.assert_exit(Exit::BlobInvalid);
     assert!(u.stderr.contains("belongs to volume"), "{u:?}");
@@ -121,7 +121,7 @@ fn token_copied_to_another_volume_is_refused() {
     let mut edited = token.clone();
     edited["volume_uuid"] = c.uuid().into();
     std::fs::write(&tf, edited.to_string()).unwrap();
-    import_token(&c, &tf);
+    import_token(&c, &tf, &[]);
     let mut tpm2 = tpm;
     tpm2.reboot();
     // sealroot measured C's UUID into PCR 15, so the policy (sealed with
@@ -137,9 +137,13 @@ fn token_copied_to_another_volume_is_refused() {
     assert!(!u.stderr.contains("extended the lock"), "{u:?}");
 }
 
-fn import_token(img: &Image, json: &std::path::Path) {
+/// `cryptsetup token import` of the file `json` into `img`, with `extra`
+/// options (`--token-id N --token-replace` to rewrite a token).
+fn import_token(img: &Image, json: &std::path::Path, extra: &[&str]) {
     let out = std::process::Command::new("cryptsetup")
-        .args(["token", "import", "--json-file"])
+        .args(["token", "import"])
+        .args(extra)
+        .arg("--json-file")
         .arg(json)
         .arg(&img.path)
         .output()
@@ -163,9 +167,7 @@ fn replaced_srk_is_refused_before_any_secret_is_sent() {
     assert!(token["srk_public"].is_string(), "{token}");
     let proxy = Proxy::start(tpm.port);
     let u = Args::new("unlock")
-        .opt("device", &img.path)
-        .opt("tcti", proxy.tcti())
-        .opt("cmdline-file", &img.cmdline)
+        .on_tcti(&proxy.tcti(), &img)
         .opt("name", "x")
         .arg("--dry-run")
         .run();
@@ -770,7 +772,7 @@ fn replace_token(img: &Image, edit: impl FnOnce(&mut serde_json::Value)) {
     assert!(out.status.success(), "{out:?}");
     let f = img.file("token.json");
     std::fs::write(&f, tok.to_string()).unwrap();
-    import_token(img, &f);
+    import_token(img, &f, &[]);
 }
 
 #[test]
@@ -970,20 +972,7 @@ fn point_token_at_another_srk(tpm: &Swtpm, img: &Image) {
     tok["srk_name"] = hex::encode(std::fs::read(&name).unwrap()).into();
     let json = img.file("tok.json");
     std::fs::write(&json, tok.to_string()).unwrap();
-    let out = std::process::Command::new("cryptsetup")
-        .args([
-            "token",
-            "import",
-            "--token-id",
-            "0",
-            "--token-replace",
-            "--json-file",
-        ])
-        .arg(&json)
-        .arg(&img.path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    import_token(img, &json, &["--token-id", "0", "--token-replace"]);
 }
 
 /// With a PIN, the Unseal's HMAC is keyed with the session key and the
@@ -1007,9 +996,7 @@ fn a_token_naming_another_srk_gets_no_pin_session() {
         tpm.reboot();
         let proxy = Proxy::start(tpm.port);
         let u = Args::new("unlock")
-            .opt("device", &img.path)
-            .opt("tcti", proxy.tcti())
-            .opt("cmdline-file", &img.cmdline)
+            .on_tcti(&proxy.tcti(), &img)
             .opt("name", "x")
             .opt("pin-file", pin.path())
             .arg("--dry-run")

@@ -631,13 +631,7 @@ fn formatted_volumes_get_the_minimum_digest_iterations() {
     let dir = tempfile::tempdir().unwrap();
     let dev = blank(dir.path(), "eph.img", 32);
     eph(&dev, NO_TPM, &["--format-only"]).assert_exit(Exit::Ok);
-    let out = std::process::Command::new("cryptsetup")
-        .args(["luksDump", "--dump-json-metadata"])
-        .arg(&dev)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = luks_json(&dev);
     let digests = json["digests"].as_object().unwrap();
     assert_eq!(digests.len(), 1, "{json}");
     for d in digests.values() {

@@ -332,9 +332,7 @@ fn enrolled() -> Enrolled {
 /// `unlock --dry-run` with a recording proxy in front of the TPM.
 fn unlock_args(e: &Enrolled, proxy: &Proxy) -> Args {
     Args::new("unlock")
-        .opt("device", &e.img.path)
-        .opt("tcti", proxy.tcti())
-        .opt("cmdline-file", &e.img.cmdline)
+        .on_tcti(&proxy.tcti(), &e.img)
         .opt("name", "sealroot-test")
         .arg("--dry-run")
 }

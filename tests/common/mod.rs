@@ -214,13 +214,7 @@ impl Image {
 
     /// `cryptsetup luksDump --dump-json-metadata` parsed.
     pub fn json(&self) -> serde_json::Value {
-        let out = Command::new("cryptsetup")
-            .args(["luksDump", "--dump-json-metadata"])
-            .arg(&self.path)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
+        luks_json(&self.path)
     }
 
     pub fn keyslots(&self) -> Vec<u32> {
@@ -267,6 +261,17 @@ impl Image {
 }
 
 /// A file of `mib` MiB of zeros (sparse) at `dir/name`: a blank device.
+/// The LUKS2 metadata of `path` (`cryptsetup luksDump --dump-json-metadata`).
+pub fn luks_json(path: &Path) -> serde_json::Value {
+    let out = Command::new("cryptsetup")
+        .args(["luksDump", "--dump-json-metadata"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn blank(dir: &Path, name: &str, mib: u64) -> PathBuf {
     let path = dir.join(name);
     std::fs::File::create(&path)
@@ -371,8 +376,13 @@ impl Args {
     /// `--device IMG --tcti TPM --cmdline-file IMG.cmdline`: the test image,
     /// its TPM and its kernel command line.
     pub fn on(self, tpm: &Swtpm, img: &Image) -> Args {
+        self.on_tcti(&tpm.tcti(), img)
+    }
+
+    /// As [`Args::on`], through another TCTI (a recording proxy).
+    pub fn on_tcti(self, tcti: &str, img: &Image) -> Args {
         self.opt("device", &img.path)
-            .opt("tcti", tpm.tcti())
+            .opt("tcti", tcti)
             .opt("cmdline-file", &img.cmdline)
     }
 
