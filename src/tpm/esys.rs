@@ -363,15 +363,15 @@ impl Esys {
     ///
     /// Tokens without `srk_public` have their SRK read and checked too.
     fn srk(&mut self, obj: SealedObject) -> Result<sys::ESYS_TR> {
-        match obj.srk_public {
-            Some(public) if !obj.pin => self.known(SRK_HANDLE, public, ResourceKind::Key),
-            _ => self.pinned_srk(obj.srk_name),
+        match Self::unread_srk(obj) {
+            Some(public) => self.known(SRK_HANDLE, public, ResourceKind::Key),
+            None => self.pinned_srk(obj.srk_name),
         }
     }
 
-    /// Whether the SRK's handle came from the token, unread.
-    fn srk_unread(obj: SealedObject) -> bool {
-        obj.srk_public.is_some() && !obj.pin
+    /// The token's SRK public area when [`Esys::srk`] uses it unread.
+    fn unread_srk(obj: SealedObject<'_>) -> Option<&[u8]> {
+        obj.srk_public.filter(|_| !obj.pin)
     }
 
     /// After a failed Load or Unseal under an unread SRK: read the key at
@@ -384,7 +384,7 @@ impl Esys {
         obj: SealedObject,
         r: Result<T>,
     ) -> Result<T> {
-        if r.is_ok() || !Self::srk_unread(obj) {
+        if r.is_ok() || Self::unread_srk(obj).is_none() {
             return r;
         }
         let mut known = srk;
