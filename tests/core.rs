@@ -137,20 +137,6 @@ fn token_copied_to_another_volume_is_refused() {
     assert!(!u.stderr.contains("extended the lock"), "{u:?}");
 }
 
-/// `cryptsetup token import` of the file `json` into `img`, with `extra`
-/// options (`--token-id N --token-replace` to rewrite a token).
-fn import_token(img: &Image, json: &std::path::Path, extra: &[&str]) {
-    let out = std::process::Command::new("cryptsetup")
-        .args(["token", "import"])
-        .args(extra)
-        .arg("--json-file")
-        .arg(json)
-        .arg(&img.path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
 #[test]
 fn replaced_srk_is_refused_before_any_secret_is_sent() {
     let mut tpm = Swtpm::start();
