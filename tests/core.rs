@@ -131,7 +131,8 @@ fn token_copied_to_another_volume_is_refused() {
     let u = unlock(&tpm2, &c, &[]);
     u.assert_exit(Exit::PcrMismatch);
     assert!(
-        u.stderr.contains("configuration (volume UUID) differs"),
+        u.stderr
+            .contains("configuration (the boot's primary volume UUID) differs"),
         "{u:?}"
     );
     assert!(!u.stderr.contains("extended the lock"), "{u:?}");
