@@ -1,7 +1,7 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, LuksUuid, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+    EvidenceArgs, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::cmd::steps::session::Session;
@@ -55,11 +55,6 @@ pub struct UnlockCmd {
     /// tests on a bare TPM).
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// A data volume opened by hand: the LUKS UUID of the root volume of
-    /// the boot its token was enrolled for (PCR 15 measures that boot;
-    /// docs/design.md#several-volumes-in-one-boot).
-    #[arg(long, value_name = "UUID")]
-    pub root_volume: Option<LuksUuid>,
     #[command(flatten)]
     pub inputs: UnlockInputs,
 }
@@ -107,7 +102,6 @@ impl UnlockCmd {
                 policy_key,
                 policies: i.policies.search(),
                 eventlog: i.eventlog.path(),
-                root_volume: self.root_volume.map(|u| u.0),
             },
             &mut session,
         )?;

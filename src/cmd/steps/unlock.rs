@@ -55,9 +55,6 @@ pub struct UnlockArgs {
     pub policies: PolicySearch,
     /// This boot's event log, to explain a mismatch (None: do not use one).
     pub eventlog: Option<PathBuf>,
-    /// The LUKS UUID of the boot's primary volume when it is not this one:
-    /// PCR 15 then measures that boot (docs/design.md#several-volumes-in-one-boot).
-    pub root_volume: Option<String>,
 }
 
 #[derive(Debug)]
@@ -75,16 +72,14 @@ pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 /// Unlock `args.device` through `session`, which locks PCR 15 on the way
 /// out: here on success (with the opened volume's event), by the caller's
 /// drop on any error. The boot measured is one that opens this volume
-/// alone, unless `args.root_volume` names the boot's primary volume
-/// ([`Measurements::new`]).
+/// alone: a volume sealed to open after another is opened by `boot`.
 ///
 /// Errors: [`Error::VolumeRefused`] (header outside the allow-list, volume
 /// key not the enrolled one), [`Error::NotEnrolled`], [`Error::Timeout`],
 /// and those of the TPM, the blob, the platform check and libcryptsetup.
 pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     let mut vol = prepare(args)?;
-    let primary = args.root_volume.clone().unwrap_or_else(|| vol.uuid.clone());
-    let now = Measurements::new(&args.cmdline, &primary);
+    let now = Measurements::new(&args.cmdline, &vol.uuid);
     let key = unseal(&mut vol, args, &now, session)?;
     session.check_deadline("the lock")?;
     session.lock_opened(&[key.fingerprint()])?;
