@@ -30,7 +30,9 @@ impl Boot {
         };
         let tab = imgs[0].file("crypttab");
         std::fs::write(&tab, format!("{}{}{}", line(1), line(0), line(2))).unwrap();
-        std::fs::write(&imgs[0].cmdline, CMDLINE).unwrap();
+        for img in &imgs {
+            std::fs::write(&img.cmdline, CMDLINE).unwrap();
+        }
         Boot { imgs, names, tab }
     }
 
@@ -114,6 +116,17 @@ fn three_volumes_open_in_one_boot_then_one_lock() {
         u.assert_exit(Exit::PcrMismatch);
         assert!(u.stderr.contains("PCR 15"), "{u:?}");
     }
+    // status says how a data token opens, and does not call it a mismatch.
+    tpm.reboot();
+    let (_, st) = status_json(&tpm, &b.imgs[1]);
+    let pcr15 = st["tokens"][0]["pcrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["index"] == 15)
+        .unwrap()
+        .clone();
+    assert_eq!(pcr15["state"], "after-primary", "{st}");
     // Alone, in a fresh boot, the root opens; a data volume does not, since
     // nothing opened the root before it.
     tpm.reboot();

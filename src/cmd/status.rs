@@ -169,6 +169,14 @@ fn token_report(
                 ("locked", None)
             } else if index == pcr::SELF_PCR && b.self_measurements == *now {
                 ("predicted", None)
+            } else if index == pcr::SELF_PCR
+                && b.self_measurements.primary.is_some()
+                && b.self_measurements.cmdline == now.cmdline
+            {
+                (
+                    "after-primary",
+                    Some("opens in `sealroot boot` after its boot's primary volume (docs/design.md#several-volumes-in-one-boot)".to_string()),
+                )
             } else if index == pcr::SELF_PCR {
                 (
                     "differs",
