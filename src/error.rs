@@ -202,6 +202,10 @@ pub enum Error {
     /// The unlock deadline passed.
     #[error("unlock deadline: {0}")]
     Timeout(String),
+
+    /// A `systemd-tpm2` token's PCR policy is not met this boot (exit 4).
+    #[error("{0}")]
+    SystemdPolicy(String),
 }
 
 impl Error {
@@ -210,9 +214,10 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Io { .. } => Exit::Io,
             Error::NoTpm { .. } | Error::Tpm { .. } => Exit::NoTpm,
-            Error::PcrMismatch(_) | Error::PolicyRefused(_) | Error::PcrBank(_) => {
-                Exit::PcrMismatch
-            }
+            Error::PcrMismatch(_)
+            | Error::PolicyRefused(_)
+            | Error::PcrBank(_)
+            | Error::SystemdPolicy(_) => Exit::PcrMismatch,
             Error::BlobInvalid { .. } => Exit::BlobInvalid,
             Error::PinOrLockout(_) => Exit::PinOrLockout,
             Error::Luks { .. } => Exit::Luks,

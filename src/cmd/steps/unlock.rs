@@ -82,6 +82,10 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     let uuid = vol.uuid()?;
     let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
     if sources.is_empty() {
+        // No sealroot token: systemd-cryptenroll's, if any (steps/systemd.rs).
+        if let Some(u) = super::systemd::unlock(&mut vol, args, session)? {
+            return Ok(u);
+        }
         return match &args.provision_key {
             Some(key) => first_boot(&mut vol, &uuid, key, args, session),
             None => Err(Error::NotEnrolled {
