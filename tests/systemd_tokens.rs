@@ -10,18 +10,21 @@ mod common;
 use common::systemd_tpm2::*;
 use common::*;
 use sealroot::Exit;
+use serde_json::Value;
+use std::process::Command;
 
-/// The lock event of a failed unlock, as `sealroot` extends it.
-fn pcr15(tpm: &Swtpm) -> String {
-    let out = tpm.tpm2(&["pcrread", "sha256:15", "-o", "/dev/stdout"]);
-    hex::encode(out.stdout)
+/// A sha256 PCR's value, as the TPM reports it.
+fn pcr_value(tpm: &Swtpm, pcr: u32) -> [u8; 32] {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    tpm.tpm2(&["pcrread", &format!("sha256:{pcr}"), "-o", p(f.path())]);
+    std::fs::read(f.path()).unwrap().try_into().unwrap()
 }
 
-const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
+/// PCR 15 was extended since the TPM's last reset (the tests reboot the
+/// TPM before each unlock; nothing else extends PCR 15).
 #[track_caller]
 fn assert_locked(tpm: &Swtpm) {
-    assert_ne!(pcr15(tpm), ZERO, "PCR 15 was not extended");
+    assert_ne!(pcr_value(tpm, 15), [0; 32], "PCR 15 was not extended");
 }
 
 #[test]
@@ -29,6 +32,7 @@ fn pcr_only_token_opens_and_pcr15_is_locked() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
     enroll_systemd(&tpm, &img, "0,7");
+    assert_eq!(pcr_value(&tpm, 15), [0; 32]);
     let r = unlock(&tpm, &img, &[]).expect(Exit::Ok);
     assert!(r.stderr.contains("systemd-tpm2 token 0"), "{r:?}");
     assert!(
@@ -48,4 +52,197 @@ fn pcr_only_token_opens_and_pcr15_is_locked() {
     tpm.reboot();
     tpm.extend(8, 0xaa);
     unlock(&tpm, &img, &[]).expect(Exit::Ok);
+}
+
+/// The TPM's dictionary-attack failure counter.
+fn lockout_counter(tpm: &Swtpm) -> u32 {
+    let out = tpm.tpm2(&["getcap", "properties-variable"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .skip_while(|l| !l.starts_with("TPM2_PT_LOCKOUT_COUNTER"))
+        .nth(0)
+        .unwrap_or_else(|| panic!("no lockout counter in {text}"));
+    let v = line.split(':').nth(1).unwrap().trim();
+    let v = if v.is_empty() {
+        // tpm2-tools 5 prints the value on the next line
+        text.lines()
+            .skip_while(|l| !l.starts_with("TPM2_PT_LOCKOUT_COUNTER"))
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string()
+    } else {
+        v.to_string()
+    };
+    u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn pin_token_needs_its_pin_and_counts_one_failure_per_wrong_pin() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let tok = cryptenroll(
+        &tpm,
+        &img,
+        &["--tpm2-pcrs=7", "--tpm2-with-pin=yes"],
+        Some("1234 five"),
+    );
+    assert_eq!(tok["tpm2-pin"], true, "{tok}");
+
+    let with_pin = |pin: &str| {
+        Args::new("unlock")
+            .on(&tpm, &img)
+            .opt("name", "t")
+            .arg("--dry-run")
+            .env("SEALROOT_PIN", pin)
+            .run()
+    };
+    let before = lockout_counter(&tpm);
+    let r = with_pin("1234 fiv").expect(Exit::PinOrLockout);
+    assert!(r.stderr.contains("wrong PIN"), "{r:?}");
+    assert_locked(&tpm);
+    assert_eq!(lockout_counter(&tpm), before + 1, "one try per wrong PIN");
+
+    tpm.reboot();
+    // No PIN at all (null stdin, no file): refused before any unseal.
+    let r = unlock(&tpm, &img, &[]).expect(Exit::PinOrLockout);
+    assert_eq!(lockout_counter(&tpm), before + 1, "{r:?}");
+    assert_locked(&tpm);
+
+    tpm.reboot();
+    let pin_file = img.file("pin");
+    std::fs::write(&pin_file, "1234 five").unwrap();
+    unlock(&tpm, &img, &["--pin-file", p(&pin_file)]).expect(Exit::Ok);
+    assert_locked(&tpm);
+}
+
+/// An RSA policy key made with openssl, as `systemd-measure` users make
+/// them.
+struct RsaKeys {
+    private: std::path::PathBuf,
+    public: std::path::PathBuf,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    out.stdout
+}
+
+impl RsaKeys {
+    fn generate(img: &Image, name: &str) -> RsaKeys {
+        let private = img.file(&format!("{name}.key"));
+        let public = img.file(&format!("{name}.pub.pem"));
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            p(&private),
+        ]);
+        openssl(&["pkey", "-in", p(&private), "-pubout", "-out", p(&public)]);
+        RsaKeys { private, public }
+    }
+
+    /// A systemd PCR signature JSON entry: `pcrs` at `values`, signed
+    /// (RSASSA-PKCS1-v1_5, SHA-256 over the policy digest) by this key.
+    fn entry(&self, img: &Image, pcrs: &[u32], values: &[[u8; 32]]) -> Value {
+        let pol = sealroot::pcr::policy::policy_pcr(&[0; 32], pcrs, values);
+        let polf = img.file("pol.bin");
+        std::fs::write(&polf, pol).unwrap();
+        let sig = openssl(&["dgst", "-sha256", "-sign", p(&self.private), p(&polf)]);
+        let der = openssl(&["pkey", "-pubin", "-in", p(&self.public), "-outform", "DER"]);
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        serde_json::json!({
+            "pcrs": pcrs,
+            "pkfp": hex::encode(sha2::Sha256::digest(der)),
+            "pol": hex::encode(pol),
+            "sig": base64::engine::general_purpose::STANDARD.encode(sig),
+        })
+    }
+}
+
+#[test]
+fn signed_token_opens_with_a_signature_for_this_boot_only() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    let keys = RsaKeys::generate(&img, "pcr");
+    let tok = cryptenroll(
+        &tpm,
+        &img,
+        &[
+            "--tpm2-pcrs=7",
+            &format!("--tpm2-public-key={}", p(&keys.public)),
+            "--tpm2-public-key-pcrs=11",
+            "--tpm2-with-pin=no",
+        ],
+        None,
+    );
+    assert_eq!(tok["tpm2_pubkey_pcrs"], serde_json::json!([11]), "{tok}");
+    let sigf = img.file("tpm2-pcr-signature.json");
+    let signed = |v: &[[u8; 32]]| {
+        let doc = serde_json::json!({"sha256": [keys.entry(&img, &[11], v)]});
+        std::fs::write(&sigf, doc.to_string()).unwrap();
+    };
+
+    // PCR 11 as a UKI would leave it; signed for that value.
+    tpm.extend(11, 0x11);
+    signed(&[pcr_value(&tpm, 11)]);
+    unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::Ok);
+    assert_locked(&tpm);
+
+    // Without a signature file.
+    tpm.reboot();
+    tpm.extend(11, 0x11);
+    let r = unlock(&tpm, &img, &["--tpm2-signature", p(&img.file("none.json"))]).expect(Exit::Io);
+    assert_locked(&tpm);
+    drop(r);
+
+    // Another PCR 11 this boot: the signature is for other values.
+    tpm.reboot();
+    tpm.extend(11, 0x12);
+    let r = unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
+    assert!(r.stderr.contains("no PCR signature for this boot"), "{r:?}");
+    assert!(
+        r.stderr.contains("no sha256 signature for PCRs 11"),
+        "{r:?}"
+    );
+    assert_locked(&tpm);
+
+    // A signature for this boot by another key: not even looked at.
+    let other = RsaKeys::generate(&img, "other");
+    let doc = serde_json::json!({"sha256": [other.entry(&img, &[11], &[pcr_value(&tpm, 11)])]});
+    std::fs::write(&sigf, doc.to_string()).unwrap();
+    tpm.reboot();
+    tpm.extend(11, 0x12);
+    unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
+
+    // The right entry with its signature bytes flipped: the TPM refuses.
+    tpm.reboot();
+    tpm.extend(11, 0x12);
+    let mut e = keys.entry(&img, &[11], &[pcr_value(&tpm, 11)]);
+    use base64::Engine as _;
+    let mut sig = base64::engine::general_purpose::STANDARD
+        .decode(e["sig"].as_str().unwrap())
+        .unwrap();
+    sig[10] ^= 1;
+    e["sig"] = base64::engine::general_purpose::STANDARD.encode(sig).into();
+    std::fs::write(&sigf, serde_json::json!({"sha256": [e]}).to_string()).unwrap();
+    let r = unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
+    assert!(r.stderr.contains("rejected the PCR signature"), "{r:?}");
+
+    // The literal PCR 7 moves with a valid signature for PCR 11: refused.
+    tpm.reboot();
+    tpm.extend(11, 0x11);
+    signed(&[pcr_value(&tpm, 11)]);
+    tpm.extend(7, 0x07);
+    let r = unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
+    assert!(r.stderr.contains("PCRs 7 differ"), "{r:?}");
 }
