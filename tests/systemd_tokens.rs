@@ -7,6 +7,7 @@
 //! every unlock; `adopt` to a sealroot token.
 
 mod common;
+use common::luks2edit;
 use common::systemd_tpm2::*;
 use common::*;
 use sealroot::Exit;
@@ -18,6 +19,16 @@ fn pcr_value(tpm: &Swtpm, pcr: u32) -> [u8; 32] {
     let f = tempfile::NamedTempFile::new().unwrap();
     tpm.tpm2(&["pcrread", &format!("sha256:{pcr}"), "-o", p(f.path())]);
     std::fs::read(f.path()).unwrap().try_into().unwrap()
+}
+
+/// sealroot left no session or transient object behind on the bare swtpm
+/// (no resource manager flushes them here).
+#[track_caller]
+fn assert_tpm_clean(tpm: &Swtpm) {
+    for what in ["handles-loaded-session", "handles-transient"] {
+        let o = tpm.tpm2(&["getcap", what]);
+        assert!(o.stdout.trim_ascii().is_empty(), "{what}: {o:?}");
+    }
 }
 
 /// PCR 15 was extended since the TPM's last reset (the tests reboot the
@@ -106,6 +117,7 @@ fn pin_token_needs_its_pin_and_counts_one_failure_per_wrong_pin() {
     assert!(r.stderr.contains("wrong PIN"), "{r:?}");
     assert_locked(&tpm);
     assert_eq!(lockout_counter(&tpm), before + 1, "one try per wrong PIN");
+    assert_tpm_clean(&tpm);
 
     tpm.reboot();
     // No PIN at all (null stdin, no file): refused before any unseal.
@@ -245,4 +257,150 @@ fn signed_token_opens_with_a_signature_for_this_boot_only() {
     tpm.extend(7, 0x07);
     let r = unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
     assert!(r.stderr.contains("PCRs 7 differ"), "{r:?}");
+}
+
+#[test]
+fn the_lock_closes_a_token_that_covers_pcr15_and_only_such_a_token() {
+    let tpm = Swtpm::start();
+    let closed = Image::new();
+    let open = Image::new();
+    // Enrolled while PCR 15 is zero, as it is early in a boot.
+    cryptenroll(
+        &tpm,
+        &closed,
+        &["--tpm2-pcrs=7+15", "--tpm2-with-pin=no"],
+        None,
+    );
+    enroll_systemd(&tpm, &open, "7");
+
+    unlock(&tpm, &closed, &[]).expect(Exit::Ok);
+    assert_locked(&tpm);
+    // Same boot: PCR 15 holds the lock, the policy is not met.
+    let r = unlock(&tpm, &closed, &[]).expect(Exit::PcrMismatch);
+    assert!(
+        r.stderr.contains("PCR 15 is in the policy and is not zero"),
+        "{r:?}"
+    );
+    // A token whose policy leaves PCR 15 out still unseals after the lock:
+    // what docs/systemd.md warns about.
+    let r = unlock(&tpm, &open, &[]).expect(Exit::Ok);
+    assert!(r.stderr.contains("does not cover PCR 15"), "{r:?}");
+    assert_tpm_clean(&tpm);
+    let out = attempt_systemd(&tpm, &open);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// systemd's own unlock, then what it left in the TPM flushed.
+fn attempt_systemd(tpm: &Swtpm, img: &Image) -> std::process::Output {
+    let out = systemd_unlock(tpm, img).output().unwrap();
+    flush_like_tpmrm(tpm);
+    out
+}
+
+/// The id and JSON of the image's (only) systemd-tpm2 token.
+fn systemd_token(img: &Image) -> (String, Value) {
+    let json = img.json();
+    let (id, tok) = json["tokens"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| t["type"] == "systemd-tpm2")
+        .expect("a systemd-tpm2 token");
+    (id.clone(), tok.clone())
+}
+
+#[test]
+fn hostile_token_fields_are_refused_with_their_exit_codes() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    let (id, good) = systemd_token(&img);
+    let slot: u32 = good["keyslots"][0].as_str().unwrap().parse().unwrap();
+    let set = |f: &dyn Fn(&mut Value)| {
+        luks2edit::edit(&img.path, |j| {
+            let mut t = good.clone();
+            f(&mut t);
+            j["tokens"][id.as_str()] = t;
+        })
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, Exit, &str)> = vec![
+        (
+            "bad base64",
+            Box::new(|t| t["tpm2-blob"] = "not*base64".into()),
+            Exit::BlobInvalid,
+            "tpm2-blob is not base64",
+        ),
+        (
+            "huge blob",
+            Box::new(|t| t["tpm2-blob"] = "QUFB".repeat(500).into()),
+            Exit::BlobInvalid,
+            "more than the 1024 bytes",
+        ),
+        (
+            "sha1 bank",
+            Box::new(|t| t["tpm2-pcr-bank"] = "sha1".into()),
+            Exit::BlobInvalid,
+            "only the sha256 bank",
+        ),
+        (
+            "RSA primary",
+            Box::new(|t| t["tpm2-primary-alg"] = "rsa".into()),
+            Exit::BlobInvalid,
+            "RSA primaries",
+        ),
+        (
+            "a newer systemd's field",
+            Box::new(|t| t["tpm2_salt"] = "AAAA".into()),
+            Exit::BlobInvalid,
+            "unknown field \"tpm2_salt\"",
+        ),
+        (
+            "another policy hash",
+            Box::new(|t| t["tpm2-pcrs"] = serde_json::json!([7, 8])),
+            Exit::PcrMismatch,
+            "PCRs 7+8 differ",
+        ),
+    ];
+    for (what, f, exit, msg) in cases {
+        set(&*f);
+        let r = unlock(&tpm, &img, &[]);
+        r.assert_exit(exit);
+        assert!(r.stderr.contains(msg), "{what}: {r:?}");
+        assert_locked(&tpm);
+        assert_tpm_clean(&tpm);
+        tpm.reboot();
+    }
+
+    // The token's keyslot rewritten to a costly KDF: refused before the TPM
+    // is asked.
+    set(&|_| {});
+    luks2edit::argon2_keyslot(&img.path, slot, 4 * 1024 * 1024, 1000);
+    let r = unlock(&tpm, &img, &[]).expect(Exit::VolumeRefused);
+    assert!(r.stderr.contains(&format!("keyslots.{slot}.kdf")), "{r:?}");
+    assert_locked(&tpm);
+}
+
+#[test]
+fn a_token_pointed_at_another_keyslot_opens_nothing() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    let (id, mut tok) = systemd_token(&img);
+    let own = tok["keyslots"][0].as_str().unwrap().to_string();
+    let other = img
+        .keyslots()
+        .into_iter()
+        .map(|s| s.to_string())
+        .find(|s| *s != own)
+        .unwrap();
+    tok["keyslots"] = serde_json::json!([other]);
+    luks2edit::edit(&img.path, |j| j["tokens"][id.as_str()] = tok);
+    // The passphrase keyslot is PBKDF2 (Image::new): the TPM unseals, the
+    // secret does not open it.
+    let r = unlock(&tpm, &img, &[]).expect(Exit::Luks);
+    assert!(
+        r.stderr.contains(&format!("does not open keyslot {other}")),
+        "{r:?}"
+    );
+    assert_locked(&tpm);
 }

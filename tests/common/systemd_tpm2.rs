@@ -104,7 +104,8 @@ pub fn enroll_systemd(tpm: &Swtpm, img: &Image, pcrs: &str) {
 /// `systemd-cryptenroll --tpm2-device=TCTI OPTIONS IMG`, authorised by the
 /// image's passphrase file; `pin` is given as systemd 252 reads a new PIN
 /// without a terminal, in `$NEWPIN` (src/cryptenroll/cryptenroll-tpm2.c).
-/// Asserts it worked; returns the new token's JSON.
+/// Asserts it worked, flushes what it left loaded ([`flush_like_tpmrm`]);
+/// returns the new token's JSON.
 #[track_caller]
 pub fn cryptenroll(
     tpm: &Swtpm,
@@ -141,6 +142,8 @@ pub fn cryptenroll(
         .expect("a new token after systemd-cryptenroll");
     let tok = img.json()["tokens"][id.to_string()].clone();
     assert_eq!(tok["type"], "systemd-tpm2", "{tok}");
+    // systemd-cryptenroll 252 leaves a session loaded (see the module comment).
+    flush_like_tpmrm(tpm);
     tok
 }
 
