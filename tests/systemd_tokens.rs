@@ -404,3 +404,111 @@ fn a_token_pointed_at_another_keyslot_opens_nothing() {
     );
     assert_locked(&tpm);
 }
+
+/// `sealroot adopt` on the test image, with `extra`.
+fn adopt(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+    Args::new("adopt").on(tpm, img).args(extra).run()
+}
+
+#[test]
+fn adopt_then_the_sealroot_tpm_path() {
+    let mut tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    let (sd_id, sd_tok) = systemd_token(&img);
+    let sd_slot = sd_tok["keyslots"][0].as_str().unwrap().to_string();
+
+    let r = adopt(&tpm, &img, &["--pcrs", "7", "--no-recovery-key"]).expect(Exit::Ok);
+    assert!(r.stdout.contains("the systemd-tpm2 token is kept"), "{r:?}");
+    // adopt is an enrollment: PCR 15 is not locked by it.
+    assert_eq!(pcr_value(&tpm, 15), [0; 32], "{r:?}");
+    assert_tpm_clean(&tpm);
+    let json = img.json();
+    assert_eq!(json["tokens"][sd_id.as_str()]["type"], "systemd-tpm2");
+    let types: Vec<&str> = json["tokens"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"sealroot"), "{json}");
+
+    // The boot path now takes the sealroot token (its own PCR 15 policy).
+    let r = unlock(&tpm, &img, &[]).expect(Exit::Ok);
+    assert!(!r.stderr.contains("systemd-tpm2 token"), "{r:?}");
+    assert_locked(&tpm);
+    // Locked: the sealroot token cannot be unsealed again this boot.
+    unlock(&tpm, &img, &[]).expect(Exit::PcrMismatch);
+
+    // The systemd token still opens through systemd's own plugin.
+    tpm.reboot();
+    let out = attempt_systemd(&tpm, &img);
+    assert!(out.status.success(), "{out:?}");
+
+    // Adopting again, removing the systemd token this time.
+    tpm.reboot();
+    let r = adopt(
+        &tpm,
+        &img,
+        &["--pcrs", "7", "--no-recovery-key", "--remove-systemd-token"],
+    )
+    .expect(Exit::Ok);
+    assert!(r.stdout.contains("were removed"), "{r:?}");
+    let json = img.json();
+    assert!(
+        json["tokens"]
+            .get(sd_id.as_str())
+            .is_none_or(|t| t["type"] != "systemd-tpm2"),
+        "{json}"
+    );
+    assert!(json["keyslots"].get(sd_slot.as_str()).is_none(), "{json}");
+    tpm.reboot();
+    unlock(&tpm, &img, &[]).expect(Exit::Ok);
+    // Nothing left to adopt.
+    tpm.reboot();
+    let r = adopt(&tpm, &img, &["--pcrs", "7", "--no-recovery-key"]).expect(Exit::Usage);
+    assert!(r.stderr.contains("no systemd-tpm2 token to adopt"), "{r:?}");
+}
+
+#[test]
+fn adopt_of_a_pin_token_needs_its_pin_and_keeps_it_on_failure() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    cryptenroll(
+        &tpm,
+        &img,
+        &["--tpm2-pcrs=7", "--tpm2-with-pin=yes"],
+        Some("4321"),
+    );
+    let before = img.json();
+    let wrong = img.file("wrong-pin");
+    std::fs::write(&wrong, "1234").unwrap();
+    adopt(
+        &tpm,
+        &img,
+        &[
+            "--pcrs",
+            "7",
+            "--no-recovery-key",
+            "--remove-systemd-token",
+            "--systemd-pin-file",
+            p(&wrong),
+        ],
+    )
+    .expect(Exit::PinOrLockout);
+    assert_eq!(img.json(), before, "a failed adopt changed the header");
+    let right = img.file("pin");
+    std::fs::write(&right, "4321").unwrap();
+    adopt(
+        &tpm,
+        &img,
+        &[
+            "--pcrs",
+            "7",
+            "--no-recovery-key",
+            "--systemd-pin-file",
+            p(&right),
+        ],
+    )
+    .expect(Exit::Ok);
+}
