@@ -512,3 +512,59 @@ fn adopt_of_a_pin_token_needs_its_pin_and_keeps_it_on_failure() {
     )
     .expect(Exit::Ok);
 }
+
+#[test]
+fn status_shows_systemd_tokens_without_unsealing() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let keys = RsaKeys::generate(&img, "pcr");
+    cryptenroll(
+        &tpm,
+        &img,
+        &[
+            "--tpm2-pcrs=7+15",
+            "--tpm2-with-pin=yes",
+            &format!("--tpm2-public-key={}", p(&keys.public)),
+            "--tpm2-public-key-pcrs=11",
+        ],
+        Some("0000"),
+    );
+    let before = lockout_counter(&tpm);
+    let (_, j) = status_json(&tpm, &img);
+    let t = &j["systemd_tokens"][0];
+    assert_eq!(t["verdict"], "valid", "{j}");
+    assert_eq!(t["pcrs"], serde_json::json!([7, 15]), "{j}");
+    assert_eq!(t["signed_pcrs"], serde_json::json!([11]), "{j}");
+    assert_eq!(t["pin"], true, "{j}");
+    assert_eq!(t["covers_pcr15"], true, "{j}");
+    // Nothing was unsealed: no PIN asked, no DA try, PCR 15 untouched.
+    assert_eq!(lockout_counter(&tpm), before);
+    assert_eq!(pcr_value(&tpm, 15), [0; 32]);
+    let r = Args::new("status").on(&tpm, &img).run().expect(Exit::Ok);
+    assert!(
+        r.stdout.contains(
+            "systemd-tpm2 token 0: valid, keyslot 1, PCRs 7,15, signed PCRs 11, PIN required"
+        ),
+        "{r:?}"
+    );
+
+    // A token that leaves PCR 15 out is flagged.
+    let img2 = Image::new();
+    enroll_systemd(&tpm, &img2, "7");
+    let (_, j) = status_json(&tpm, &img2);
+    let t = &j["systemd_tokens"][0];
+    assert_eq!(t["covers_pcr15"], false, "{j}");
+    assert!(
+        t["problems"].to_string().contains("does not cover PCR 15"),
+        "{j}"
+    );
+
+    // A token naming a keyslot that does not exist: the header allow-list
+    // refuses the volume before anything else.
+    let (id, mut tok) = systemd_token(&img2);
+    tok["keyslots"] = serde_json::json!(["9"]);
+    luks2edit::edit(&img2.path, |j| j["tokens"][id.as_str()] = tok);
+    let r = unlock(&tpm, &img2, &[]).expect(Exit::VolumeRefused);
+    assert!(r.stderr.contains("no such keyslot"), "{r:?}");
+    assert_locked(&tpm);
+}
