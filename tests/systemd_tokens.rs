@@ -65,31 +65,29 @@ fn pcr_only_token_opens_and_pcr15_is_locked() {
     unlock(&tpm, &img, &[]).expect(Exit::Ok);
 }
 
-/// The TPM's dictionary-attack failure counter.
+/// The TPM's dictionary-attack failure counter (tpm2-tools 5 prints
+/// `TPM2_PT_LOCKOUT_COUNTER:` then `  raw: 0x1` on the next line).
 fn lockout_counter(tpm: &Swtpm) -> u32 {
     let out = tpm.tpm2(&["getcap", "properties-variable"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
+    let mut lines = text
         .lines()
-        .skip_while(|l| !l.starts_with("TPM2_PT_LOCKOUT_COUNTER"))
-        .nth(0)
-        .unwrap_or_else(|| panic!("no lockout counter in {text}"));
-    let v = line.split(':').nth(1).unwrap().trim();
-    let v = if v.is_empty() {
-        // tpm2-tools 5 prints the value on the next line
-        text.lines()
-            .skip_while(|l| !l.starts_with("TPM2_PT_LOCKOUT_COUNTER"))
-            .nth(1)
+        .skip_while(|l| !l.starts_with("TPM2_PT_LOCKOUT_COUNTER"));
+    let head = lines
+        .next()
+        .unwrap_or_else(|| panic!("no counter in {text}"));
+    let value = match head.split_once(':').map(|(_, v)| v.trim()) {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => lines
+            .next()
             .unwrap()
-            .split(':')
-            .nth(1)
+            .split_once(':')
             .unwrap()
+            .1
             .trim()
-            .to_string()
-    } else {
-        v.to_string()
+            .to_string(),
     };
-    u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+    u32::from_str_radix(value.trim_start_matches("0x"), 16).unwrap()
 }
 
 #[test]
@@ -323,7 +321,8 @@ fn hostile_token_fields_are_refused_with_their_exit_codes() {
             j["tokens"][id.as_str()] = t;
         })
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, Exit, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, Exit, &str)> = vec![
         (
             "bad base64",
             Box::new(|t| t["tpm2-blob"] = "not*base64".into()),

@@ -13,7 +13,6 @@
 use super::inputs::PinSource;
 use super::measure::measure_self;
 use super::session::Session;
-use super::unlock::{UnlockArgs, Unlocked, MAX_SEALED_KEYSLOT_ITERATIONS};
 use crate::disk::luks::Volume;
 use crate::formats::luks2::Kdf;
 use crate::formats::systemd_token::{self, SystemdToken, MAX_SIGNATURE_JSON, TOKEN_TYPE};
@@ -29,6 +28,11 @@ use log::{info, warn};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+/// The most PBKDF2 iterations a systemd-tpm2 token's keyslot may ask for:
+/// systemd-cryptenroll writes the minimum (1000; the secret is 256 random
+/// bits), so more means the header was rewritten to stall the boot.
+pub const MAX_KEYSLOT_ITERATIONS: u32 = 10_000;
 
 /// Where systemd 252 looks for `tpm2-pcr-signature.json`, in its order
 /// (`tpm2_load_pcr_signature`: the "systemd" configuration directories).
@@ -172,13 +176,13 @@ fn check_keyslot(vol: &mut Volume, origin: &str, keyslot: u32) -> Result<()> {
         ));
     }
     match vol.header().keyslot(keyslot).map(|k| &k.kdf) {
-        Some(Kdf::Pbkdf2 { iterations, .. }) if *iterations <= MAX_SEALED_KEYSLOT_ITERATIONS => {
+        Some(Kdf::Pbkdf2 { iterations, .. }) if *iterations <= MAX_KEYSLOT_ITERATIONS => {
             Ok(())
         }
         other => Err(Error::refused(
             vol.path(),
             format!(
-                "LUKS2 header: keyslots.{keyslot}.kdf = {}: {origin} names it, and systemd-cryptenroll's TPM2 keyslots use pbkdf2 with at most {MAX_SEALED_KEYSLOT_ITERATIONS} iterations",
+                "LUKS2 header: keyslots.{keyslot}.kdf = {}: {origin} names it, and systemd-cryptenroll's TPM2 keyslots use pbkdf2 with at most {MAX_KEYSLOT_ITERATIONS} iterations",
                 other.map_or("none".to_string(), |k| format!("{k:?}")),
             ),
         )),
@@ -220,18 +224,33 @@ pub fn read_signature(explicit: Option<&Path>) -> Result<Option<(Vec<u8>, String
     Ok(Some((bytes, path.display().to_string())))
 }
 
+/// What the unlock path passes to [`unlock`].
+pub struct Request<'a> {
+    pub device: &'a Path,
+    /// Mapping name: /dev/mapper/NAME.
+    pub name: &'a str,
+    /// Check the key against its keyslot; create no mapping.
+    pub dry_run: bool,
+    /// This boot's kernel command line (measured into PCR 15 after the unseal).
+    pub cmdline: &'a str,
+    pub pin: &'a PinSource,
+    /// `--tpm2-signature`.
+    pub signature: Option<&'a Path>,
+}
+
 /// Unlock a volume that has no sealroot token through its `systemd-tpm2`
 /// tokens (tried in id order): unseal at this boot's PCRs, then measure
 /// PCR 15, lock it with the opened volume's event, and activate (or stop
-/// there with `dry_run`). `None` when the volume has no such token.
+/// there with `dry_run`). Returns the keyslot and the token that opened,
+/// `None` when the volume has no such token.
 ///
 /// Errors: those of [`volume_key`] (the first token's, when several fail),
 /// [`Error::Timeout`], and activation's. The session locks on every way out.
 pub fn unlock(
     vol: &mut Volume,
-    args: &UnlockArgs,
+    args: &Request,
     session: &mut Session,
-) -> Result<Option<Unlocked>> {
+) -> Result<Option<(u32, String)>> {
     let found = tokens(vol)?;
     if found.is_empty() {
         return Ok(None);
@@ -239,8 +258,8 @@ pub fn unlock(
     let uuid = vol.uuid()?;
     session.check_deadline("connecting to the TPM")?;
     let inputs = Inputs {
-        pin: &args.pin,
-        signature: args.policies.systemd_signature.as_deref(),
+        pin: args.pin,
+        signature: args.signature,
         prompt_timeout: Some(session.remaining()),
     };
     let mut first_err = None;
@@ -275,7 +294,7 @@ pub fn unlock(
     // The unseal is done: now PCR 15 gets this boot's measurements, then
     // the lock.
     let tpm = session.tpm()?;
-    let now = Measurements::new(&args.cmdline, &uuid);
+    let now = Measurements::new(args.cmdline, &uuid);
     let current = tpm.pcr_read(&[SELF_PCR])?[0];
     measure_self(tpm, &now, current)?;
     session.check_deadline("the lock")?;
@@ -295,7 +314,7 @@ pub fn unlock(
             args.device.display()
         );
     } else {
-        vol.activate(&args.name, &key, false)?;
+        vol.activate(args.name, &key, false)?;
         info!(
             "unlocked {} as /dev/mapper/{} with keyslot {} ({})",
             args.device.display(),
@@ -304,9 +323,5 @@ pub fn unlock(
             f.origin
         );
     }
-    Ok(Some(Unlocked {
-        keyslot: token.keyslot,
-        origin: f.origin.clone(),
-        first_boot: false,
-    }))
+    Ok(Some((token.keyslot, f.origin.clone())))
 }

@@ -83,8 +83,20 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
     if sources.is_empty() {
         // No sealroot token: systemd-cryptenroll's, if any (steps/systemd.rs).
-        if let Some(u) = super::systemd::unlock(&mut vol, args, session)? {
-            return Ok(u);
+        let req = super::systemd::Request {
+            device: &args.device,
+            name: &args.name,
+            dry_run: args.dry_run,
+            cmdline: &args.cmdline,
+            pin: &args.pin,
+            signature: args.policies.systemd_signature.as_deref(),
+        };
+        if let Some((keyslot, origin)) = super::systemd::unlock(&mut vol, &req, session)? {
+            return Ok(Unlocked {
+                keyslot,
+                origin,
+                first_boot: false,
+            });
         }
         return match &args.provision_key {
             Some(key) => first_boot(&mut vol, &uuid, key, args, session),
