@@ -244,7 +244,7 @@ pub struct Request<'a> {
 /// there with `dry_run`). Returns the keyslot and the token that opened,
 /// `None` when the volume has no such token.
 ///
-/// Errors: those of [`volume_key`] (the first token's, when several fail),
+/// Errors: those of [`volume_key()`] (the first token's, when several fail),
 /// [`Error::Timeout`], and activation's. The session locks on every way out.
 pub fn unlock(
     vol: &mut Volume,
