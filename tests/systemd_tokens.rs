@@ -567,3 +567,43 @@ fn status_shows_systemd_tokens_without_unsealing() {
     assert!(r.stderr.contains("no such keyslot"), "{r:?}");
     assert_locked(&tpm);
 }
+
+#[test]
+fn boot_opens_a_crypttab_volume_through_its_systemd_token() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    let keys = RsaKeys::generate(&img, "pcr");
+    cryptenroll(
+        &tpm,
+        &img,
+        &[
+            "--tpm2-pcrs=7+15",
+            &format!("--tpm2-public-key={}", p(&keys.public)),
+            "--tpm2-public-key-pcrs=11",
+            "--tpm2-with-pin=no",
+        ],
+        None,
+    );
+    let sigf = img.file("sig.json");
+    let doc = serde_json::json!({"sha256": [keys.entry(&img, &[11], &[pcr_value(&tpm, 11)])]});
+    std::fs::write(&sigf, doc.to_string()).unwrap();
+    let tab = img.file("crypttab");
+    std::fs::write(&tab, format!("root {} none luks,sealroot\n", p(&img.path))).unwrap();
+    std::fs::write(&img.cmdline, "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro").unwrap();
+    let boot = || {
+        Args::new("boot")
+            .arg("--dry-run")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &img.cmdline)
+            .opt("tcti", tpm.tcti())
+            .opt("tpm2-signature", &sigf)
+            .run()
+    };
+    let r = boot().expect(Exit::Ok);
+    assert!(r.stderr.contains("systemd-tpm2 token 0"), "{r:?}");
+    assert!(!r.stderr.contains("does not cover PCR 15"), "{r:?}");
+    assert_locked(&tpm);
+    assert_tpm_clean(&tpm);
+    // The lock closed it: the same boot cannot open it again.
+    boot().expect(Exit::PcrMismatch);
+}
