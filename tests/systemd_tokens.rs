@@ -607,3 +607,24 @@ fn boot_opens_a_crypttab_volume_through_its_systemd_token() {
     // The lock closed it: the same boot cannot open it again.
     boot().expect(Exit::PcrMismatch);
 }
+
+#[test]
+fn a_platform_requirement_is_checked_before_a_systemd_token_is_unsealed() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    // A plain swtpm: no SEV-SNP evidence anywhere.
+    let r = unlock(
+        &tpm,
+        &img,
+        &[
+            "--require-snp",
+            "--snp-unsigned-ok",
+            "--sev-guest",
+            "/nonexistent",
+        ],
+    )
+    .expect(Exit::Platform);
+    assert!(!r.stderr.contains("opens keyslot"), "{r:?}");
+    assert_locked(&tpm);
+}

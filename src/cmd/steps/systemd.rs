@@ -10,9 +10,11 @@
 //! sealroot path: a token whose policy covers PCR 15 cannot be unsealed
 //! again in this boot; one whose policy does not cover it can.
 
+use super::evidence::{self, PlatformOpts};
 use super::inputs::PinSource;
 use super::measure::measure_self;
 use super::session::Session;
+use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::Volume;
 use crate::formats::luks2::Kdf;
 use crate::formats::systemd_token::{self, SystemdToken, MAX_SIGNATURE_JSON, TOKEN_TYPE};
@@ -236,6 +238,10 @@ pub struct Request<'a> {
     pub pin: &'a PinSource,
     /// `--tpm2-signature`.
     pub signature: Option<&'a Path>,
+    /// A platform requirement from the command line (`--require-snp`),
+    /// checked before any token is unsealed, and where to find evidence.
+    pub require: Option<&'a SnpRequirement>,
+    pub platform: &'a PlatformOpts,
 }
 
 /// Unlock a volume that has no sealroot token through its `systemd-tpm2`
@@ -244,8 +250,9 @@ pub struct Request<'a> {
 /// there with `dry_run`). Returns the keyslot and the token that opened,
 /// `None` when the volume has no such token.
 ///
-/// Errors: those of [`volume_key()`] (the first token's, when several fail),
-/// [`Error::Timeout`], and activation's. The session locks on every way out.
+/// Errors: [`Error::Platform`] (the command line's platform requirement
+/// fails; nothing is unsealed), those of [`volume_key()`] (the first
+/// token's, when several fail), [`Error::Timeout`], and activation's. The session locks on every way out.
 pub fn unlock(
     vol: &mut Volume,
     args: &Request,
@@ -262,6 +269,11 @@ pub fn unlock(
         signature: args.signature,
         prompt_timeout: Some(session.remaining()),
     };
+    // Nothing is unsealed on a platform that fails the command line's
+    // requirement (systemd tokens carry none of their own).
+    if let Some(p) = args.require {
+        evidence::check(session.tpm()?, args.platform, &[p], &[0; 32])?;
+    }
     let mut first_err = None;
     let mut opened = None;
     for f in &found {

@@ -90,6 +90,8 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
             cmdline: &args.cmdline,
             pin: &args.pin,
             signature: args.policies.systemd_signature.as_deref(),
+            require: args.require.as_ref(),
+            platform: &args.platform,
         };
         if let Some((keyslot, origin)) = super::systemd::unlock(&mut vol, &req, session)? {
             return Ok(Unlocked {
