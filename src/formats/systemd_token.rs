@@ -546,6 +546,24 @@ mod tests {
         assert_eq!(SystemdToken::pcr_list(&t.all_pcrs()), "0+7");
     }
 
+    /// A token Debian 12's systemd-cryptenroll wrote (PIN, literal PCR 7,
+    /// signed PCR 11; also the fuzz seed).
+    #[test]
+    fn a_real_252_token_parses() {
+        let v: Value = serde_json::from_str(include_str!(
+            "../../fuzz/seeds/systemd_token/signed-pin-252.json"
+        ))
+        .unwrap();
+        let t = parse(&v).unwrap();
+        assert_eq!((t.keyslot, t.pin), (1, true));
+        assert_eq!(
+            (t.pcrs.as_slice(), t.pubkey_pcrs.as_slice()),
+            (&[7][..], &[11][..])
+        );
+        assert_eq!(t.pubkey.as_ref().unwrap().len(), 256);
+        assert_eq!(SystemdToken::pcr_list(&t.all_pcrs()), "7+11");
+    }
+
     #[test]
     fn hostile_fields_are_refused_by_name() {
         let cases: Vec<(&str, Value, &str)> = vec![
