@@ -628,3 +628,58 @@ fn a_platform_requirement_is_checked_before_a_systemd_token_is_unsealed() {
     assert!(!r.stderr.contains("opens keyslot"), "{r:?}");
     assert_locked(&tpm);
 }
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The unsealed secret, its base64 passphrase and the volume key leave no
+/// copy in the process's memory (read at a test-only pause before exit) or
+/// its output.
+#[test]
+fn no_copy_of_the_systemd_secret_in_memory_or_logs() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    let reveal = img.file("reveal");
+    std::fs::create_dir(&reveal).unwrap();
+    let pause = img.file("pause");
+    let args = Args::new("unlock")
+        .on(&tpm, &img)
+        .opt("name", "x")
+        .arg("--dry-run")
+        .arg("-v")
+        .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
+        .env("GLIBC_TUNABLES", sealroot::sys::harden::ALLOC_TUNABLES);
+    let (mem, out) = memory_at_pause(args.command(), &pause);
+    assert!(out.status.success(), "{out:?}");
+    assert!(mem.len() > 1 << 20, "read {} bytes of memory", mem.len());
+    assert!(
+        contains(&mem, p(&img.cmdline).as_bytes()),
+        "the scan cannot see the process's own arguments"
+    );
+    let secret = revealed(&reveal, "systemd-secret");
+    assert_eq!(secret.len(), 32);
+    use base64::Engine as _;
+    let passphrase = base64::engine::general_purpose::STANDARD.encode(&secret);
+    // The control: the revealed secret is the keyslot's passphrase.
+    assert!(img.opens(passphrase.as_bytes()));
+    let key = revealed(&reveal, "volume-key");
+    let logs = [out.stdout, out.stderr].concat();
+    // Every 16-byte run of each secret, looked up at every offset (one pass).
+    let mut runs = std::collections::HashMap::new();
+    for (what, s) in [
+        ("secret", secret.as_slice()),
+        ("passphrase", passphrase.as_bytes()),
+        ("volume key", key.as_slice()),
+    ] {
+        for w in s.windows(16) {
+            runs.insert(w.to_vec(), what);
+        }
+    }
+    for (where_, bytes) in [("memory", &mem), ("the output", &logs)] {
+        if let Some(what) = bytes.windows(16).find_map(|w| runs.get(w)) {
+            panic!("a 16-byte run of the {what} in {where_}");
+        }
+    }
+}

@@ -122,8 +122,11 @@ pub fn volume_key(
             .encode(secret.as_bytes())
             .into_bytes(),
     );
+    crate::testhooks::reveal("systemd-secret", secret.as_bytes());
     drop(secret);
     let (_, key) = vol.volume_key(Some(token.keyslot), &passphrase)?;
+    drop(passphrase);
+    crate::testhooks::reveal("volume-key", key.as_bytes());
     Ok(key)
 }
 
