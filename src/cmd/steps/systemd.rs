@@ -156,7 +156,7 @@ fn explain(tpm: &mut Tpm, found: &Found, token: &SystemdToken, r: SystemdRefusal
                 &hex::encode(current)[..16],
                 &hex::encode(token.policy_hash)[..16],
             );
-            if token.pcrs.contains(&SELF_PCR) {
+            if token.pcrs.contains(&SELF_PCR) && tpm.connected() {
                 if let Ok(v) = tpm.pcr_read(&[SELF_PCR]) {
                     if v[0] != [0; 32] {
                         m.push_str(&format!(
