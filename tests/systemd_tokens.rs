@@ -255,6 +255,14 @@ fn signed_token_opens_with_a_signature_for_this_boot_only() {
     tpm.extend(7, 0x07);
     let r = unlock(&tpm, &img, &["--tpm2-signature", p(&sigf)]).expect(Exit::PcrMismatch);
     assert!(r.stderr.contains("PCRs 7 differ"), "{r:?}");
+
+    // A signature file the size of a disk image is not read whole.
+    tpm.reboot();
+    let huge = img.file("huge.json");
+    std::fs::write(&huge, vec![b' '; 1 << 20]).unwrap();
+    let r = unlock(&tpm, &img, &["--tpm2-signature", p(&huge)]).expect(Exit::Io);
+    assert!(r.stderr.contains("larger than 65536 bytes"), "{r:?}");
+    assert_locked(&tpm);
 }
 
 #[test]
