@@ -385,3 +385,38 @@ fn volumes_of_one_boot_share_one_tpm() {
     r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("same TPM"), "{r:?}");
 }
+
+/// A volume opened through a systemd-tpm2 token is unsealed before PCR 15
+/// is measured, so it cannot sit behind a primary volume: beside others it
+/// is reported (adopt it), and the rest of the boot goes on.
+#[test]
+fn a_systemd_only_volume_is_not_opened_beside_others() {
+    let mut tpm = Swtpm::start();
+    let root = Image::with_passphrase(b"prov");
+    let data = Image::new();
+    common::systemd_tpm2::enroll_systemd(&tpm, &data, "7");
+    let tab = root.file("crypttab");
+    std::fs::write(
+        &tab,
+        format!(
+            "root {} none sealroot,sealroot-pcrs=0+7,sealroot-provision-key={}\ndata {} none sealroot\n",
+            p(&root.path),
+            p(&root.key),
+            p(&data.path)
+        ),
+    )
+    .unwrap();
+    std::fs::write(&root.cmdline, CMDLINE).unwrap();
+    tpm.reboot();
+    let r = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &root.cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+        .run();
+    r.assert_exit(Exit::Ok);
+    assert!(r.stderr.contains("first boot: enrolled"), "{r:?}");
+    assert!(r.stderr.contains("data: not opened"), "{r:?}");
+    assert!(r.stderr.contains("sealroot adopt"), "{r:?}");
+}

@@ -279,6 +279,11 @@ pub struct PolicySearchArgs {
     /// Directory of signed policy files, tried after the volume's policy tokens.
     #[arg(long, value_name = "DIR", default_value = "/etc/sealroot/policies")]
     pub policy_dir: PathBuf,
+    /// systemd-tpm2 tokens with a signed PCR policy: the PCR signature JSON
+    /// (default: tpm2-pcr-signature.json in /etc/systemd, /run/systemd,
+    /// /usr/local/lib/systemd, /usr/lib/systemd, as systemd looks).
+    #[arg(long, value_name = "FILE")]
+    pub tpm2_signature: Option<PathBuf>,
 }
 
 impl PolicySearchArgs {
@@ -286,6 +291,7 @@ impl PolicySearchArgs {
         PolicySearch {
             files: self.policy_files.clone(),
             dir: Some(self.policy_dir.clone()),
+            systemd_signature: self.tpm2_signature.clone(),
         }
     }
 }

@@ -171,24 +171,29 @@ fn unlock_volumes(
     session.set_deadline(deadline.unwrap_or(args.deadline));
 
     let (first, mut prepared) = ready.next().expect("the primary volume");
+    let rest: Vec<Ready> = ready.collect();
+    if rest.is_empty() {
+        // One volume: the unlock path of `unlock` (which also opens a
+        // volume through its systemd-tpm2 token).
+        let done = unlock::run_prepared(&first, prepared, session)?;
+        out.opened.push((first.name, done));
+        return Ok(out);
+    }
     // PCR 15 measures the primary volume: a data disk's failure cannot
     // change what the primary's token expects.
     let now = Measurements::new(&args.cmdline, &prepared.uuid);
     let key = unlock::unseal(&mut prepared, &first, &now, session)?;
-    let rest: Vec<Ready> = ready.collect();
     let mut unsealed: Vec<Unsealed> = Vec::with_capacity(rest.len() + 1);
-    if !rest.is_empty() {
-        let fp = key.fingerprint();
-        session.check_deadline("the primary volume's event")?;
-        measure_primary(session.tpm()?, &fp)?;
-        let after = now.after_primary(&fp);
-        for (a, mut p) in rest {
-            match unlock::unseal(&mut p, &a, &after, session) {
-                Ok(k) => unsealed.push((a, p, k)),
-                // No TPM, or time is up: the lock is due now.
-                Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
-                Err(e) => not_opened(&mut out, &a.name, e),
-            }
+    let fp = key.fingerprint();
+    session.check_deadline("the primary volume's event")?;
+    measure_primary(session.tpm()?, &fp)?;
+    let after = now.after_primary(&fp);
+    for (a, mut p) in rest {
+        match unlock::unseal(&mut p, &a, &after, session) {
+            Ok(k) => unsealed.push((a, p, k)),
+            // No TPM, or time is up: the lock is due now.
+            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
+            Err(e) => not_opened(&mut out, &a.name, e),
         }
     }
     unsealed.insert(0, (first, prepared, key));

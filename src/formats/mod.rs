@@ -9,5 +9,6 @@ pub mod ephemeral;
 pub mod luks2;
 pub mod probe;
 pub mod signed_policy;
+pub mod systemd_token;
 pub mod volume_key;
 pub mod wire;
