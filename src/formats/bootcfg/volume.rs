@@ -59,6 +59,10 @@ pub struct VolumeOpts {
     pub on_failure: Option<OnFailure>,
     /// Set for an ephemeral volume (fresh key every boot, nothing unsealed).
     pub ephemeral: Option<Settings>,
+    /// crypttab's `sealroot-systemd-token`: a volume without a sealroot
+    /// token may open through its systemd-tpm2 token (unsealed before
+    /// PCR 15 is measured, so only when the measured initrd says so).
+    pub systemd_token: bool,
 }
 
 impl VolumeOpts {
@@ -78,6 +82,7 @@ impl VolumeOpts {
             deadline: self.deadline.or(base.deadline),
             on_failure: self.on_failure.or(base.on_failure),
             ephemeral: self.ephemeral.clone().or_else(|| base.ephemeral.clone()),
+            systemd_token: self.systemd_token || base.systemd_token,
         }
     }
 
@@ -119,6 +124,7 @@ impl VolumeOpts {
             "timeout" => self.timeout = Some(seconds(need()?)?),
             "deadline" => self.deadline = Some(seconds(need()?)?),
             "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
+            "systemd-token" if crypttab => self.systemd_token = flag()?,
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,
