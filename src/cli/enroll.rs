@@ -15,6 +15,10 @@ use std::path::PathBuf;
 pub struct EnrollCmd {
     #[arg(long, value_name = "PATH")]
     pub device: PathBuf,
+    /// The volume's detached LUKS2 header (crypttab's header=); --device
+    /// is then its data device.
+    #[arg(long, value_name = "PATH")]
+    pub header: Option<PathBuf>,
     /// Existing passphrase/key file that opens the volume (every byte counts).
     #[arg(long, value_name = "FILE")]
     pub unlock_key_file: PathBuf,
@@ -115,6 +119,7 @@ impl EnrollCmd {
         };
         let out = enroll::run(&EnrollArgs {
             device: self.device.clone(),
+            header: self.header.clone(),
             unlock_key,
             pcrs: self.pcrs.0,
             pin,

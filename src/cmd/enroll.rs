@@ -4,7 +4,7 @@ use super::steps::eventlog::expected_events;
 use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
 use super::steps::TpmOpts;
 use crate::attest::snp_requirement::SnpRequirement;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::secret::{RecoveryKey, SecretBytes};
@@ -15,6 +15,8 @@ use std::path::PathBuf;
 /// Inputs of `sealroot enroll`.
 pub struct EnrollArgs {
     pub device: PathBuf,
+    /// A detached header (the device then holds only the data).
+    pub header: Option<PathBuf>,
     pub unlock_key: SecretBytes,
     pub pcrs: Vec<u32>,
     pub pin: Option<SecretBytes>,
@@ -50,7 +52,7 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
             args.pcrs
         );
     }
-    let mut vol = Volume::open(&args.device)?;
+    let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     if let Some((hash, iterations)) = &vol.header().segment_digest {
         note_stretched_digest(hash, *iterations);
     }

@@ -6,7 +6,7 @@ use super::steps::blobs::{check_blob_policy, load_blobs};
 use super::steps::eventlog::annotate;
 use super::steps::signed::{self, Found, PolicySearch};
 use super::steps::TpmOpts;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::blob::Blob;
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::{self, Measurements};
@@ -71,6 +71,8 @@ pub struct PcrReport {
 
 pub struct StatusArgs {
     pub device: PathBuf,
+    /// A detached header (the device then holds only the data).
+    pub header: Option<PathBuf>,
     pub blob_file: Option<PathBuf>,
     pub cmdline: String,
     pub tpm: TpmOpts,
@@ -79,7 +81,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<Report> {
-    let mut vol = Volume::open(&args.device)?;
+    let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
     let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;

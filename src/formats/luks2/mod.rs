@@ -224,10 +224,23 @@ impl Header {
 ///
 /// Errors: the first rule broken, as a [`Refusal`] naming the field.
 pub fn validate(metadata: &[u8], device_size: u64) -> Result<Header, Refusal> {
+    validate_on(metadata, device_size, false)
+}
+
+/// [`validate`] for a detached header (crypttab's `header=`): the same
+/// rules, except that the data segment lies on the data device of
+/// `data_size` bytes (it may start at 0) rather than after the metadata.
+///
+/// Errors: the first rule broken, as a [`Refusal`] naming the field.
+pub fn validate_detached(metadata: &[u8], data_size: u64) -> Result<Header, Refusal> {
+    validate_on(metadata, data_size, true)
+}
+
+fn validate_on(metadata: &[u8], device_size: u64, detached: bool) -> Result<Header, Refusal> {
     let (bin, area) = binary::read_pair(metadata)?;
     let text = binary::json_text(area)?;
     let meta = metadata::parse(text)?;
-    let ok = allow::check(&meta, bin.hdr_size, device_size)?;
+    let ok = allow::check(&meta, bin.hdr_size, device_size, detached)?;
     Ok(Header {
         hdr_size: bin.hdr_size,
         seqid: bin.seqid,
@@ -342,6 +355,33 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::{self, DEFAULT, DEVICE, PBKDF2};
     use super::*;
+
+    #[test]
+    fn detached_headers_put_the_data_on_another_device() {
+        use testkit::*;
+        // cryptsetup luksFormat --header: the data segment starts at 0 of
+        // the data device.
+        let b = with_json(DEFAULT, |v| v["segments"]["0"]["offset"] = "0".into());
+        let r = validate(&b, DEVICE).unwrap_err();
+        assert_eq!(r.field, "segments.0.offset");
+        let h = validate_detached(&b, 1 << 20).unwrap();
+        assert_eq!(h.segment.offset, 0);
+        // The data device must still hold the segment.
+        let b = with_json(DEFAULT, |v| {
+            v["segments"]["0"]["offset"] = "0".into();
+            v["segments"]["0"]["size"] = (2u64 << 20).to_string().into();
+        });
+        assert!(validate_detached(&b, 2 << 20).is_ok());
+        let r = validate_detached(&b, 1 << 20).unwrap_err();
+        assert_eq!(r.field, "segments.0.size");
+        // Every other rule stands.
+        let b = with_json(DEFAULT, |v| {
+            v["segments"]["0"]["offset"] = "0".into();
+            v["segments"]["0"]["encryption"] = "cipher_null-ecb".into();
+        });
+        let r = validate_detached(&b, 1 << 20).unwrap_err();
+        assert_eq!(r.field, "segments.0.encryption");
+    }
 
     #[test]
     fn cryptsetup_defaults_are_accepted() {
