@@ -16,6 +16,7 @@
 use super::header::CheckedHeader;
 use crate::formats::blob::{MAX_KEYSLOT, TOKEN_TYPE};
 use crate::formats::bootcfg::ActivationFlags;
+use crate::formats::keyfile;
 use crate::formats::luks2::{keyslot, Header};
 use crate::formats::probe::LuksFacts;
 use crate::secret::VolumeKey;
@@ -442,9 +443,15 @@ impl Volume {
                 Err(match slot {
                     Some(s) => Error::luks(
                         &self.path,
-                        format!("the key does not open keyslot {s}{detail}"),
+                        format!(
+                            "the key does not open keyslot {s}{detail}{}",
+                            newline_hint(key)
+                        ),
                     ),
-                    None => Error::luks(&self.path, format!("no keyslot accepts this key{detail}")),
+                    None => Error::luks(
+                        &self.path,
+                        format!("no keyslot accepts this key{detail}{}", newline_hint(key)),
+                    ),
                 })
             }
         }
@@ -541,6 +548,17 @@ pub fn luks_facts(path: &Path) -> Result<LuksFacts> {
             tokens: vec![],
         },
     })
+}
+
+/// What to say about a key that ends in a line ending: it is part of the
+/// key, as cryptsetup reads key files.
+fn newline_hint(key: &[u8]) -> String {
+    match keyfile::trailing_line_ending(key) {
+        Some(end) => format!(
+            " (the key ends in a line ending, {end}, which is part of the key as cryptsetup reads key files byte for byte: if the passphrase does not end in one, write the file without it, e.g. printf '%s' PASSPHRASE > FILE)"
+        ),
+        None => String::new(),
+    }
 }
 
 /// libcryptsetup reports a key that opens no keyslot as -EPERM
