@@ -59,6 +59,8 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
     // Fail before touching the TPM if the unlock key is wrong; the new
     // keyslots hold the volume key it yields.
     let (_, key) = vol.volume_key(None, args.unlock_key.as_bytes())?;
+    // ...and if the header is full, for the sealed and the recovery keyslot.
+    vol.ensure_room(1 + usize::from(args.recovery), key.as_bytes().len())?;
     let uuid = vol.uuid()?;
     let mut tpm = args.tpm.open()?;
     let spec = SealSpec {

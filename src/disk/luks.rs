@@ -238,7 +238,15 @@ impl Volume {
         f: impl FnOnce(&mut CryptDevice) -> std::result::Result<T, libcryptsetup_rs::LibcryptErr>,
     ) -> Result<T> {
         let w = self.writer()?;
-        let r = f(w).map_err(|e| Error::luks(&self.path, format!("{what}: {e}")));
+        let r = f(w).map_err(|e| match is_no_space(&e) {
+            true => Error::luks(
+                self.header_path(),
+                format!(
+                    "{what}: the LUKS2 header has no room for another keyslot or token: its JSON metadata area is full ({e}); remove a token or keyslot with `sealroot remove`, or reformat with a larger --luks2-metadata-size"
+                ),
+            ),
+            false => Error::luks(&self.path, format!("{what}: {e}")),
+        });
         // The device changed (or may have, on error): drop the writer so the
         // next write reloads, and read the header again.
         self.writer = None;
@@ -382,6 +390,31 @@ impl Volume {
             .ok_or_else(|| Error::luks(&self.path, "no free keyslot"))
     }
 
+    /// Fail unless the checked header has room for `n` more keyslots for
+    /// a volume key of `key_size` bytes: before anything is sealed or
+    /// written, so a full header leaves nothing half-done.
+    ///
+    /// Errors: [`Error::Luks`] saying the header is full and what to do.
+    pub fn ensure_room(&self, n: usize, key_size: usize) -> Result<()> {
+        if self.header().room_for_keyslots(n, key_size as u64) {
+            return Ok(());
+        }
+        Err(self.full_keyslots_area(n))
+    }
+
+    fn full_keyslots_area(&self, n: usize) -> Error {
+        let h = self.header();
+        Error::luks(
+            self.header_path(),
+            format!(
+                "the LUKS2 header has no room for {}: its keyslots area ({} bytes) is full with {} keyslots; remove one with `sealroot remove` (or `cryptsetup luksKillSlot`), or reformat with a larger --luks2-keyslots-size",
+                if n == 1 { "another keyslot".to_string() } else { format!("{n} more keyslots") },
+                h.keyslots_size,
+                h.keyslots.len()
+            ),
+        )
+    }
+
     /// Add keyslot `slot` for `new`, holding `key` (the volume key,
     /// already checked against this volume's digest), with `kdf` and the
     /// area cipher `aes-xts-plain64` (64-byte key).
@@ -398,6 +431,7 @@ impl Volume {
                 d
             }
         };
+        self.ensure_room(1, key.as_bytes().len())?;
         self.write(&format!("adding keyslot {slot}"), |d| {
             d.settings_handle().set_pbkdf_type(&pbkdf)?;
             d.keyslot_handle()
@@ -559,6 +593,11 @@ fn newline_hint(key: &[u8]) -> String {
         ),
         None => String::new(),
     }
+}
+
+/// libcryptsetup's ENOSPC: the JSON metadata area cannot hold the change.
+fn is_no_space(e: &libcryptsetup_rs::LibcryptErr) -> bool {
+    matches!(e, libcryptsetup_rs::LibcryptErr::IOError(io) if io.raw_os_error() == Some(28))
 }
 
 /// libcryptsetup reports a key that opens no keyslot as -EPERM

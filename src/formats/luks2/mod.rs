@@ -193,6 +193,27 @@ pub struct Token {
 }
 
 impl Header {
+    /// Whether the keyslots area has room for `n` more keyslots whose
+    /// split key is `key_size` bytes (4000 stripes, each area rounded up
+    /// to 4 KiB as libcryptsetup places them), between the areas in use.
+    pub fn room_for_keyslots(&self, n: usize, key_size: u64) -> bool {
+        let need = (key_size * allow::AF_STRIPES).div_ceil(4096) * 4096;
+        let start = 2 * self.hdr_size;
+        let end = start + self.keyslots_size;
+        let mut used: Vec<(u64, u64)> = self
+            .keyslots
+            .iter()
+            .map(|k| (k.area_offset, k.area_offset.saturating_add(k.area_size)))
+            .collect();
+        used.sort_unstable();
+        let (mut free, mut at) = (0u64, start);
+        for (s, e) in used.into_iter().chain([(end, end)]) {
+            free += s.saturating_sub(at) / need;
+            at = at.max(e);
+        }
+        free >= n as u64
+    }
+
     /// Bytes to copy so the copy works as a detached header: both metadata
     /// copies and the keyslots area, `2 * hdr_size + keyslots_size`.
     /// Cannot overflow: `hdr_size <= MAX_HDR_SIZE` and `keyslots_size <=
@@ -355,6 +376,17 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::{self, DEFAULT, DEVICE, PBKDF2};
     use super::*;
+
+    #[test]
+    fn room_for_keyslots_counts_the_free_stretches() {
+        let h = validate(testkit::DEFAULT, testkit::DEVICE).unwrap();
+        // 16 MiB keyslots area, one keyslot: 64 areas of 252 KiB in all.
+        let per = 258048;
+        let free = (h.keyslots_size - h.keyslots.iter().map(|k| k.area_size).sum::<u64>()) / per;
+        assert!(h.room_for_keyslots(free as usize, 64));
+        assert!(!h.room_for_keyslots(free as usize + 1, 64));
+        assert!(h.room_for_keyslots(1, 96));
+    }
 
     #[test]
     fn detached_headers_put_the_data_on_another_device() {
