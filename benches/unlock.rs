@@ -18,6 +18,9 @@
 //! - `unlock_ms_{sealroot,systemd}_default_format`: both on volumes
 //!   formatted with cryptsetup's defaults (benchmarked digest);
 //! - `unlock_ms_sealroot_signed`: a `--policy-key` volume;
+//! - `unlock_ms_sealroot_boot_1_volume`, `unlock_ms_sealroot_3_volumes`,
+//!   `unlock_growth_3_volumes`: `sealroot boot --dry-run` of a crypttab
+//!   with one volume and with three (unsealed, then one lock), and 3 ÷ 1;
 //! - `tpm_commands_per_unlock[_rm|_signed|_signed_rm|_clevis|_systemd]`:
 //!   commands on the wire (recording proxy); `_rm` as under a resource
 //!   manager, which flushes on close;
@@ -247,6 +250,10 @@ fn main() {
         digest["hash"].as_str().unwrap_or("?")
     );
     println!("unlock_ms_sealroot_signed: {:.1}", at(Kind::Signed));
+    let (b1, b3) = (at(Kind::BootOne), at(Kind::BootThree));
+    println!("unlock_ms_sealroot_boot_1_volume: {b1:.1}");
+    println!("unlock_ms_sealroot_3_volumes: {b3:.1}");
+    println!("unlock_growth_3_volumes: {:.3}", b3 / b1);
     println!("tpm_commands_per_unlock: {}", ours_cmds.len());
     println!("tpm_commands_per_unlock_rm: {}", ours_rm.len());
     println!("tpm_commands_per_unlock_signed: {}", signed_cmds.len());
@@ -294,10 +301,14 @@ enum Kind {
     SystemdDefaultFormat,
     /// sealroot in signed-policy mode.
     Signed,
+    /// `sealroot boot --dry-run` of a one-volume crypttab.
+    BootOne,
+    /// `sealroot boot --dry-run` of a three-volume crypttab.
+    BootThree,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 9] = [
         Kind::Sealroot,
         Kind::Clevis,
         Kind::Systemd,
@@ -305,7 +316,60 @@ impl Kind {
         Kind::SealrootDefaultFormat,
         Kind::SystemdDefaultFormat,
         Kind::Signed,
+        Kind::BootOne,
+        Kind::BootThree,
     ];
+}
+
+/// Three images enrolled by one first boot of a three-volume crypttab
+/// (PCRs 0,4,7,9), and crypttabs naming the first alone and all three.
+fn volumes_setup(tpm: &mut Swtpm) -> (Vec<Image>, std::path::PathBuf, std::path::PathBuf) {
+    let imgs: Vec<Image> = (0..3).map(|_| Image::with_passphrase(b"prov")).collect();
+    let line = |i: usize, prov: bool| {
+        format!(
+            "v{i} {} none sealroot,sealroot-pcrs=0+4+7+9{}\n",
+            p(&imgs[i].path),
+            if prov {
+                format!(",sealroot-provision-key={}", p(&imgs[i].key))
+            } else {
+                String::new()
+            }
+        )
+    };
+    let first = imgs[0].file("crypttab-first");
+    std::fs::write(&first, (0..3).map(|i| line(i, true)).collect::<String>()).unwrap();
+    tpm.reboot();
+    let out = boot_dry_run(&tpm.tcti(), &imgs[0], &first)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "first boot of 3 volumes: {out:?}");
+    let one = imgs[0].file("crypttab-1");
+    std::fs::write(&one, line(0, false)).unwrap();
+    let three = imgs[0].file("crypttab-3");
+    std::fs::write(&three, (0..3).map(|i| line(i, false)).collect::<String>()).unwrap();
+    (imgs, one, three)
+}
+
+/// `sealroot boot --dry-run` of `crypttab`, as the initramfs integrations
+/// start it.
+fn boot_dry_run(tcti: &str, img: &Image, crypttab: &std::path::Path) -> Command {
+    let mut c = Command::new(SEALROOT);
+    c.args(["boot", "--dry-run", "--crypttab"])
+        .arg(crypttab)
+        .args([
+            "--tcti",
+            tcti,
+            "--cmdline-file",
+            p(&img.cmdline),
+            "--eventlog",
+            "none",
+            "--log",
+            "stderr",
+        ])
+        .env_remove("TPM2TOOLS_TCTI")
+        .env("GLIBC_TUNABLES", sealroot::sys::harden::ALLOC_TUNABLES)
+        .stdin(Stdio::null());
+    c
 }
 
 /// The images and files every kind of run needs, enrolled once.
@@ -316,6 +380,8 @@ struct Subjects {
     both: Image,
     default_format: Image,
     signed: (Image, std::path::PathBuf),
+    /// Three volumes and the crypttabs naming the first, and all three.
+    volumes: (Vec<Image>, std::path::PathBuf, std::path::PathBuf),
 }
 
 impl Subjects {
@@ -359,6 +425,7 @@ impl Subjects {
         tpm.reboot();
         enroll(tpm, &default_format, &pcrs).assert_exit(Exit::Ok);
         let signed = signed_setup(tpm);
+        let volumes = volumes_setup(tpm);
         Subjects {
             plain,
             jwe,
@@ -366,6 +433,7 @@ impl Subjects {
             both,
             default_format,
             signed,
+            volumes,
         }
     }
 
@@ -378,6 +446,8 @@ impl Subjects {
             Kind::SealrootDefaultFormat => sealroot_unlock(tcti, &self.default_format),
             Kind::SystemdDefaultFormat => systemd_unlock_tcti(tcti, &self.default_format),
             Kind::Signed => signed_unlock(tcti, &self.signed.0, &self.signed.1),
+            Kind::BootOne => boot_dry_run(tcti, &self.volumes.0[0], &self.volumes.1),
+            Kind::BootThree => boot_dry_run(tcti, &self.volumes.0[0], &self.volumes.2),
         }
     }
 }

@@ -127,7 +127,7 @@ fn bad_configuration_and_missing_devices_are_reported() {
     let two = format!("a {0} none sealroot\nb {0} none sealroot\n", p(&img.path));
     let r = boot(&tpm, &img, &two, "quiet", &[]);
     r.assert_exit(Exit::Usage);
-    assert!(r.stderr.contains("one per boot"), "{r:?}");
+    assert!(r.stderr.contains("two volumes name the device"), "{r:?}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 #
 # Installs sealroot with every library it needs, including the TCTI module
 # tss2-tctildr loads with dlopen(), the dm-crypt, cipher and TPM kernel
-# modules, the sealroot line of /etc/crypttab and the files it names, the
+# modules, the sealroot lines of /etc/crypttab and the files they name, the
 # oneshot sealroot.service (`sealroot boot`, no shell involved), its
 # OnFailure= unit sealroot-failure.service (PCR 15 lock, recovery prompt,
 # then poweroff: fail closed) and an emergency hook that keeps dracut's
@@ -120,30 +120,32 @@ install() {
             sealroot_fail "sealroot rejects /etc/crypttab: $whole"
         [[ -z $whole ]] || dwarn "sealroot: $whole"
     fi
+    # Every sealroot line: one `sealroot boot` opens them all and locks
+    # PCR 15 once behind them (docs/design.md#several-volumes-in-one-boot).
     lines=$(sealroot_crypttab_lines)
-    if (($(grep -c . <<<"$lines") > 1)); then
-        sealroot_fail "/etc/crypttab has several sealroot lines; sealroot opens one volume per boot"
-    fi
     if [[ -n $lines ]]; then
         # sealroot's own parser (the one the boot uses) checks the line now,
         # so a mistake fails the build instead of the boot.
         local err
         err=$(/usr/sbin/sealroot boot --print-config --crypttab <(printf '%s\n' "$lines") \
             --cmdline-file /dev/null --log stderr 2>&1 >/dev/null) ||
-            sealroot_fail "sealroot rejects the sealroot line of /etc/crypttab: $err"
+            sealroot_fail "sealroot rejects the sealroot lines of /etc/crypttab: $err"
         # Once the volume is open (by the recovery prompt, or by hand in the
         # emergency shell of on-failure=shell), leaving the emergency mode
         # restarts the boot transaction: the unit must then be a no-op, not a
         # second failure.
         mkdir -p "$initdir$systemdsystemunitdir/sealroot.service.d"
-        printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$(awk '{ print $1 }' <<<"$lines")" \
+        # The primary volume is the first line (or the one root= names at
+        # boot; this condition is about a restarted transaction only).
+        printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$(awk 'NR == 1 { print $1 }' <<<"$lines")" \
             >"$initdir$systemdsystemunitdir/sealroot.service.d/50-open.conf"
-        if [[ -f $initdir/etc/crypttab ]]; then
-            # dracut's crypt module wrote its own lines; add ours if absent.
-            grep -qxF "$lines" "$initdir/etc/crypttab" || printf '%s\n' "$lines" >>"$initdir/etc/crypttab"
-        else
-            printf '%s\n' "$lines" >"$initdir/etc/crypttab"
-        fi
+        # dracut's crypt module may have written its own lines: add each of
+        # ours that is absent.
+        local line
+        while IFS= read -r line; do
+            [[ -f $initdir/etc/crypttab ]] && grep -qxF -- "$line" "$initdir/etc/crypttab" && continue
+            printf '%s\n' "$line" >>"$initdir/etc/crypttab"
+        done <<<"$lines"
     fi
     for f in $(sealroot_crypttab_option sealroot-provision-key) $(sealroot_crypttab_option sealroot-policy-key) \
         $(sealroot_crypttab_option sealroot-blob) $(sealroot_crypttab_option header) \

@@ -22,5 +22,7 @@ source "$HARNESS_DIR/lib/snp.sh"
 source "$HARNESS_DIR/lib/signed.sh"
 # shellcheck source=lib/hostile.sh
 source "$HARNESS_DIR/lib/hostile.sh"
+# shellcheck source=lib/volumes.sh
+source "$HARNESS_DIR/lib/volumes.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

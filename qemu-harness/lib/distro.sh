@@ -215,8 +215,14 @@ distro_install_sealroot() {
     echo sealroot-guest >"$root/etc/hostname"
 }
 
+# The root's line, and the data disk's (/dev/vdb; both open in one boot,
+# docs/design.md#several-volumes-in-one-boot).
 distro_crypttab_sealroot() {
-    echo "$DISTRO_NAME UUID=$2 none sealroot,sealroot-provision-key=/etc/sealroot/provision.key" >"$1/etc/crypttab"
+    local opts=sealroot,sealroot-provision-key=/etc/sealroot/provision.key
+    {
+        echo "$DISTRO_NAME UUID=$2 none $opts"
+        echo "data UUID=$(cat "$DISTRO_OUT/data-uuid") none $opts"
+    } >"$1/etc/crypttab"
 }
 
 # clevis unlocks through cryptsetup-initramfs's cryptroot, which takes the
@@ -350,6 +356,12 @@ distro_build_disk() {
     cryptsetup open --test-passphrase --key-file "$out/recovery.key" "$disk.tmp" ||
         distro_die "recovery key does not open the new volume"
     mv "$disk.tmp" "$disk"
+    # The data disk: empty LUKS2 under the same provisioning key.
+    rm -f "$out/data.img"
+    truncate -s 24M "$out/data.img.tmp"
+    cryptsetup luksFormat --batch-mode --type luks2 --uuid "$(cat "$out/data-uuid")" "${PROVISION_PBKDF[@]}" \
+        --key-file "$out/provision.key" "$out/data.img.tmp" >&2 || distro_die "luksFormat of the data disk failed"
+    mv "$out/data.img.tmp" "$out/data.img"
 }
 
 distro_bytes() {
@@ -394,7 +406,7 @@ distro_prepare() {
     key=$({ cat "$root/.complete"; cat "$bin"; cat "${integration[@]}" \
         "$HARNESS_DIR/lib/distro.sh" "$HARNESS_DIR/guest/distro-root-marker"; } | sha256sum | cut -c1-16)
     DISTRO_OUT=$out
-    if [[ -f $out/.inputs && $(cat "$out/.inputs") == "$key" && -f $out/disk.img ]]; then
+    if [[ -f $out/.inputs && $(cat "$out/.inputs") == "$key" && -f $out/disk.img && -f $out/data.img ]]; then
         return 0
     fi
     t0=$(now_ms)
@@ -403,6 +415,7 @@ distro_prepare() {
     build_keys "$out"
     uuid=$(cat /proc/sys/kernel/random/uuid)
     echo "$uuid" >"$out/uuid"
+    cat /proc/sys/kernel/random/uuid >"$out/data-uuid"
     kver=$(distro_kver "$root")
     distro_install_sealroot "$tool" "$root" "$out" "$bin" "$uuid"
     cp "$root/boot/vmlinuz-$kver" "$out/vmlinuz"
@@ -463,6 +476,8 @@ distro_publish_sizes() {
 distro_vm_init() {
     vm_create "$VMS_DIR/$1" "$DISTRO_OUT/disk.img"
     scn_use "$1"
+    cp --sparse=always "$DISTRO_OUT/data.img" "$SCN_VM/data.img"
+    VM_EXTRA_DISKS=("$SCN_VM/data.img")
     ARTEFACTS_DIR=$DISTRO_OUT
 }
 
@@ -505,6 +520,8 @@ distro_expect_tpm_unlock() {
     expect "$1" "no sign of a TPM unlock$(distro_first_error)"
     expect_root_up
     expect "ROOT-CHECK: relock rc=$(exit_code PcrMismatch)" "sealroot could unseal again from the root (relock check: $(grep -aoE 'ROOT-CHECK: relock rc=[0-9]+' "$SCN_LOG" || echo none))"
+    expect 'ROOT-CHECK: data mapped' "the data disk of the second crypttab line was not opened$(distro_first_error)"
+    expect "ROOT-CHECK: relock data rc=$(exit_code PcrMismatch)" "the data disk's token could be unsealed again from the root ($(grep -aoE 'ROOT-CHECK: relock data rc=[0-9]+' "$SCN_LOG" || echo 'no check'))"
 }
 
 # sealroot's own error line, to explain a failed expectation.
@@ -541,6 +558,8 @@ distro_scenario() {
     # 1: first boot enrolls with the provisioning key from crypttab.
     distro_boot
     expect 'sealroot: first boot: enrolled' "sealroot did not enroll$(distro_first_error)"
+    [[ $(grep -acE 'sealroot: first boot: enrolled' "$SCN_LOG") -ge 2 ]] ||
+        scn_fail "boot $SCN_BOOT: sealroot did not enroll both crypttab volumes"
     distro_expect_tpm_unlock "$ok"
     expect_enrolled_volume
     expect_token_pcrs 0,4,7,9,15

@@ -8,6 +8,8 @@ SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephem
     ephemeral-verity)
 # lib/hostile.sh
 SCENARIOS+=(hostile-header fs-confusion)
+# lib/volumes.sh
+SCENARIOS+=(two-volumes)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -33,6 +35,7 @@ describe_scenario() {
     ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
     hostile-header) echo "the host rewrites the token's keyslot as cipher_null with its own volume key: refused (exit 13, cipher_null named), PCR 15 locked, no shell" ;;
     fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
+    two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
     *) return 1 ;;
     esac
 }

@@ -1,6 +1,8 @@
 //! `sealroot enroll`: options and output.
 
-use super::options::{CmdlineArgs, EventLogArgs, PcrList, SnpCertArgs, SnpPolicyArgs, TpmArgs};
+use super::options::{
+    CmdlineArgs, EventLogArgs, LuksUuid, PcrList, SnpCertArgs, SnpPolicyArgs, TpmArgs,
+};
 use crate::cmd::enroll::{self, EnrollArgs};
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::pcr::BANK_SHA256;
@@ -67,6 +69,15 @@ pub struct EnrollCmd {
     /// the PCR.
     #[arg(long)]
     pub allow_zero_pcrs: bool,
+    /// For a data volume opened in the same boot as another (the root):
+    /// that primary volume's LUKS UUID, which the boot measures into PCR 15
+    /// (docs/design.md#several-volumes-in-one-boot).
+    #[arg(long, value_name = "UUID")]
+    pub root_volume: Option<LuksUuid>,
+    /// The image's crypttab, read as `boot` reads it to warn when its
+    /// boot could not unseal this token (a missing file is not checked).
+    #[arg(long, value_name = "PATH", default_value = "/etc/crypttab")]
+    pub crypttab: PathBuf,
 }
 
 impl EnrollCmd {
@@ -131,6 +142,8 @@ impl EnrollCmd {
             authorize,
             eventlog: self.eventlog.path(),
             allow_zero_pcrs: self.allow_zero_pcrs,
+            root_volume: self.root_volume.map(|u| u.0),
+            crypttab: self.crypttab,
         })?;
         let a = &out.added;
         let mut stdout = std::io::stdout().lock();

@@ -30,6 +30,18 @@ impl FromStr for MappingName {
     }
 }
 
+/// A LUKS UUID (`cryptsetup luksUUID`), lower case.
+#[derive(Debug, Clone)]
+pub struct LuksUuid(pub String);
+
+impl FromStr for LuksUuid {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        crate::formats::blob::check_uuid(s)?;
+        Ok(LuksUuid(s.to_ascii_lowercase()))
+    }
+}
+
 /// A timeout: seconds from 0 to 3600 ([`bootcfg::seconds`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Seconds(pub f64);

@@ -1,6 +1,6 @@
 //! `sealroot reseal`: options and output.
 
-use super::options::{CmdlineArgs, PcrList, TpmArgs};
+use super::options::{CmdlineArgs, LuksUuid, PcrList, TpmArgs};
 use crate::cmd::reseal::{self, ResealArgs};
 use crate::cmd::steps::inputs::PinSource;
 use crate::sys::files::read_key_file;
@@ -36,6 +36,10 @@ pub struct ResealCmd {
     /// the PCR.
     #[arg(long)]
     pub allow_zero_pcrs: bool,
+    /// The LUKS UUID of the primary volume of the boot that opens this
+    /// one (default: the boot the old token was sealed for).
+    #[arg(long, value_name = "UUID")]
+    pub root_volume: Option<LuksUuid>,
 }
 
 impl ResealCmd {
@@ -59,6 +63,7 @@ impl ResealCmd {
             cmdline,
             tpm,
             allow_zero_pcrs: self.allow_zero_pcrs,
+            root_volume: self.root_volume.map(|u| u.0),
         })?;
         println!(
             "resealed {}: keyslot {}{}",

@@ -1,7 +1,8 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, FlagList, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+    EvidenceArgs, FlagList, LuksUuid, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs,
+    UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::cmd::steps::session::Session;
@@ -65,6 +66,11 @@ pub struct UnlockCmd {
     /// tests on a bare TPM).
     #[arg(long)]
     pub allow_zero_pcrs: bool,
+    /// A data volume opened by hand: the LUKS UUID of the root volume of
+    /// the boot its token was enrolled for (PCR 15 measures that boot;
+    /// docs/design.md#several-volumes-in-one-boot).
+    #[arg(long, value_name = "UUID")]
+    pub root_volume: Option<LuksUuid>,
     #[command(flatten)]
     pub inputs: UnlockInputs,
 }
@@ -117,6 +123,7 @@ impl UnlockCmd {
                 policy_key,
                 policies: i.policies.search(),
                 eventlog: i.eventlog.path(),
+                root_volume: self.root_volume.map(|u| u.0),
             },
             &mut session,
         )?;

@@ -1,23 +1,26 @@
 //! `sealroot boot`: the initramfs entry point. Reads which volumes to open
 //! from the kernel command line and crypttab ([`crate::formats::bootcfg`]),
 //! waits (bounded) for their device nodes, opens the dm-verity OS layer and
-//! the ephemeral volumes, then runs the unlock path.
+//! the ephemeral volumes, then unseals every sealed volume and locks PCR 15
+//! once behind them all.
 
 use super::steps::ephemeral::{self, EphemeralArgs, SYS_TPM};
 use super::steps::evidence::PlatformOpts;
 use super::steps::inputs::{read_public_key, PinSource};
 use super::steps::session::Session;
 use super::steps::signed::PolicySearch;
-use super::steps::unlock::{self, UnlockArgs, Unlocked};
+use super::steps::unlock::{self, Opened, Prepared, UnlockArgs, Unlocked};
 use super::steps::TpmOpts;
 use crate::disk::luks::OpenOpts;
 use crate::disk::verity::{self, VerityArgs};
 use crate::disk::wait::wait_for;
 use crate::formats::bootcfg::{self, VerityCfg, VolumeCfg};
-use crate::pcr::DEFAULT_PCRS;
+use crate::pcr::selfpcr::Measurements;
+use crate::pcr::{Digest, DEFAULT_PCRS, SELF_PCR};
 use crate::sys::files::read_key_file;
+use crate::testhooks::checkpoint;
 use crate::{Error, Result};
-use log::info;
+use log::{error, info};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,12 +73,23 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
     Ok((cmdline, vols))
 }
 
+/// What one boot opened (mapping name, outcome; the primary volume
+/// first), and the other sealed volumes it could not open.
+#[derive(Debug, Default)]
+pub struct BootOutcome {
+    pub opened: Vec<(String, Unlocked)>,
+    pub failed: Vec<(String, Error)>,
+}
+
 /// Open what the configuration names: the verified OS layer first (an
 /// ephemeral root's overlay needs it), then the ephemeral volumes (they
-/// unseal nothing and leave PCR 15 alone), then the one TPM-sealed volume.
-/// Returns `None` when no sealed volume is configured (not an error: the
-/// hook may be installed on a machine that does not use sealroot for this
-/// boot).
+/// unseal nothing and leave PCR 15 alone), then the TPM-sealed volumes:
+/// every one is unsealed before PCR 15 is locked once
+/// (docs/design.md#several-volumes-in-one-boot). The primary volume's
+/// failure fails the boot; another volume's is logged and returned in
+/// [`BootOutcome::failed`]. No sealed volume configured is not an error:
+/// the hook may be installed on a machine that does not use sealroot for
+/// this boot.
 ///
 /// `session` locks PCR 15 on every way out, failures included, and also
 /// when nothing is configured or `rd.sealroot=0` says so: the host writes
@@ -83,8 +97,9 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
 /// leave PCR 15 fresh for a later replay of sealroot's measurements.
 ///
 /// Errors: those of the configuration, of the device wait ([`Error::Io`]),
-/// of dm-verity and ephemeral setup, and of [`unlock::run`].
-pub fn run(args: &BootArgs, session: &mut Session) -> Result<Option<Unlocked>> {
+/// of dm-verity and ephemeral setup, and of the primary volume's unlock
+/// ([`unlock::run`]).
+pub fn run(args: &BootArgs, session: &mut Session) -> Result<BootOutcome> {
     let (cmdline, vols) = configuration(args)?;
     if let Some(v) = cmdline.verity.as_ref().filter(|_| !cmdline.disabled) {
         open_verity(args, v)?;
@@ -94,46 +109,134 @@ pub fn run(args: &BootArgs, session: &mut Session) -> Result<Option<Unlocked>> {
         open_ephemeral(args, v)?;
         ephemeral += 1;
     }
-    match sealed_volume(vols)? {
-        Some(v) => unlock_volume(args, v, session).map(Some),
-        None => {
-            if ephemeral == 0 && cmdline.verity.is_none() {
-                info!(
-                    "no sealroot volume configured (kernel command line, {})",
-                    args.crypttab.display()
-                );
-            }
-            Ok(None)
+    let sealed = bootcfg::sealed_in_boot_order(&vols, &args.cmdline);
+    if sealed.is_empty() {
+        if ephemeral == 0 && cmdline.verity.is_none() {
+            info!(
+                "no sealroot volume configured (kernel command line, {})",
+                args.crypttab.display()
+            );
         }
+        return Ok(BootOutcome::default());
     }
+    unlock_volumes(args, &sealed, session)
 }
 
-/// The one TPM-sealed volume among `vols` (ephemeral ones are not), or
-/// `None`.
-///
-/// Errors: [`Error::Usage`] when more than one is configured.
-fn sealed_volume(vols: Vec<VolumeCfg>) -> Result<Option<VolumeCfg>> {
-    let mut sealed: Vec<VolumeCfg> = vols
-        .into_iter()
-        .filter(|v| v.opts.ephemeral.is_none())
-        .collect();
-    match sealed.len() {
-        0 | 1 => Ok(sealed.pop()),
-        n => Err(Error::Usage(format!(
-            "{n} sealroot volumes configured; sealroot opens one per boot (the lock after the first unseal blocks the others)"
-        ))),
-    }
-}
-
-/// The sealed volume's configuration as shell assignments
+/// The primary sealed volume's configuration as shell assignments
 /// ([`bootcfg::export`]): what the initramfs scripts' recovery prompt
 /// needs, from the one parser of the boot configuration. Touches nothing.
 ///
 /// Errors: those of [`configuration`].
 pub fn print_config(args: &BootArgs) -> Result<String> {
     let (_, vols) = configuration(args)?;
-    let v = sealed_volume(vols)?;
-    Ok(bootcfg::export(v.as_ref(), &args.tpm.tcti))
+    let sealed = bootcfg::sealed_in_boot_order(&vols, &args.cmdline);
+    Ok(bootcfg::export(sealed.first(), &args.tpm.tcti))
+}
+
+/// The one TPM every sealed volume of a boot uses: one lock must cover
+/// them all.
+///
+/// Errors: [`Error::Usage`] when two volumes name different TPMs.
+fn boot_tpm(args: &BootArgs, vols: &[VolumeCfg]) -> Result<TpmOpts> {
+    let first = tpm_for(args, &vols[0]);
+    if let Some(v) = vols.iter().find(|v| tpm_for(args, v).tcti != first.tcti) {
+        return Err(Error::Usage(format!(
+            "boot configuration: {} uses TPM {:?} and {} uses {:?}: every sealed volume of one boot uses the same TPM, so that one lock covers them all",
+            vols[0].name,
+            first.tcti,
+            v.name,
+            tpm_for(args, v).tcti
+        )));
+    }
+    Ok(first)
+}
+
+/// One sealed volume on its way: its arguments, checked header, and key.
+type Unsealed = (UnlockArgs, Prepared, Opened);
+
+/// Unseal every sealed volume (`vols[0]` is the primary), lock once, then
+/// activate.
+fn unlock_volumes(
+    args: &BootArgs,
+    vols: &[VolumeCfg],
+    session: &mut Session,
+) -> Result<BootOutcome> {
+    session.retarget(boot_tpm(args, vols)?);
+    let mut out = BootOutcome::default();
+    let mut failed = |v: &VolumeCfg, e: Error| {
+        error!(
+            "{}: not opened: {e} (the boot goes on without it; PCR {SELF_PCR} is locked)",
+            v.name
+        );
+        out.failed.push((v.name.clone(), e));
+    };
+    // Every device first: the deadline counts from when they are there
+    // (waiting for a slow disk is bounded by --device-timeout, and nothing
+    // is measured or unsealed before it). Only the primary's absence is
+    // fatal.
+    wait_for(&vols[0].device.path(), args.device_timeout)?;
+    let mut present = vec![&vols[0]];
+    for v in &vols[1..] {
+        match wait_for(&v.device.path(), args.device_timeout) {
+            Ok(()) => present.push(v),
+            Err(e) => failed(v, e),
+        }
+    }
+    let deadline = vols
+        .iter()
+        .filter_map(|v| v.opts.deadline)
+        .reduce(f64::min)
+        .map(Duration::from_secs_f64);
+    session.set_deadline(deadline.unwrap_or(args.deadline));
+
+    let first = volume_args(args, present[0])?;
+    let mut prepared = unlock::prepare(&first)?;
+    // PCR 15 measures the primary volume: every token of this boot
+    // expects it, and a data disk's failure cannot change it.
+    let now = Measurements::new(&args.cmdline, &prepared.uuid);
+    let key = unlock::unseal(&mut prepared, &first, &now, session)?;
+    let mut unsealed: Vec<Unsealed> = vec![(first, prepared, key)];
+    for v in &present[1..] {
+        match unseal_other(args, v, &now, session) {
+            Ok(u) => unsealed.push(u),
+            // No TPM, or time is up: the lock is due now.
+            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
+            Err(e) => failed(v, e),
+        }
+    }
+    session.check_deadline("the lock")?;
+    let fingerprints: Vec<Digest> = unsealed.iter().map(|(_, _, k)| k.fingerprint()).collect();
+    session.lock_opened(&fingerprints)?;
+    checkpoint("unlock:locked");
+
+    let mut unsealed = unsealed.into_iter();
+    let (a, p, k) = unsealed.next().expect("the primary volume");
+    let done = unlock::finish(p, k, &a)?;
+    out.opened.push((a.name, done));
+    for (a, p, k) in unsealed {
+        match unlock::finish(p, k, &a) {
+            Ok(done) => out.opened.push((a.name, done)),
+            Err(e) => {
+                error!("{}: not opened: {e}", a.name);
+                out.failed.push((a.name, e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Check the header of a volume other than the primary and unseal its key
+/// in this boot's measured state.
+fn unseal_other(
+    args: &BootArgs,
+    v: &VolumeCfg,
+    now: &Measurements,
+    session: &mut Session,
+) -> Result<Unsealed> {
+    let a = volume_args(args, v)?;
+    let mut p = unlock::prepare(&a)?;
+    let k = unlock::unseal(&mut p, &a, now, session)?;
+    Ok((a, p, k))
 }
 
 /// The TPM options of a volume: its own TCTI and timeout, else the
@@ -190,16 +293,12 @@ fn open_ephemeral(args: &BootArgs, v: &VolumeCfg) -> Result<()> {
     Ok(())
 }
 
-/// Unlock the TPM-sealed volume (first-boot enrollment when its
-/// provisioning key is there).
-fn unlock_volume(args: &BootArgs, v: VolumeCfg, session: &mut Session) -> Result<Unlocked> {
-    session.retarget(tpm_for(args, &v));
+/// The unlock arguments of one sealed volume (reads its provisioning key
+/// and, on a first boot, its policy key).
+///
+/// Errors: [`Error::Io`] for an unreadable key file.
+fn volume_args(args: &BootArgs, v: &VolumeCfg) -> Result<UnlockArgs> {
     let device = v.device.path();
-    wait_for(&device, args.device_timeout)?;
-    // The deadline counts from here: waiting for a slow disk is bounded by
-    // --device-timeout, and nothing is measured or unsealed before it.
-    let deadline = v.opts.deadline.map(Duration::from_secs_f64);
-    session.set_deadline(deadline.unwrap_or(args.deadline));
     let provision_key = match &v.opts.provision_key {
         Some(p) if p.exists() => Some(read_key_file(p)?),
         Some(p) => {
@@ -218,27 +317,25 @@ fn unlock_volume(args: &BootArgs, v: VolumeCfg, session: &mut Session) -> Result
         _ => None,
     };
     info!("opening {} as /dev/mapper/{}", device.display(), v.name);
-    unlock::run(
-        &UnlockArgs {
-            device,
-            luks: OpenOpts {
-                header: v.opts.header,
-                flags: v.opts.flags,
-            },
-            name: v.name,
-            dry_run: args.dry_run,
-            blob_file: v.opts.blob,
-            cmdline: args.cmdline.clone(),
-            pin: args.pin.clone(),
-            provision_key,
-            pcrs: v.opts.pcrs.unwrap_or_else(|| DEFAULT_PCRS.to_vec()),
-            allow_zero_pcrs: args.allow_zero_pcrs,
-            platform: args.platform.clone(),
-            require: None,
-            policy_key,
-            policies: args.policies.clone(),
-            eventlog: args.eventlog.clone(),
+    Ok(UnlockArgs {
+        device,
+        luks: OpenOpts {
+            header: v.opts.header.clone(),
+            flags: v.opts.flags,
         },
-        session,
-    )
+        name: v.name.clone(),
+        dry_run: args.dry_run,
+        blob_file: v.opts.blob.clone(),
+        cmdline: args.cmdline.clone(),
+        pin: args.pin.clone(),
+        provision_key,
+        pcrs: v.opts.pcrs.clone().unwrap_or_else(|| DEFAULT_PCRS.to_vec()),
+        allow_zero_pcrs: args.allow_zero_pcrs,
+        platform: args.platform.clone(),
+        require: None,
+        policy_key,
+        policies: args.policies.clone(),
+        eventlog: args.eventlog.clone(),
+        root_volume: None,
+    })
 }

@@ -1,5 +1,6 @@
 //! `sealroot enroll`: add a TPM-sealed keyslot, its blob, and a recovery key.
 
+use super::steps::bootset;
 use super::steps::eventlog::expected_events;
 use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
 use super::steps::TpmOpts;
@@ -33,6 +34,11 @@ pub struct EnrollArgs {
     pub eventlog: Option<PathBuf>,
     /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
     pub allow_zero_pcrs: bool,
+    /// The LUKS UUID of the primary volume of the boot that opens this
+    /// one, when it is another ([`bootset`]).
+    pub root_volume: Option<String>,
+    /// The crypttab of the image, checked against `root_volume`.
+    pub crypttab: PathBuf,
 }
 
 /// PCRs that bind the initrd and the kernel command line: 9 (the EFI stub's
@@ -62,10 +68,20 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
     // ...and if the header is full, for the sealed and the recovery keyslot.
     vol.ensure_room(1 + usize::from(args.recovery), key.as_bytes().len())?;
     let uuid = vol.uuid()?;
+    bootset::check_crypttab(
+        &args.crypttab,
+        &args.cmdline,
+        &args.device,
+        &uuid,
+        args.root_volume.as_deref(),
+    );
     let mut tpm = args.tpm.open()?;
     let spec = SealSpec {
         pcrs: &args.pcrs,
-        measurements: Measurements::new(&args.cmdline, &uuid),
+        measurements: Measurements::new(
+            &args.cmdline,
+            bootset::primary_uuid(&uuid, args.root_volume.as_deref()),
+        ),
         pin: args.pin.as_ref(),
         platform: args.platform.as_ref(),
         authorize: args.authorize.as_ref(),

@@ -31,6 +31,9 @@ pub struct ResealArgs {
     pub tpm: TpmOpts,
     /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
     pub allow_zero_pcrs: bool,
+    /// The LUKS UUID of the boot's primary volume; `None` keeps the boot
+    /// the old token was sealed for.
+    pub root_volume: Option<String>,
 }
 
 pub fn run(args: &ResealArgs) -> Result<Added> {
@@ -69,7 +72,15 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
     } else {
         None
     };
-    let now = Measurements::new(&args.cmdline, &uuid);
+    // The boot the old token was sealed for (its primary volume), unless
+    // another is named: a reseal for a kernel update keeps the boot.
+    let now = match &args.root_volume {
+        Some(root) => Measurements::new(&args.cmdline, root),
+        None => Measurements {
+            config: old.self_measurements.config,
+            ..Measurements::new(&args.cmdline, &uuid)
+        },
+    };
     // The volume key the new keyslot holds: from the given key, or through
     // the old keyslot with the old secret unsealed from the TPM (which then
     // locks PCR 15, as at boot).

@@ -45,7 +45,7 @@ pub fn with_key(
     })?;
     let mut vol = Volume::open_with(device, opts)?;
     let (slot, vk) = vol.volume_key(None, key.as_bytes())?;
-    session.lock_opened(&volume_key::fingerprint(vk.as_bytes()))?;
+    session.lock_opened(&[volume_key::fingerprint(vk.as_bytes())])?;
     if !dry_run {
         vol.activate(name, &vk, false)?;
     }

@@ -431,7 +431,10 @@ fn tpm2b(s: &str, what: &str) -> std::result::Result<Vec<u8>, String> {
     Ok(v)
 }
 
-fn check_uuid(u: &str) -> std::result::Result<(), String> {
+/// A LUKS UUID as sealroot stores it: 1-64 hex digits and dashes.
+///
+/// Errors: a message naming the value.
+pub fn check_uuid(u: &str) -> std::result::Result<(), String> {
     if u.is_empty() || u.len() > 64 || !u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(format!("bad volume UUID {u:?}"));
     }

@@ -32,7 +32,9 @@ pub fn normalise_cmdline(raw: &str) -> &str {
 }
 
 impl Measurements {
-    /// Measurements for a command line and the LUKS UUID of the volume.
+    /// Measurements for a command line and the LUKS UUID of the boot's
+    /// primary volume (the only one, or the root:
+    /// docs/design.md#several-volumes-in-one-boot).
     pub fn new(cmdline: &str, volume_uuid: &str) -> Self {
         Measurements {
             cmdline: sha256(normalise_cmdline(cmdline).as_bytes()),
@@ -46,7 +48,8 @@ impl Measurements {
     }
 }
 
-/// Digest of sealroot's security-relevant configuration: the volume it opens.
+/// Digest of sealroot's security-relevant configuration: the boot's
+/// primary volume (every sealed volume of one boot expects the same).
 pub fn config_digest(volume_uuid: &str) -> Digest {
     let text = format!(
         "{CONFIG_TAG}\nvolume-uuid={}\n",
@@ -141,7 +144,10 @@ pub fn explain(
         ));
     }
     if enrolled.config != now.config {
-        why.push("sealroot configuration (volume UUID) differs from the enrolled one".into());
+        why.push(
+            "sealroot configuration (the boot's primary volume UUID) differs from the enrolled one"
+                .into(),
+        );
     }
     if why.is_empty() {
         if *current == [0; 32] {

@@ -572,3 +572,18 @@ pub fn memory_at_pause(mut cmd: Command, pause: &Path) -> (Vec<u8>, Output) {
     assert!(out.status.success(), "{out:?}");
     (mem, out)
 }
+
+/// `cryptsetup token import` of the file `json` into `img`, with `extra`
+/// options (`--token-id N --token-replace` to rewrite a token).
+#[track_caller]
+pub fn import_token(img: &Image, json: &std::path::Path, extra: &[&str]) {
+    let out = std::process::Command::new("cryptsetup")
+        .args(["token", "import"])
+        .args(extra)
+        .arg("--json-file")
+        .arg(json)
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -84,6 +84,23 @@ pub fn policy_pcrs(sources: &[Source]) -> Vec<u32> {
     v
 }
 
+/// When the token and this boot disagree on the boot's primary volume,
+/// the usual cause of a configuration mismatch once a second volume is
+/// added (docs/design.md#several-volumes-in-one-boot).
+fn volume_set_hint(blob: &Blob, now: &Measurements) -> Option<&'static str> {
+    let alone = selfpcr::config_digest(&blob.volume_uuid);
+    let enrolled = blob.self_measurements.config;
+    if enrolled == now.config {
+        None
+    } else if enrolled == alone {
+        Some(" (the token is sealed for a boot whose primary volume is this one, and this boot's primary volume is another: enroll or reseal it with --root-volume naming the primary volume's LUKS UUID)")
+    } else if now.config == alone {
+        Some(" (the token is sealed for a boot whose primary volume is another: it opens in that boot, or with --root-volume naming that volume's LUKS UUID)")
+    } else {
+        Some(" (the token is sealed for a boot with another primary volume)")
+    }
+}
+
 /// Compare the blob's expected PCRs with `current` (indexed like `wanted`).
 pub fn check_pcrs(
     blob: &Blob,
@@ -102,12 +119,16 @@ pub fn check_pcrs(
     }
     for d in &mut diffs {
         if d.index == pcr::SELF_PCR {
-            d.why = Some(selfpcr::explain(
+            let mut why = selfpcr::explain(
                 &blob.self_measurements,
                 now,
                 &d.current,
                 blob.fingerprint.as_ref(),
-            ));
+            );
+            if let Some(hint) = volume_set_hint(blob, now) {
+                why.push_str(hint);
+            }
+            d.why = Some(why);
         }
     }
     Err(Error::PcrMismatch(Mismatch {

@@ -4,6 +4,7 @@
 //! compose these; no command imports another.
 
 pub mod blobs;
+pub mod bootset;
 pub mod ephemeral;
 pub mod eventlog;
 pub mod evidence;

@@ -80,12 +80,25 @@ impl Session {
         self.end.saturating_duration_since(Instant::now())
     }
 
-    /// Lock with the opened volume's event (its key's fingerprint).
+    /// Lock with the opened volumes' events (their keys' fingerprints, in
+    /// the order they were unsealed): the first extend is the lock, and
+    /// the value that results tells a verifier which volumes this boot
+    /// opened. An empty list extends the failure event.
     ///
     /// Errors: those of the extend; the failure lock is then tried by drop.
-    pub fn lock_opened(&mut self, fingerprint: &Digest) -> Result<()> {
+    pub fn lock_opened(&mut self, fingerprints: &[Digest]) -> Result<()> {
         let tpm = self.tpm()?;
-        lock(tpm, LockEvent::Opened(*fingerprint))?;
+        if fingerprints.is_empty() {
+            lock(tpm, LockEvent::Failure)?;
+        }
+        for (i, fp) in fingerprints.iter().enumerate() {
+            match lock(tpm, LockEvent::Opened(*fp)) {
+                Ok(()) => {}
+                // Locked already by the first: the rest only describes.
+                Err(e) if i > 0 => warn!("PCR {SELF_PCR}: extending an opened volume's event: {e}"),
+                Err(e) => return Err(e),
+            }
+        }
         self.locked = true;
         self.lock_base();
         Ok(())

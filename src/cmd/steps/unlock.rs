@@ -22,7 +22,7 @@ use crate::formats::{envelope, volume_key};
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::pcr::{Digest, Mismatch, PcrDiff, BANK_SHA256, SELF_PCR};
-use crate::secret::{SecretBytes, VolumeKey};
+use crate::secret::{Key32, SecretBytes, VolumeKey};
 use crate::testhooks::checkpoint;
 use crate::tpm::object::Authorization;
 use crate::{Error, Result};
@@ -57,6 +57,9 @@ pub struct UnlockArgs {
     pub policies: PolicySearch,
     /// This boot's event log, to explain a mismatch (None: do not use one).
     pub eventlog: Option<PathBuf>,
+    /// The LUKS UUID of the boot's primary volume when it is not this one:
+    /// PCR 15 then measures that boot (docs/design.md#several-volumes-in-one-boot).
+    pub root_volume: Option<String>,
 }
 
 #[derive(Debug)]
@@ -73,19 +76,85 @@ pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 
 /// Unlock `args.device` through `session`, which locks PCR 15 on the way
 /// out: here on success (with the opened volume's event), by the caller's
-/// drop on any error.
+/// drop on any error. The boot measured is one that opens this volume
+/// alone, unless `args.root_volume` names the boot's primary volume
+/// ([`Measurements::new`]).
 ///
 /// Errors: [`Error::VolumeRefused`] (header outside the allow-list, volume
 /// key not the enrolled one), [`Error::NotEnrolled`], [`Error::Timeout`],
 /// and those of the TPM, the blob, the platform check and libcryptsetup.
 pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
+    let mut vol = prepare(args)?;
+    let primary = args.root_volume.clone().unwrap_or_else(|| vol.uuid.clone());
+    let now = Measurements::new(&args.cmdline, &primary);
+    let key = unseal(&mut vol, args, &now, session)?;
+    session.check_deadline("the lock")?;
+    session.lock_opened(&[key.fingerprint()])?;
+    checkpoint("unlock:locked");
+    finish(vol, key, args)
+}
+
+/// A volume whose header is checked (in memory) and whose tokens are
+/// loaded: nothing unsealed yet.
+pub struct Prepared {
+    vol: Volume,
+    /// The LUKS UUID, from the checked header.
+    pub uuid: String,
+    sources: Vec<Source>,
+}
+
+/// Read and check the header of `args.device` and load its tokens (and
+/// `--blob-file`).
+///
+/// Errors: those of [`Volume::open_with`] and of reading the blob file.
+pub fn prepare(args: &UnlockArgs) -> Result<Prepared> {
     let mut vol = Volume::open_with(&args.device, &args.luks)?;
     crate::testhooks::pause_at("unlock:header-checked");
     let uuid = vol.uuid()?;
-    let mut sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
+    Ok(Prepared { vol, uuid, sources })
+}
+
+/// A volume key obtained before the lock: unsealed through a token, or
+/// enrolled by a first boot. Nothing is activated yet.
+pub struct Opened {
+    key: VolumeKey,
+    keyslot: u32,
+    origin: String,
+    first_boot: Option<FirstBoot>,
+}
+
+impl Opened {
+    /// The volume key's fingerprint, for the lock event.
+    pub fn fingerprint(&self) -> Digest {
+        volume_key::fingerprint(self.key.as_bytes())
+    }
+}
+
+/// What a first boot does after the lock: prove the new keyslot, then drop
+/// the provisioning keyslot.
+struct FirstBoot {
+    provision_slot: u32,
+    secret: Key32,
+    pcrs: Vec<u32>,
+}
+
+/// Measure this boot (`now`, unless PCR 15 holds it already), then unseal
+/// the volume key through the first token that passes every check, or,
+/// with a provisioning key and no token, enroll one (first boot). Does not
+/// lock: the caller locks once, after every volume of the boot.
+///
+/// Errors: as [`run`].
+pub fn unseal(
+    p: &mut Prepared,
+    args: &UnlockArgs,
+    now: &Measurements,
+    session: &mut Session,
+) -> Result<Opened> {
+    let sources = &mut p.sources;
     if sources.is_empty() {
         return match &args.provision_key {
-            Some(key) => first_boot(&mut vol, &uuid, key, args, session),
+            Some(key) => first_boot(&mut p.vol, key, args, now, session),
             None => Err(Error::NotEnrolled {
                 path: args.device.clone(),
                 hint: "; enroll it with `sealroot enroll`, or pass --blob-file".into(),
@@ -100,45 +169,45 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     // Try assigned tokens first: an unassigned one may be from an
     // interrupted enrollment.
     sources.sort_by_key(|s| !matches!(&s.blob, Ok(b) if b.assigned));
+    let vol = &mut p.vol;
 
     // Signed-policy volumes: the signed policies' PCRs are read too.
-    let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;
+    let (signed_found, wanted) = signed::for_sources(vol, sources, &args.policies)?;
     session.check_deadline("connecting to the TPM")?;
-    let now = Measurements::new(&args.cmdline, &uuid);
     let tpm = session.tpm()?;
     let mut current = tpm.pcr_read(&wanted)?;
     let self_pos = wanted
         .iter()
         .position(|&p| p == SELF_PCR)
         .expect("every valid blob includes the self PCR");
-    current[self_pos] = measure_self(tpm, &now, current[self_pos])?;
+    current[self_pos] = measure_self(tpm, now, current[self_pos])?;
 
     // Each candidate is unsealed and its volume key checked before the
     // lock, so a stale token (say, one left by an interrupted enrollment
     // whose keyslot number was reused) cannot shut out the valid token
     // after it. The session locks on every way out.
     let ctx = Candidates {
-        uuid: &uuid,
-        now: &now,
+        uuid: &p.uuid,
+        now,
         wanted: &wanted,
         current: &current,
         args,
         found: &signed_found,
     };
     let mut first_err: Option<Error> = None;
-    let mut found = None;
-    for src in &sources {
-        match unseal_verified(&mut vol, session, src, &ctx) {
-            Ok(v) => {
-                found = Some((v, src));
-                break;
+    for src in sources.iter() {
+        match unseal_verified(vol, session, src, &ctx) {
+            Ok((keyslot, key)) => {
+                return Ok(Opened {
+                    key,
+                    keyslot,
+                    origin: src.origin.clone(),
+                    first_boot: None,
+                })
             }
             // The TPM connection is gone, or time is up: nothing more can
             // be tried.
-            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => {
-                first_err = Some(e);
-                break;
-            }
+            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
             Err(e) => {
                 if sources.len() > 1 {
                     warn!("{}: {e}", src.origin);
@@ -149,34 +218,68 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
             }
         }
     }
-    let Some(((keyslot, key), src)) = found else {
-        return Err(first_err.expect("at least one source"));
-    };
-    session.check_deadline("the lock")?;
-    session.lock_opened(&volume_key::fingerprint(key.as_bytes()))?;
-    checkpoint("unlock:locked");
+    Err(first_err.expect("at least one source"))
+}
+
+/// After the lock: activate from the checked header (or stop there with
+/// `--dry-run`), and finish a first boot (prove the new keyslot, drop the
+/// provisioning keyslot).
+///
+/// Errors: those of libcryptsetup.
+pub fn finish(mut p: Prepared, o: Opened, args: &UnlockArgs) -> Result<Unlocked> {
+    let vol = &mut p.vol;
+    if let Some(fb) = &o.first_boot {
+        // Prove the new keyslot before dropping the provisioning one.
+        vol.check_key(Some(o.keyslot), fb.secret.as_bytes())?;
+    }
     if args.dry_run {
         info!(
-            "dry run: the unsealed key opens keyslot {keyslot} of {} (no mapping created)",
+            "dry run: the key opens keyslot {} of {} (no mapping created)",
+            o.keyslot,
             args.device.display()
         );
     } else {
-        vol.activate(&args.name, &key, false)?;
+        vol.activate(&args.name, &o.key, false)?;
         info!(
-            "unlocked {} as /dev/mapper/{} with keyslot {keyslot} ({})",
+            "unlocked {} as /dev/mapper/{} with keyslot {} ({})",
             args.device.display(),
             args.name,
-            src.origin
+            o.keyslot,
+            o.origin
         );
     }
+    let Opened {
+        key,
+        keyslot,
+        origin,
+        first_boot,
+    } = o;
     drop(key);
-    if let Some(key) = &args.provision_key {
-        finish_first_boot(&mut vol, &sources, key)?;
+    let was_first_boot = first_boot.is_some();
+    match first_boot {
+        Some(fb) => {
+            checkpoint("firstboot:activated");
+            vol.destroy_keyslot(fb.provision_slot)?;
+            info!(
+                "first boot: enrolled keyslot {keyslot} (PCRs {}), removed provisioning keyslot {}",
+                fb.pcrs
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                fb.provision_slot
+            );
+        }
+        None => {
+            if let Some(key) = &args.provision_key {
+                finish_first_boot(vol, &p.sources, key)?;
+            }
+        }
     }
     Ok(Unlocked {
         keyslot,
-        origin: src.origin.clone(),
-        first_boot: false,
+        origin,
+        first_boot: was_first_boot,
     })
 }
 
@@ -359,16 +462,16 @@ fn finish_first_boot(vol: &mut Volume, sources: &[Source], key: &SecretBytes) ->
     Ok(())
 }
 
-/// First boot: open with the provisioning key, enroll against this boot's
-/// PCRs, lock, activate with the volume key, then drop the provisioning
-/// keyslot.
+/// First boot: open with the provisioning key and enroll against this
+/// boot's PCRs. The caller locks, then [`finish`] activates with the
+/// volume key and drops the provisioning keyslot.
 fn first_boot(
     vol: &mut Volume,
-    uuid: &str,
     provision_key: &SecretBytes,
     args: &UnlockArgs,
+    now: &Measurements,
     session: &mut Session,
-) -> Result<Unlocked> {
+) -> Result<Opened> {
     let (prov_slot, key) = vol
         .volume_key(None, provision_key.as_bytes())
         .map_err(|e| {
@@ -383,10 +486,9 @@ fn first_boot(
         "first boot: no sealroot token; provisioning key opens keyslot {prov_slot}; enrolling against this boot's PCRs"
     );
     session.check_deadline("connecting to the TPM")?;
-    let now = Measurements::new(&args.cmdline, uuid);
     let tpm = session.tpm()?;
     let cur = tpm.pcr_read(&[SELF_PCR])?[0];
-    let after = measure_self(tpm, &now, cur)?;
+    let after = measure_self(tpm, now, cur)?;
     if after != now.expected() {
         return Err(Error::PcrMismatch(Mismatch {
             bank: BANK_SHA256.into(),
@@ -404,7 +506,7 @@ fn first_boot(
     }
     let spec = SealSpec {
         pcrs: &args.pcrs,
-        measurements: now,
+        measurements: *now,
         pin: None,
         platform: args.require.as_ref(),
         authorize: args.policy_key.as_ref(),
@@ -413,30 +515,14 @@ fn first_boot(
     };
     let added = add_sealed(vol, tpm, &spec, &key, None)?;
     checkpoint("firstboot:enrolled");
-    session.check_deadline("the lock")?;
-    session.lock_opened(&volume_key::fingerprint(key.as_bytes()))?;
-    // Prove the new keyslot before dropping the provisioning one.
-    vol.check_key(Some(added.keyslot), added.secret.as_bytes())?;
-    if !args.dry_run {
-        vol.activate(&args.name, &key, false)?;
-    }
-    drop(key);
-    checkpoint("firstboot:activated");
-    vol.destroy_keyslot(prov_slot)?;
-    info!(
-        "first boot: enrolled keyslot {} (PCRs {}), removed provisioning keyslot {prov_slot}",
-        added.keyslot,
-        added
-            .blob
-            .pcrs
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    Ok(Unlocked {
+    Ok(Opened {
+        key,
         keyslot: added.keyslot,
         origin: format!("token {}", added.token.unwrap_or_default()),
-        first_boot: true,
+        first_boot: Some(FirstBoot {
+            provision_slot: prov_slot,
+            secret: added.secret,
+            pcrs: added.blob.pcrs,
+        }),
     })
 }

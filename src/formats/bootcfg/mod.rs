@@ -44,7 +44,7 @@ pub use cryptopts::{silently_ignored, ActivationFlags, FLAG_NAMES};
 pub use crypttab::{parse_crypttab, parse_crypttab_warn, Crypttab};
 pub use device::DeviceRef;
 pub use export::{export, shell_quote};
-pub use resolve::resolve;
+pub use resolve::{resolve, root_mapping, sealed_in_boot_order};
 pub use values::{mapping_name, measure_pcr, parse_root_hash, seconds, OnFailure};
 pub use volume::{PromptOpts, VerityCfg, VolumeCfg, VolumeOpts, DEFAULT_VERITY_NAME};
 
@@ -538,6 +538,46 @@ mod tests {
         .unwrap();
         let tab = parse_crypttab("root /dev/vda none sealroot\n").unwrap();
         assert!(resolve(&c, &tab).is_err());
+    }
+
+    #[test]
+    fn several_volumes_primary_first() {
+        let tab = parse_crypttab(
+            "data /dev/vdb none sealroot\n\
+             root /dev/vda none sealroot\n\
+             scratch /dev/vdc none sealroot,sealroot-ephemeral\n\
+             home /dev/vdd none sealroot\n",
+        )
+        .unwrap();
+        let v = resolve(&CmdlineCfg::default(), &tab).unwrap();
+        let names = |v: &[VolumeCfg]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+        // root= names the primary; ephemeral volumes are not sealed.
+        let s = sealed_in_boot_order(&v, "quiet root=/dev/mapper/root ro");
+        assert_eq!(names(&s), ["root", "data", "home"]);
+        // Without it, the first configured.
+        assert_eq!(
+            names(&sealed_in_boot_order(&v, "quiet")),
+            ["data", "root", "home"]
+        );
+        assert_eq!(
+            names(&sealed_in_boot_order(&v, "root=/dev/vda1")),
+            ["data", "root", "home"]
+        );
+        assert_eq!(
+            root_mapping("root=/dev/mapper/a root=/dev/mapper/b"),
+            Some("b".into())
+        );
+        assert_eq!(root_mapping("root=UUID=1"), None);
+        // The command line's volume comes first, then crypttab's others.
+        let c = parse_cmdline("rd.sealroot.device=/dev/vdd").unwrap();
+        assert_eq!(
+            names(&resolve(&c, &tab).unwrap()),
+            ["home", "data", "root", "scratch"]
+        );
+        // One device, two lines: refused.
+        let two = parse_crypttab("a /dev/vda none sealroot\nb /dev/vda none sealroot\n").unwrap();
+        let e = resolve(&CmdlineCfg::default(), &two).unwrap_err();
+        assert!(e.contains("two volumes name the device /dev/vda"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! Several sealed volumes in one boot: every one is unsealed before PCR 15
+//! is locked once; the primary volume's failure fails the boot, another's
+//! is reported and the lock still closes (docs/design.md#several-volumes-in-one-boot).
+
+mod common;
+use common::*;
+use sealroot::Exit;
+
+const CMDLINE: &str = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
+
+/// Three images with provisioning keys, and a crypttab naming them root,
+/// data and home (data first, so the primary comes from `root=`).
+struct Boot {
+    imgs: Vec<Image>,
+    names: [&'static str; 3],
+    tab: std::path::PathBuf,
+}
+
+impl Boot {
+    fn new() -> Boot {
+        let imgs: Vec<Image> = (0..3).map(|_| Image::with_passphrase(b"prov")).collect();
+        let names = ["root", "data", "home"];
+        let line = |i: usize| {
+            format!(
+                "{} {} none luks,sealroot,sealroot-pcrs=0+7,sealroot-provision-key={}\n",
+                names[i],
+                p(&imgs[i].path),
+                p(&imgs[i].key)
+            )
+        };
+        let tab = imgs[0].file("crypttab");
+        std::fs::write(&tab, format!("{}{}{}", line(1), line(0), line(2))).unwrap();
+        std::fs::write(&imgs[0].cmdline, CMDLINE).unwrap();
+        Boot { imgs, names, tab }
+    }
+
+    fn boot(&self, tpm: &Swtpm) -> Run {
+        Args::new("boot")
+            .arg("--dry-run")
+            .opt("crypttab", &self.tab)
+            .opt("cmdline-file", &self.imgs[0].cmdline)
+            .opt("tcti", tpm.tcti())
+            .opt("eventlog", "none")
+            .run()
+    }
+
+    /// `unlock --dry-run` of volume `i` as the boot would (same command
+    /// line and primary volume).
+    fn unlock(&self, tpm: &Swtpm, i: usize) -> Run {
+        Args::new("unlock")
+            .opt("device", &self.imgs[i].path)
+            .opt("tcti", tpm.tcti())
+            .opt("cmdline-file", &self.imgs[0].cmdline)
+            .opt("name", self.names[i])
+            .opt("root-volume", self.imgs[0].uuid())
+            .opt("eventlog", "none")
+            .arg("--dry-run")
+            .run()
+    }
+
+    fn opened(&self, r: &Run, i: usize) -> bool {
+        r.stderr.contains(&format!(
+            "dry run: the key opens keyslot 1 of {}",
+            p(&self.imgs[i].path)
+        )) || r.stderr.contains(&format!(
+            "dry run: the key opens keyslot 0 of {}",
+            p(&self.imgs[i].path)
+        ))
+    }
+}
+
+#[test]
+fn three_volumes_open_in_one_boot_then_one_lock() {
+    let mut tpm = Swtpm::start();
+    let b = Boot::new();
+    // First boot: all three enroll against one measured state.
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    assert_eq!(r.stderr.matches("first boot: enrolled").count(), 3, "{r:?}");
+    // The root (from root=) comes first, then crypttab's order.
+    let at = |s: &str| r.stderr.find(s).unwrap_or_else(|| panic!("{s}: {r:?}"));
+    assert!(
+        at("as /dev/mapper/root") < at("as /dev/mapper/data"),
+        "{r:?}"
+    );
+    assert!(
+        at("as /dev/mapper/data") < at("as /dev/mapper/home"),
+        "{r:?}"
+    );
+    // One lock after the three unseals: every enrollment comes before it.
+    let lock = at("lock event into PCR 15");
+    assert!(
+        r.stderr.rfind("first boot: no sealroot token").unwrap() < lock,
+        "{r:?}"
+    );
+    for img in &b.imgs {
+        assert_eq!(img.tokens().len(), 1);
+        assert!(!img.opens(b"prov"), "provisioning keyslot left");
+    }
+    // Later boots: three TPM unlocks, then the lock.
+    tpm.reboot();
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    for i in 0..3 {
+        assert!(b.opened(&r, i), "volume {i}: {r:?}");
+    }
+    assert_eq!(
+        r.stderr.matches("opened volume's lock event").count(),
+        3,
+        "{r:?}"
+    );
+    // After the boot none of them unseals again.
+    for i in 0..3 {
+        let u = b.unlock(&tpm, i);
+        u.assert_exit(Exit::PcrMismatch);
+        assert!(u.stderr.contains("PCR 15"), "{u:?}");
+    }
+    // Each one's token is for this boot: alone, with --root-volume, in a
+    // fresh boot, each unseals (and locks).
+    for i in 0..3 {
+        tpm.reboot();
+        b.unlock(&tpm, i).assert_exit(Exit::Ok);
+    }
+    // A reseal (say, for a new kernel) keeps the boot the token is for.
+    tpm.reboot();
+    Args::new("reseal")
+        .opt("device", &b.imgs[1].path)
+        .opt("tcti", tpm.tcti())
+        .opt("cmdline-file", &b.imgs[0].cmdline)
+        .run()
+        .assert_exit(Exit::Ok);
+    tpm.reboot();
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    assert!(b.opened(&r, 1), "{r:?}");
+    // Without --root-volume a data volume's token names the cause.
+    tpm.reboot();
+    let u = Args::new("unlock")
+        .opt("device", &b.imgs[1].path)
+        .opt("tcti", tpm.tcti())
+        .opt("cmdline-file", &b.imgs[0].cmdline)
+        .opt("name", "data")
+        .opt("eventlog", "none")
+        .arg("--dry-run")
+        .run();
+    u.assert_exit(Exit::PcrMismatch);
+    assert!(
+        u.stderr
+            .contains("sealed for a boot whose primary volume is another"),
+        "{u:?}"
+    );
+}
+
+#[test]
+fn a_data_volume_failure_is_reported_and_the_lock_still_closes() {
+    let mut tpm = Swtpm::start();
+    let b = Boot::new();
+    b.boot(&tpm).assert_exit(Exit::Ok);
+    // The host breaks the data volume's token.
+    let tok = b.imgs[1].file("tok.json");
+    let mut j = b.imgs[1].json()["tokens"]["0"].clone();
+    j["ciphertext"] = serde_json::Value::String("AAAA".into());
+    std::fs::write(&tok, j.to_string()).unwrap();
+    import_token(&b.imgs[1], &tok, &["--token-id", "0", "--token-replace"]);
+    tpm.reboot();
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    assert!(b.opened(&r, 0) && b.opened(&r, 2), "{r:?}");
+    assert!(!b.opened(&r, 1), "{r:?}");
+    assert!(r.stderr.contains("data: not opened"), "{r:?}");
+    // Locked all the same: home's token no longer unseals.
+    b.unlock(&tpm, 2).assert_exit(Exit::PcrMismatch);
+    // A missing data disk is reported the same way.
+    tpm.reboot();
+    let gone = b.imgs[2].path.with_extension("moved");
+    std::fs::rename(&b.imgs[2].path, &gone).unwrap();
+    let r = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &b.tab)
+        .opt("cmdline-file", &b.imgs[0].cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+        .opt("device-timeout", "0.2")
+        .run();
+    std::fs::rename(&gone, &b.imgs[2].path).unwrap();
+    r.assert_exit(Exit::Ok);
+    assert!(b.opened(&r, 0), "{r:?}");
+    assert!(r.stderr.contains("home: not opened"), "{r:?}");
+    b.unlock(&tpm, 0).assert_exit(Exit::PcrMismatch);
+}
+
+#[test]
+fn the_primary_volume_failure_fails_the_boot_closed() {
+    let mut tpm = Swtpm::start();
+    let b = Boot::new();
+    b.boot(&tpm).assert_exit(Exit::Ok);
+    // The root's PCRs change (PCR 7, as a firmware update would).
+    tpm.reboot();
+    tpm.extend(7, 1);
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::PcrMismatch);
+    // Nothing else is unsealed once the primary volume failed.
+    assert!(!r.stderr.contains("as /dev/mapper/data"), "{r:?}");
+    assert!(!b.opened(&r, 1) && !b.opened(&r, 2), "{r:?}");
+    assert!(r.stderr.contains("failure lock event into PCR 15"), "{r:?}");
+}
+
+#[test]
+fn enroll_warns_when_the_crypttab_boot_could_not_unseal() {
+    let tpm = Swtpm::start();
+    let root = Image::new();
+    let data = Image::new();
+    let tab = root.file("crypttab");
+    std::fs::write(
+        &tab,
+        format!(
+            "root UUID={} none sealroot\ndata {} none sealroot\n",
+            root.uuid(),
+            p(&data.path)
+        ),
+    )
+    .unwrap();
+    std::fs::write(&data.cmdline, CMDLINE).unwrap();
+    std::fs::write(&root.cmdline, CMDLINE).unwrap();
+    let enroll_data = |extra: &[&str]| {
+        Args::new("enroll")
+            .on(&tpm, &data)
+            .opt("unlock-key-file", &data.key)
+            .opt("crypttab", &tab)
+            .arg("--no-recovery-key")
+            .args(extra)
+            .run()
+    };
+    let r = enroll_data(&[]);
+    r.assert_exit(Exit::Ok);
+    assert!(
+        r.stderr
+            .contains(&format!("enroll with --root-volume {}", root.uuid())),
+        "{r:?}"
+    );
+    let r = enroll_data(&["--root-volume", &root.uuid()]);
+    r.assert_exit(Exit::Ok);
+    assert!(!r.stderr.contains("--root-volume"), "{r:?}");
+    // The root itself needs nothing.
+    let r = Args::new("enroll")
+        .on(&tpm, &root)
+        .opt("unlock-key-file", &root.key)
+        .opt("crypttab", &tab)
+        .arg("--no-recovery-key")
+        .run();
+    r.assert_exit(Exit::Ok);
+    assert!(!r.stderr.contains("--root-volume"), "{r:?}");
+    // A bad option value is a usage error.
+    enroll_data(&["--root-volume", "not/a/uuid"]).assert_exit(Exit::Usage);
+}
+
+#[test]
+fn volumes_of_one_boot_share_one_tpm() {
+    let tpm = Swtpm::start();
+    let a = Image::new();
+    let b = Image::new();
+    let tab = a.file("crypttab");
+    std::fs::write(
+        &tab,
+        format!(
+            "a {} none sealroot\nb {} none sealroot,sealroot-tcti=swtpm:port=1\n",
+            p(&a.path),
+            p(&b.path)
+        ),
+    )
+    .unwrap();
+    std::fs::write(&a.cmdline, CMDLINE).unwrap();
+    let r = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &a.cmdline)
+        .opt("tcti", tpm.tcti())
+        .run();
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("same TPM"), "{r:?}");
+}
