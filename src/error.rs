@@ -88,7 +88,7 @@ impl Exit {
             Exit::Internal => "internal error",
             Exit::Usage => "usage error (also: a crypttab line that mentions sealroot in another form, a PIN with an invisible character); nothing was touched",
             Exit::NoTpm => "TPM unavailable (not found within the timeout, or not answering)",
-            Exit::PcrMismatch => "PCR policy mismatch (every differing PCR is named, with the event when the log tells); for signed-policy volumes also: no matching signed policy, or it is revoked",
+            Exit::PcrMismatch => "PCR policy mismatch (every differing PCR is named, with the event when the log tells); for signed-policy volumes also: no matching signed policy, or it is revoked; for `systemd-tpm2` tokens the policy's PCRs are listed (their values are not recorded)",
             Exit::BlobInvalid => "blob corrupt, unsupported or not authentic",
             Exit::PinOrLockout => "wrong PIN, missing PIN, or dictionary-attack lockout",
             Exit::Luks => "LUKS error (not LUKS2, wrong key, keyslot missing, header full, activation failed)",
@@ -109,8 +109,8 @@ impl Exit {
             Exit::Internal => "internal error",
             Exit::Usage => "usage: bad option or value; a crypttab line that mentions sealroot but is not in the documented form (the message names the line and the field, [distro.md](distro.md#which-lines-are-sealroots-and-how-they-may-be-written)); a PIN that holds a control or invisible character (refused before any TPM try). Nothing was touched",
             Exit::NoTpm => "TPM unavailable: not found or not answering within `--tpm-timeout`, or a TPM command failed",
-            Exit::PcrMismatch => "PCR policy mismatch: the message names every differing PCR with its expected and current value, and why when known (the event-log event). For a signed-policy volume also: no signed policy found or matching, or the matching one is revoked",
-            Exit::BlobInvalid => "blob corrupt, unsupported (newer version, unknown field) or not authentic (wrong volume, envelope fails, TPM rejects the sealed object)",
+            Exit::PcrMismatch => "PCR policy mismatch: the message names every differing PCR with its expected and current value, and why when known (the event-log event). For a signed-policy volume also: no signed policy found or matching, or the matching one is revoked. For a `systemd-tpm2` token: the policy digest is not the token's (the message lists the policy's PCRs; 252 tokens record no values), or no signature for this boot ([systemd.md](systemd.md#what-is-refused))",
+            Exit::BlobInvalid => "blob corrupt, unsupported (newer version, unknown field) or not authentic (wrong volume, envelope fails, TPM rejects the sealed object); also a `systemd-tpm2` token that does not parse or that systemd 252 would not have written (sha1 bank, RSA primary, newer fields)",
             Exit::PinOrLockout => "wrong PIN, PIN missing, or the TPM is in dictionary-attack lockout",
             Exit::Luks => "LUKS error: not a LUKS2 volume (or a detached header not named), wrong unlock key (a trailing line ending in the key file is named), keyslot missing, activation failed, last keyslot protected, or the LUKS2 header full (no room for another keyslot or token: the message says what to do)",
             Exit::TpmIdentity => "TPM identity: no SRK at 0x81000001, or not the pinned one",
@@ -202,6 +202,10 @@ pub enum Error {
     /// The unlock deadline passed.
     #[error("unlock deadline: {0}")]
     Timeout(String),
+
+    /// A `systemd-tpm2` token's PCR policy is not met this boot (exit 4).
+    #[error("{0}")]
+    SystemdPolicy(String),
 }
 
 impl Error {
@@ -210,9 +214,10 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Io { .. } => Exit::Io,
             Error::NoTpm { .. } | Error::Tpm { .. } => Exit::NoTpm,
-            Error::PcrMismatch(_) | Error::PolicyRefused(_) | Error::PcrBank(_) => {
-                Exit::PcrMismatch
-            }
+            Error::PcrMismatch(_)
+            | Error::PolicyRefused(_)
+            | Error::PcrBank(_)
+            | Error::SystemdPolicy(_) => Exit::PcrMismatch,
             Error::BlobInvalid { .. } => Exit::BlobInvalid,
             Error::PinOrLockout(_) => Exit::PinOrLockout,
             Error::Luks { .. } => Exit::Luks,

@@ -30,7 +30,9 @@ impl Boot {
         };
         let tab = imgs[0].file("crypttab");
         std::fs::write(&tab, format!("{}{}{}", line(1), line(0), line(2))).unwrap();
-        std::fs::write(&imgs[0].cmdline, CMDLINE).unwrap();
+        for img in &imgs {
+            std::fs::write(&img.cmdline, CMDLINE).unwrap();
+        }
         Boot { imgs, names, tab }
     }
 
@@ -44,15 +46,14 @@ impl Boot {
             .run()
     }
 
-    /// `unlock --dry-run` of volume `i` as the boot would (same command
-    /// line and primary volume).
+    /// `unlock --dry-run` of volume `i` alone, with the boot's command
+    /// line.
     fn unlock(&self, tpm: &Swtpm, i: usize) -> Run {
         Args::new("unlock")
             .opt("device", &self.imgs[i].path)
             .opt("tcti", tpm.tcti())
             .opt("cmdline-file", &self.imgs[0].cmdline)
             .opt("name", self.names[i])
-            .opt("root-volume", self.imgs[0].uuid())
             .opt("eventlog", "none")
             .arg("--dry-run")
             .run()
@@ -115,13 +116,33 @@ fn three_volumes_open_in_one_boot_then_one_lock() {
         u.assert_exit(Exit::PcrMismatch);
         assert!(u.stderr.contains("PCR 15"), "{u:?}");
     }
-    // Each one's token is for this boot: alone, with --root-volume, in a
-    // fresh boot, each unseals (and locks).
-    for i in 0..3 {
+    // status says how a data token opens, and does not call it a mismatch.
+    tpm.reboot();
+    let (_, st) = status_json(&tpm, &b.imgs[1]);
+    let pcr15 = st["tokens"][0]["pcrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["index"] == 15)
+        .unwrap()
+        .clone();
+    assert_eq!(pcr15["state"], "after-primary", "{st}");
+    // Alone, in a fresh boot, the root opens; a data volume does not, since
+    // nothing opened the root before it.
+    tpm.reboot();
+    b.unlock(&tpm, 0).assert_exit(Exit::Ok);
+    for i in 1..3 {
         tpm.reboot();
-        b.unlock(&tpm, i).assert_exit(Exit::Ok);
+        let u = b.unlock(&tpm, i);
+        u.assert_exit(Exit::PcrMismatch);
+        assert!(
+            u.stderr.contains("nothing opened that volume first"),
+            "{u:?}"
+        );
+        assert!(u.stderr.contains("primary volume is another"), "{u:?}");
     }
-    // A reseal (say, for a new kernel) keeps the boot the token is for.
+    // A reseal through the TPM (say, for a new kernel) keeps the boot the
+    // token is for: the TPM proves it by unsealing the old token.
     tpm.reboot();
     Args::new("reseal")
         .opt("device", &b.imgs[1].path)
@@ -133,22 +154,6 @@ fn three_volumes_open_in_one_boot_then_one_lock() {
     let r = b.boot(&tpm);
     r.assert_exit(Exit::Ok);
     assert!(b.opened(&r, 1), "{r:?}");
-    // Without --root-volume a data volume's token names the cause.
-    tpm.reboot();
-    let u = Args::new("unlock")
-        .opt("device", &b.imgs[1].path)
-        .opt("tcti", tpm.tcti())
-        .opt("cmdline-file", &b.imgs[0].cmdline)
-        .opt("name", "data")
-        .opt("eventlog", "none")
-        .arg("--dry-run")
-        .run();
-    u.assert_exit(Exit::PcrMismatch);
-    assert!(
-        u.stderr
-            .contains("sealed for a boot whose primary volume is another"),
-        "{u:?}"
-    );
 }
 
 #[test]
@@ -194,15 +199,59 @@ fn the_primary_volume_failure_fails_the_boot_closed() {
     let mut tpm = Swtpm::start();
     let b = Boot::new();
     b.boot(&tpm).assert_exit(Exit::Ok);
-    // The root's PCRs change (PCR 7, as a firmware update would).
+    // The host breaks the root's token only; the data tokens are intact.
+    let tok = b.imgs[0].file("tok.json");
+    let mut j = b.imgs[0].json()["tokens"]["0"].clone();
+    j["ciphertext"] = serde_json::Value::String("AAAA".into());
+    std::fs::write(&tok, j.to_string()).unwrap();
+    import_token(&b.imgs[0], &tok, &["--token-id", "0", "--token-replace"]);
     tpm.reboot();
-    tpm.extend(7, 1);
     let r = b.boot(&tpm);
-    r.assert_exit(Exit::PcrMismatch);
+    r.assert_exit(Exit::BlobInvalid);
     // Nothing else is unsealed once the primary volume failed.
-    assert!(!r.stderr.contains("as /dev/mapper/data"), "{r:?}");
+    assert!(!r.stderr.contains("primary volume's event"), "{r:?}");
     assert!(!b.opened(&r, 1) && !b.opened(&r, 2), "{r:?}");
     assert!(r.stderr.contains("failure lock event into PCR 15"), "{r:?}");
+}
+
+/// The host makes its own volume with the real root's LUKS UUID, under the
+/// image's provisioning key (which it has), and attaches it as the root:
+/// the first-boot path opens it, but the data volumes' tokens were sealed
+/// after the real root's key, so none of them unseals.
+#[test]
+fn a_fake_primary_with_the_real_uuid_opens_no_data_volume() {
+    let mut tpm = Swtpm::start();
+    let b = Boot::new();
+    b.boot(&tpm).assert_exit(Exit::Ok);
+    let uuid = b.imgs[0].uuid();
+    let real = b.imgs[0].path.with_extension("real");
+    std::fs::rename(&b.imgs[0].path, &real).unwrap();
+    let fake = Image::with_passphrase(b"prov");
+    let out = std::process::Command::new("cryptsetup")
+        .args(["luksUUID", "--batch-mode", "--uuid"])
+        .arg(&uuid)
+        .arg(&fake.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::copy(&fake.path, &b.imgs[0].path).unwrap();
+    tpm.reboot();
+    let r = b.boot(&tpm);
+    // The host's own volume is "opened" (it holds nothing of the VM's)...
+    r.assert_exit(Exit::Ok);
+    assert!(r.stderr.contains("first boot: enrolled"), "{r:?}");
+    // ...and no data volume: their tokens want the real root's event.
+    assert!(!b.opened(&r, 1) && !b.opened(&r, 2), "{r:?}");
+    assert!(r.stderr.contains("data: not opened"), "{r:?}");
+    assert!(r.stderr.contains("primary volume is not the one"), "{r:?}");
+    // The real root copied into a data slot is refused before any unseal.
+    std::fs::copy(&real, &b.imgs[0].path).unwrap();
+    std::fs::copy(&real, &b.imgs[1].path).unwrap();
+    tpm.reboot();
+    let r = b.boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    assert!(r.stderr.contains("also"), "{r:?}");
+    assert!(!b.opened(&r, 1), "{r:?}");
 }
 
 #[test]
@@ -233,12 +282,15 @@ fn enroll_warns_when_the_crypttab_boot_could_not_unseal() {
     };
     let r = enroll_data(&[]);
     r.assert_exit(Exit::Ok);
-    assert!(
-        r.stderr
-            .contains(&format!("enroll with --root-volume {}", root.uuid())),
-        "{r:?}"
-    );
-    let r = enroll_data(&["--root-volume", &root.uuid()]);
+    assert!(r.stderr.contains("enroll with --root-volume"), "{r:?}");
+    assert!(r.stderr.contains(&root.uuid()), "{r:?}");
+    let with_root = [
+        "--root-volume",
+        p(&root.path),
+        "--root-key-file",
+        p(&root.key),
+    ];
+    let r = enroll_data(&with_root);
     r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("--root-volume"), "{r:?}");
     // The root itself needs nothing.
@@ -250,8 +302,62 @@ fn enroll_warns_when_the_crypttab_boot_could_not_unseal() {
         .run();
     r.assert_exit(Exit::Ok);
     assert!(!r.stderr.contains("--root-volume"), "{r:?}");
-    // A bad option value is a usage error.
-    enroll_data(&["--root-volume", "not/a/uuid"]).assert_exit(Exit::Usage);
+    // The root's key is needed, and must be the root's.
+    enroll_data(&["--root-volume", p(&root.path)]).assert_exit(Exit::Usage);
+    let not_roots = root.file("not-the-root.key");
+    std::fs::write(&not_roots, "not the root's passphrase").unwrap();
+    let wrong = [
+        "--root-volume",
+        p(&root.path),
+        "--root-key-file",
+        p(&not_roots),
+    ];
+    let r = enroll_data(&wrong);
+    r.assert_exit(Exit::Luks);
+    // Both tokens open in one boot (the data volume's by its second token,
+    // the one sealed after the root).
+    let mut tpm = tpm;
+    tpm.reboot();
+    // (By path here: this host has no /dev/disk/by-uuid links for images.)
+    let by_path = root.file("crypttab-paths");
+    std::fs::write(
+        &by_path,
+        format!(
+            "root {} none sealroot\ndata {} none sealroot\n",
+            p(&root.path),
+            p(&data.path)
+        ),
+    )
+    .unwrap();
+    let r = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &by_path)
+        .opt("cmdline-file", &root.cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+        .run();
+    r.assert_exit(Exit::Ok);
+    assert!(
+        r.stderr.matches("dry run: the key opens").count() == 2,
+        "{r:?}"
+    );
+    // A key-file reseal of the data token must name the root again: the
+    // token (which the host can rewrite) does not choose it.
+    tpm.reboot();
+    let reseal = |extra: &[&str]| {
+        Args::new("reseal")
+            .opt("device", &data.path)
+            .opt("tcti", tpm.tcti())
+            .opt("cmdline-file", &data.cmdline)
+            .opt("unlock-key-file", &data.key)
+            .opt("token", "1")
+            .args(extra)
+            .run()
+    };
+    let r = reseal(&[]);
+    r.assert_exit(Exit::Usage);
+    assert!(r.stderr.contains("--root-volume"), "{r:?}");
+    reseal(&with_root).assert_exit(Exit::Ok);
 }
 
 #[test]
@@ -278,4 +384,39 @@ fn volumes_of_one_boot_share_one_tpm() {
         .run();
     r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("same TPM"), "{r:?}");
+}
+
+/// A volume opened through a systemd-tpm2 token is unsealed before PCR 15
+/// is measured, so it cannot sit behind a primary volume: beside others it
+/// is reported (adopt it), and the rest of the boot goes on.
+#[test]
+fn a_systemd_only_volume_is_not_opened_beside_others() {
+    let mut tpm = Swtpm::start();
+    let root = Image::with_passphrase(b"prov");
+    let data = Image::new();
+    common::systemd_tpm2::enroll_systemd(&tpm, &data, "7");
+    let tab = root.file("crypttab");
+    std::fs::write(
+        &tab,
+        format!(
+            "root {} none sealroot,sealroot-pcrs=0+7,sealroot-provision-key={}\ndata {} none sealroot\n",
+            p(&root.path),
+            p(&root.key),
+            p(&data.path)
+        ),
+    )
+    .unwrap();
+    std::fs::write(&root.cmdline, CMDLINE).unwrap();
+    tpm.reboot();
+    let r = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &root.cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+        .run();
+    r.assert_exit(Exit::Ok);
+    assert!(r.stderr.contains("first boot: enrolled"), "{r:?}");
+    assert!(r.stderr.contains("data: not opened"), "{r:?}");
+    assert!(r.stderr.contains("sealroot adopt"), "{r:?}");
 }

@@ -24,5 +24,7 @@ source "$HARNESS_DIR/lib/signed.sh"
 source "$HARNESS_DIR/lib/hostile.sh"
 # shellcheck source=lib/volumes.sh
 source "$HARNESS_DIR/lib/volumes.sh"
+# shellcheck source=lib/systemd.sh
+source "$HARNESS_DIR/lib/systemd.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -10,6 +10,8 @@ SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephem
 SCENARIOS+=(hostile-header fs-confusion)
 # lib/volumes.sh
 SCENARIOS+=(two-volumes)
+# lib/systemd.sh
+SCENARIOS+=(systemd-enrolled)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -34,6 +36,7 @@ describe_scenario() {
     ephemeral-verity) echo "overlay root whose read-only OS layer is opened through dm-verity (root hash on the command line); a changed OS image is not mounted" ;;
     ephemeral-guard) echo "ephemeral mode pointed at the enrolled LUKS root is refused (exit 12); the root still unlocks" ;;
     hostile-header) echo "the host rewrites the token's keyslot as cipher_null with its own volume key: refused (exit 13, cipher_null named), PCR 15 locked, no shell" ;;
+    systemd-enrolled) echo "root enrolled by systemd-cryptenroll on the host (PCRs 0+4+7+9 replayed from the event log, PCR 15 at zero): sealroot unlocks it at a measured boot; from the root PCR 15 refuses it" ;;
     fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
     two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
     *) return 1 ;;

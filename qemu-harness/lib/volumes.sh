@@ -38,13 +38,12 @@ expect_two_opened() {
 
 scenario_two_volumes() {
     scn_init two-volumes
-    local data=$SCN_VM/data.img uuid
+    local data=$SCN_VM/data.img
     volumes_data_disk "$data"
     VM_EXTRA_DISKS=("$data")
-    uuid=$(cryptsetup luksUUID "$SCN_VM/disk.img")
     local -a control
     mapfile -t control < <(volumes_crypttab)
-    control+=(mode=boot root_checks=relock-all "root_uuid=$uuid")
+    control+=(mode=boot root_checks=relock-all)
     # Boot 1: both volumes enroll against one measured state.
     scn_boot "${control[@]}"
     expect_two_opened "first boot"

@@ -1,9 +1,8 @@
 //! `sealroot enroll`: options and output.
 
-use super::options::{
-    CmdlineArgs, EventLogArgs, LuksUuid, PcrList, SnpCertArgs, SnpPolicyArgs, TpmArgs,
-};
+use super::options::{CmdlineArgs, EventLogArgs, PcrList, SnpCertArgs, SnpPolicyArgs, TpmArgs};
 use crate::cmd::enroll::{self, EnrollArgs};
+use crate::cmd::steps::bootset::primary_of;
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::pcr::BANK_SHA256;
 use crate::sys::files::{read_key_file, write_new_private};
@@ -70,10 +69,14 @@ pub struct EnrollCmd {
     #[arg(long)]
     pub allow_zero_pcrs: bool,
     /// For a data volume opened in the same boot as another (the root):
-    /// that primary volume's LUKS UUID, which the boot measures into PCR 15
-    /// (docs/design.md#several-volumes-in-one-boot).
-    #[arg(long, value_name = "UUID")]
-    pub root_volume: Option<LuksUuid>,
+    /// that primary volume's device. The token then opens only after that
+    /// very volume (docs/design.md#several-volumes-in-one-boot).
+    #[arg(long, value_name = "PATH", requires = "root_key_file")]
+    pub root_volume: Option<PathBuf>,
+    /// A passphrase or recovery key of the --root-volume (its volume key's
+    /// fingerprint is what the boot measures).
+    #[arg(long, value_name = "FILE", requires = "root_volume")]
+    pub root_key_file: Option<PathBuf>,
     /// The image's crypttab, read as `boot` reads it to warn when its
     /// boot could not unseal this token (a missing file is not checked).
     #[arg(long, value_name = "PATH", default_value = "/etc/crypttab")]
@@ -120,6 +123,10 @@ impl EnrollCmd {
         }
         let cmdline = self.cmdline.read(self.boot_cmdline)?;
         let unlock_key = read_key_file(&self.unlock_key_file)?;
+        let root_volume = match (&self.root_volume, &self.root_key_file) {
+            (Some(dev), Some(key)) => Some(primary_of(dev, &read_key_file(key)?)?),
+            _ => None,
+        };
         let pin = if self.pin {
             let src = PinSource {
                 file: self.pin_file,
@@ -142,7 +149,7 @@ impl EnrollCmd {
             authorize,
             eventlog: self.eventlog.path(),
             allow_zero_pcrs: self.allow_zero_pcrs,
-            root_volume: self.root_volume.map(|u| u.0),
+            root_volume,
             crypttab: self.crypttab,
         })?;
         let a = &out.added;

@@ -3,6 +3,7 @@
 //! calls its command and prints the result. Option values that several
 //! subcommands share are checked by the types in [`options`].
 
+pub mod adopt;
 pub mod boot;
 pub mod enroll;
 pub mod ephemeral;
@@ -45,6 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Enroll(enroll::EnrollCmd),
+    Adopt(adopt::AdoptCmd),
     Unlock(unlock::UnlockCmd),
     Boot(boot::BootCmd),
     Status(status::StatusCmd),
@@ -65,6 +67,7 @@ impl Command {
     pub fn run(self) -> Result<()> {
         match self {
             Command::Enroll(c) => c.run(),
+            Command::Adopt(c) => c.run(),
             Command::Unlock(c) => c.run(),
             Command::Boot(c) => c.run(),
             Command::Status(c) => c.run(),

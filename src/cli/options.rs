@@ -30,18 +30,6 @@ impl FromStr for MappingName {
     }
 }
 
-/// A LUKS UUID (`cryptsetup luksUUID`), lower case.
-#[derive(Debug, Clone)]
-pub struct LuksUuid(pub String);
-
-impl FromStr for LuksUuid {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        crate::formats::blob::check_uuid(s)?;
-        Ok(LuksUuid(s.to_ascii_lowercase()))
-    }
-}
-
 /// A timeout: seconds from 0 to 3600 ([`bootcfg::seconds`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Seconds(pub f64);
@@ -303,6 +291,11 @@ pub struct PolicySearchArgs {
     /// Directory of signed policy files, tried after the volume's policy tokens.
     #[arg(long, value_name = "DIR", default_value = "/etc/sealroot/policies")]
     pub policy_dir: PathBuf,
+    /// systemd-tpm2 tokens with a signed PCR policy: the PCR signature JSON
+    /// (default: tpm2-pcr-signature.json in /etc/systemd, /run/systemd,
+    /// /usr/local/lib/systemd, /usr/lib/systemd, as systemd looks).
+    #[arg(long, value_name = "FILE")]
+    pub tpm2_signature: Option<PathBuf>,
 }
 
 impl PolicySearchArgs {
@@ -310,6 +303,7 @@ impl PolicySearchArgs {
         PolicySearch {
             files: self.policy_files.clone(),
             dir: Some(self.policy_dir.clone()),
+            systemd_signature: self.tpm2_signature.clone(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `sealroot reseal`: options and output.
 
-use super::options::{CmdlineArgs, LuksUuid, PcrList, TpmArgs};
+use super::options::{CmdlineArgs, PcrList, TpmArgs};
 use crate::cmd::reseal::{self, ResealArgs};
+use crate::cmd::steps::bootset::primary_of;
 use crate::cmd::steps::inputs::PinSource;
 use crate::sys::files::read_key_file;
 use crate::Result;
@@ -36,10 +37,14 @@ pub struct ResealCmd {
     /// the PCR.
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// The LUKS UUID of the primary volume of the boot that opens this
-    /// one (default: the boot the old token was sealed for).
-    #[arg(long, value_name = "UUID")]
-    pub root_volume: Option<LuksUuid>,
+    /// For a data volume: the primary volume of the boot that opens it
+    /// (default: the boot the old token was sealed for; needed with
+    /// --unlock-key-file when that is another volume).
+    #[arg(long, value_name = "PATH", requires = "root_key_file")]
+    pub root_volume: Option<PathBuf>,
+    /// A passphrase or recovery key of the --root-volume.
+    #[arg(long, value_name = "FILE", requires = "root_volume")]
+    pub root_key_file: Option<PathBuf>,
 }
 
 impl ResealCmd {
@@ -51,6 +56,10 @@ impl ResealCmd {
             .as_deref()
             .map(read_key_file)
             .transpose()?;
+        let root_volume = match (&self.root_volume, &self.root_key_file) {
+            (Some(dev), Some(key)) => Some(primary_of(dev, &read_key_file(key)?)?),
+            _ => None,
+        };
         let added = reseal::run(&ResealArgs {
             device: self.device.clone(),
             pcrs: self.pcrs.map(|p| p.0),
@@ -63,7 +72,7 @@ impl ResealCmd {
             cmdline,
             tpm,
             allow_zero_pcrs: self.allow_zero_pcrs,
-            root_volume: self.root_volume.map(|u| u.0),
+            root_volume,
         })?;
         println!(
             "resealed {}: keyslot {}{}",

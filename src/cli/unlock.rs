@@ -1,8 +1,7 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, FlagList, LuksUuid, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs,
-    UnlockInputs,
+    EvidenceArgs, FlagList, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::cmd::steps::session::Session;
@@ -66,11 +65,6 @@ pub struct UnlockCmd {
     /// tests on a bare TPM).
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// A data volume opened by hand: the LUKS UUID of the root volume of
-    /// the boot its token was enrolled for (PCR 15 measures that boot;
-    /// docs/design.md#several-volumes-in-one-boot).
-    #[arg(long, value_name = "UUID")]
-    pub root_volume: Option<LuksUuid>,
     #[command(flatten)]
     pub inputs: UnlockInputs,
 }
@@ -123,7 +117,6 @@ impl UnlockCmd {
                 policy_key,
                 policies: i.policies.search(),
                 eventlog: i.eventlog.path(),
-                root_volume: self.root_volume.map(|u| u.0),
             },
             &mut session,
         )?;

@@ -7,6 +7,7 @@
 use super::steps::ephemeral::{self, EphemeralArgs, SYS_TPM};
 use super::steps::evidence::PlatformOpts;
 use super::steps::inputs::{read_public_key, PinSource};
+use super::steps::measure::measure_primary;
 use super::steps::session::Session;
 use super::steps::signed::PolicySearch;
 use super::steps::unlock::{self, Opened, Prepared, UnlockArgs, Unlocked};
@@ -14,9 +15,9 @@ use super::steps::TpmOpts;
 use crate::disk::luks::OpenOpts;
 use crate::disk::verity::{self, VerityArgs};
 use crate::disk::wait::wait_for;
-use crate::formats::bootcfg::{self, VerityCfg, VolumeCfg};
+use crate::formats::bootcfg::{self, DeviceRef, VerityCfg, VolumeCfg};
 use crate::pcr::selfpcr::Measurements;
-use crate::pcr::{Digest, DEFAULT_PCRS, SELF_PCR};
+use crate::pcr::{Digest, DEFAULT_PCRS};
 use crate::sys::files::read_key_file;
 use crate::testhooks::checkpoint;
 use crate::{Error, Result};
@@ -151,11 +152,16 @@ fn boot_tpm(args: &BootArgs, vols: &[VolumeCfg]) -> Result<TpmOpts> {
     Ok(first)
 }
 
-/// One sealed volume on its way: its arguments, checked header, and key.
+/// One sealed volume on its way: its arguments and checked header.
+type Ready = (UnlockArgs, Prepared);
+/// And its key, unsealed before the lock.
 type Unsealed = (UnlockArgs, Prepared, Opened);
 
 /// Unseal every sealed volume (`vols[0]` is the primary), lock once, then
-/// activate.
+/// activate. Every header is read and checked before anything is
+/// measured; the other volumes are unsealed only after the primary
+/// volume's event ([`crate::pcr::selfpcr::primary_digest`]), so they open only behind
+/// the very volume their tokens were sealed after.
 fn unlock_volumes(
     args: &BootArgs,
     vols: &[VolumeCfg],
@@ -163,25 +169,7 @@ fn unlock_volumes(
 ) -> Result<BootOutcome> {
     session.retarget(boot_tpm(args, vols)?);
     let mut out = BootOutcome::default();
-    let mut failed = |v: &VolumeCfg, e: Error| {
-        error!(
-            "{}: not opened: {e} (the boot goes on without it; PCR {SELF_PCR} is locked)",
-            v.name
-        );
-        out.failed.push((v.name.clone(), e));
-    };
-    // Every device first: the deadline counts from when they are there
-    // (waiting for a slow disk is bounded by --device-timeout, and nothing
-    // is measured or unsealed before it). Only the primary's absence is
-    // fatal.
-    wait_for(&vols[0].device.path(), args.device_timeout)?;
-    let mut present = vec![&vols[0]];
-    for v in &vols[1..] {
-        match wait_for(&v.device.path(), args.device_timeout) {
-            Ok(()) => present.push(v),
-            Err(e) => failed(v, e),
-        }
-    }
+    let mut ready = prepare_all(args, vols, &mut out)?.into_iter();
     let deadline = vols
         .iter()
         .filter_map(|v| v.opts.deadline)
@@ -189,21 +177,33 @@ fn unlock_volumes(
         .map(Duration::from_secs_f64);
     session.set_deadline(deadline.unwrap_or(args.deadline));
 
-    let first = volume_args(args, present[0])?;
-    let mut prepared = unlock::prepare(&first)?;
-    // PCR 15 measures the primary volume: every token of this boot
-    // expects it, and a data disk's failure cannot change it.
+    let (first, mut prepared) = ready.next().expect("the primary volume");
+    let rest: Vec<Ready> = ready.collect();
+    if rest.is_empty() {
+        // One volume: the unlock path of `unlock` (which also opens a
+        // volume through its systemd-tpm2 token).
+        let done = unlock::run_prepared(&first, prepared, session)?;
+        out.opened.push((first.name, done));
+        return Ok(out);
+    }
+    // PCR 15 measures the primary volume: a data disk's failure cannot
+    // change what the primary's token expects.
     let now = Measurements::new(&args.cmdline, &prepared.uuid);
     let key = unlock::unseal(&mut prepared, &first, &now, session)?;
-    let mut unsealed: Vec<Unsealed> = vec![(first, prepared, key)];
-    for v in &present[1..] {
-        match unseal_other(args, v, &now, session) {
-            Ok(u) => unsealed.push(u),
+    let mut unsealed: Vec<Unsealed> = Vec::with_capacity(rest.len() + 1);
+    let fp = key.fingerprint();
+    session.check_deadline("the primary volume's event")?;
+    measure_primary(session.tpm()?, &fp)?;
+    let after = now.after_primary(&fp);
+    for (a, mut p) in rest {
+        match unlock::unseal(&mut p, &a, &after, session) {
+            Ok(k) => unsealed.push((a, p, k)),
             // No TPM, or time is up: the lock is due now.
             Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
-            Err(e) => failed(v, e),
+            Err(e) => not_opened(&mut out, &a.name, e),
         }
     }
+    unsealed.insert(0, (first, prepared, key));
     session.check_deadline("the lock")?;
     let fingerprints: Vec<Digest> = unsealed.iter().map(|(_, _, k)| k.fingerprint()).collect();
     session.lock_opened(&fingerprints)?;
@@ -216,27 +216,77 @@ fn unlock_volumes(
     for (a, p, k) in unsealed {
         match unlock::finish(p, k, &a) {
             Ok(done) => out.opened.push((a.name, done)),
-            Err(e) => {
-                error!("{}: not opened: {e}", a.name);
-                out.failed.push((a.name, e));
-            }
+            Err(e) => not_opened(&mut out, &a.name, e),
         }
     }
     Ok(out)
 }
 
-/// Check the header of a volume other than the primary and unseal its key
-/// in this boot's measured state.
-fn unseal_other(
-    args: &BootArgs,
-    v: &VolumeCfg,
-    now: &Measurements,
-    session: &mut Session,
-) -> Result<Unsealed> {
-    let a = volume_args(args, v)?;
-    let mut p = unlock::prepare(&a)?;
-    let k = unlock::unseal(&mut p, &a, now, session)?;
-    Ok((a, p, k))
+/// Record (and log) a volume other than the primary that is not opened.
+fn not_opened(out: &mut BootOutcome, name: &str, e: Error) {
+    error!("{name}: not opened: {e} (the boot goes on without it)");
+    out.failed.push((name.to_string(), e));
+}
+
+/// Wait for every device, then read and check every header, before
+/// anything is measured or unsealed. The primary volume's failure is
+/// fatal; another's is recorded in `out`. A volume whose header carries
+/// another volume's LUKS UUID, or not the `UUID=` it is configured by, is
+/// refused (a disk attached twice, or in another's place).
+///
+/// Errors: those of the primary volume's device wait, key files and
+/// header check.
+fn prepare_all(args: &BootArgs, vols: &[VolumeCfg], out: &mut BootOutcome) -> Result<Vec<Ready>> {
+    // Waiting for a slow disk is bounded by --device-timeout; the
+    // deadline counts from when they are all there or given up.
+    wait_for(&vols[0].device.path(), args.device_timeout)?;
+    let mut present = vec![&vols[0]];
+    for v in &vols[1..] {
+        match wait_for(&v.device.path(), args.device_timeout) {
+            Ok(()) => present.push(v),
+            Err(e) => not_opened(out, &v.name, e),
+        }
+    }
+    let prepare = |v: &VolumeCfg| -> Result<Ready> {
+        let a = volume_args(args, v)?;
+        let p = unlock::prepare(&a)?;
+        if let DeviceRef::Uuid(u) = &v.device {
+            if !u.eq_ignore_ascii_case(&p.uuid) {
+                return Err(Error::refused(
+                    &a.device,
+                    format!(
+                        "configured as UUID={u}, but its LUKS2 header says {}",
+                        p.uuid
+                    ),
+                ));
+            }
+        }
+        Ok((a, p))
+    };
+    let mut ready = vec![prepare(present[0])?];
+    for v in &present[1..] {
+        let r = prepare(v).and_then(|(a, p)| {
+            match ready
+                .iter()
+                .find(|(_, q)| q.uuid.eq_ignore_ascii_case(&p.uuid))
+            {
+                Some((b, _)) => Err(Error::refused(
+                    &a.device,
+                    format!(
+                        "its LUKS UUID {} is also {}'s: one volume attached twice, or a copy",
+                        p.uuid,
+                        b.device.display()
+                    ),
+                )),
+                None => Ok((a, p)),
+            }
+        });
+        match r {
+            Ok(r) => ready.push(r),
+            Err(e) => not_opened(out, &v.name, e),
+        }
+    }
+    Ok(ready)
 }
 
 /// The TPM options of a volume: its own TCTI and timeout, else the
@@ -336,6 +386,5 @@ fn volume_args(args: &BootArgs, v: &VolumeCfg) -> Result<UnlockArgs> {
         policy_key,
         policies: args.policies.clone(),
         eventlog: args.eventlog.clone(),
-        root_volume: None,
     })
 }

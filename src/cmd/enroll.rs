@@ -6,7 +6,6 @@ use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
 use super::steps::TpmOpts;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::{OpenOpts, Volume};
-use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::secret::{RecoveryKey, SecretBytes};
 use crate::Result;
@@ -34,9 +33,9 @@ pub struct EnrollArgs {
     pub eventlog: Option<PathBuf>,
     /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
     pub allow_zero_pcrs: bool,
-    /// The LUKS UUID of the primary volume of the boot that opens this
-    /// one, when it is another ([`bootset`]).
-    pub root_volume: Option<String>,
+    /// The primary volume of the boot that opens this one, when it is
+    /// another ([`bootset`]).
+    pub root_volume: Option<bootset::Primary>,
     /// The crypttab of the image, checked against `root_volume`.
     pub crypttab: PathBuf,
 }
@@ -73,15 +72,12 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         &args.cmdline,
         &args.device,
         &uuid,
-        args.root_volume.as_deref(),
+        args.root_volume.as_ref().map(|p| p.uuid.as_str()),
     );
     let mut tpm = args.tpm.open()?;
     let spec = SealSpec {
         pcrs: &args.pcrs,
-        measurements: Measurements::new(
-            &args.cmdline,
-            bootset::primary_uuid(&uuid, args.root_volume.as_deref()),
-        ),
+        measurements: bootset::measurements(&args.cmdline, &uuid, args.root_volume.as_ref()),
         pin: args.pin.as_ref(),
         platform: args.platform.as_ref(),
         authorize: args.authorize.as_ref(),

@@ -6,6 +6,7 @@
 //! command line text) so tests can point them at image files, a private
 //! swtpm and fixture command lines.
 
+pub mod adopt;
 pub mod boot;
 pub mod cleanup;
 pub mod enroll;

@@ -3,6 +3,7 @@
 //! old keyslot is destroyed, so at every instant one of them opens the volume.
 
 use super::steps::blobs::{check_pcrs, load_blobs};
+use super::steps::bootset;
 use super::steps::inputs::{pin_auth, PinSource};
 use super::steps::measure::{lock, measure_self, LockEvent};
 use super::steps::seal::{add_sealed, Added, SealSpec};
@@ -31,9 +32,9 @@ pub struct ResealArgs {
     pub tpm: TpmOpts,
     /// Seal to firmware PCRs that were never extended (tests on a bare TPM).
     pub allow_zero_pcrs: bool,
-    /// The LUKS UUID of the boot's primary volume; `None` keeps the boot
-    /// the old token was sealed for.
-    pub root_volume: Option<String>,
+    /// The primary volume of the boot that opens this one; `None` keeps
+    /// the boot the old token was sealed for.
+    pub root_volume: Option<bootset::Primary>,
 }
 
 pub fn run(args: &ResealArgs) -> Result<Added> {
@@ -72,15 +73,13 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
     } else {
         None
     };
-    // The boot the old token was sealed for (its primary volume), unless
-    // another is named: a reseal for a kernel update keeps the boot.
-    let now = match &args.root_volume {
-        Some(root) => Measurements::new(&args.cmdline, root),
-        None => Measurements {
-            config: old.self_measurements.config,
-            ..Measurements::new(&args.cmdline, &uuid)
-        },
+    // Unsealing the old token: the boot it was sealed for (its primary
+    // volume), as the token says; the TPM decides whether that is so.
+    let old_boot = Measurements {
+        cmdline: Measurements::new(&args.cmdline, &uuid).cmdline,
+        ..old.self_measurements
     };
+    let now = new_boot(args, &uuid, &old_boot)?;
     // The volume key the new keyslot holds: from the given key, or through
     // the old keyslot with the old secret unsealed from the TPM (which then
     // locks PCR 15, as at boot).
@@ -100,10 +99,10 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
                 .iter()
                 .position(|&p| p == pcr::SELF_PCR)
                 .expect("self PCR in every blob");
-            current[sp] = measure_self(&mut tpm, &now, current[sp])?;
+            current[sp] = measure_self(&mut tpm, &old_boot, current[sp])?;
             // A mismatch here means the TPM cannot authorise the reseal:
             // the caller must pass --unlock-key-file (or the recovery key).
-            check_pcrs(&old, &now, &wanted, &current)?;
+            check_pcrs(&old, &old_boot, &wanted, &current)?;
             let auth = pin.as_ref().map(pin_auth);
             let kek = tpm.unseal(old.sealed_object(), auth.as_ref(), None);
             let key = kek.and_then(|kek| old_volume_key(&mut vol, &old, &src.origin, &kek));
@@ -154,6 +153,29 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         added.keyslot, old.keyslot
     );
     Ok(added)
+}
+
+/// The boot the new token is sealed for: after `args.root_volume` when it
+/// is given; else the old token's boot, when the TPM path proves it
+/// (the old token unseals only if its measurements were the policy's) or
+/// when it is this volume's own; else a usage error, since a token the
+/// host may have rewritten must not choose which volume this one opens
+/// after.
+///
+/// Errors: [`Error::Usage`] as above.
+fn new_boot(args: &ResealArgs, uuid: &str, old_boot: &Measurements) -> Result<Measurements> {
+    if let Some(p) = &args.root_volume {
+        return Ok(bootset::measurements(&args.cmdline, uuid, Some(p)));
+    }
+    let alone = Measurements::new(&args.cmdline, uuid);
+    if args.unlock_key.is_none() || (old_boot.config == alone.config && old_boot.primary.is_none())
+    {
+        return Ok(*old_boot);
+    }
+    Err(Error::Usage(format!(
+        "{}: the token is sealed to open after another volume of its boot; with --unlock-key-file, name that volume with --root-volume and --root-key-file (docs/design.md#several-volumes-in-one-boot)",
+        args.device.display()
+    )))
 }
 
 /// The volume key through the old token's keyslot, with the secret its

@@ -5,6 +5,7 @@
 use super::steps::blobs::{check_blob_policy, load_blobs};
 use super::steps::eventlog::annotate;
 use super::steps::signed::{self, Found, PolicySearch};
+use super::steps::systemd;
 use super::steps::TpmOpts;
 use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::blob::Blob;
@@ -24,6 +25,30 @@ pub struct Report {
     pub volume_uuid: String,
     pub active_keyslots: Vec<u32>,
     pub tokens: Vec<TokenReport>,
+    /// The volume's `systemd-tpm2` tokens, read without unsealing.
+    pub systemd_tokens: Vec<SystemdTokenReport>,
+}
+
+/// A `systemd-tpm2` token (systemd 252's systemd-cryptenroll), as read
+/// from the header: nothing is unsealed, and 252 tokens record no PCR
+/// values, so whether this boot's PCRs meet the policy is not known here.
+#[derive(Debug, Serialize)]
+pub struct SystemdTokenReport {
+    pub token: u32,
+    /// "valid" (parses, keyslot active), "dangling" (keyslot missing; the
+    /// header allow-list normally refuses such a volume first) or
+    /// "invalid" (see `problems`).
+    pub verdict: String,
+    pub keyslot: Option<u32>,
+    /// PCRs of the literal policy (values as at enrollment).
+    pub pcrs: Vec<u32>,
+    /// PCRs of the signed policy (`--tpm2-public-key-pcrs`); empty: none.
+    pub signed_pcrs: Vec<u32>,
+    pub pin: bool,
+    /// Whether PCR 15 is in the policy, so that sealroot's lock closes it
+    /// for the rest of the boot.
+    pub covers_pcr15: bool,
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,7 +159,51 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
         volume_uuid: uuid,
         active_keyslots: vol.active_keyslots(),
         tokens,
+        systemd_tokens: systemd_reports(&mut vol)?,
     })
+}
+
+/// The `systemd-tpm2` tokens, parsed, their keyslots looked up.
+fn systemd_reports(vol: &mut Volume) -> Result<Vec<SystemdTokenReport>> {
+    Ok(systemd::tokens(vol)?
+        .into_iter()
+        .map(|f| match f.token {
+            Err(e) => SystemdTokenReport {
+                token: f.id,
+                verdict: "invalid".into(),
+                keyslot: None,
+                pcrs: vec![],
+                signed_pcrs: vec![],
+                pin: false,
+                covers_pcr15: false,
+                problems: vec![e],
+            },
+            Ok(t) => {
+                let active = vol.keyslot_active(t.keyslot);
+                let mut problems = vec![];
+                if !active {
+                    problems.push(format!("keyslot {} does not exist", t.keyslot));
+                }
+                let covers_pcr15 = t.covers(crate::pcr::SELF_PCR);
+                if !covers_pcr15 {
+                    problems.push(
+                        "the policy does not cover PCR 15: sealroot's lock does not close it after boot (docs/systemd.md)"
+                            .into(),
+                    );
+                }
+                SystemdTokenReport {
+                    token: f.id,
+                    verdict: if active { "valid" } else { "dangling" }.into(),
+                    keyslot: Some(t.keyslot),
+                    pcrs: t.pcrs,
+                    signed_pcrs: t.pubkey_pcrs,
+                    pin: t.pin,
+                    covers_pcr15,
+                    problems,
+                }
+            }
+        })
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -177,6 +246,14 @@ fn token_report(
                 ("locked", None)
             } else if index == pcr::SELF_PCR && b.self_measurements == *now {
                 ("predicted", None)
+            } else if index == pcr::SELF_PCR
+                && b.self_measurements.primary.is_some()
+                && b.self_measurements.cmdline == now.cmdline
+            {
+                (
+                    "after-primary",
+                    Some("opens in `sealroot boot` after its boot's primary volume (docs/design.md#several-volumes-in-one-boot)".to_string()),
+                )
             } else if index == pcr::SELF_PCR {
                 (
                     "differs",
@@ -348,6 +425,30 @@ pub fn render(r: &Report) -> String {
     );
     if r.tokens.is_empty() {
         s.push_str("no sealroot tokens\n");
+    }
+    for t in &r.systemd_tokens {
+        s.push_str(&format!(
+            "systemd-tpm2 token {}: {}{}, PCRs {}{}{}\n",
+            t.token,
+            t.verdict,
+            t.keyslot
+                .map(|k| format!(", keyslot {k}"))
+                .unwrap_or_default(),
+            if t.pcrs.is_empty() {
+                "none".to_string()
+            } else {
+                join(&t.pcrs)
+            },
+            if t.signed_pcrs.is_empty() {
+                String::new()
+            } else {
+                format!(", signed PCRs {}", join(&t.signed_pcrs))
+            },
+            if t.pin { ", PIN required" } else { "" }
+        ));
+        for p in &t.problems {
+            s.push_str(&format!("  problem: {p}\n"));
+        }
     }
     for t in &r.tokens {
         s.push_str(&format!(

@@ -87,6 +87,9 @@ struct WireAuthorize {
 struct WireSelf {
     cmdline: String,
     config: String,
+    /// A volume opened after the boot's primary one: that volume's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    primary: Option<String>,
 }
 
 /// A validated blob with its fields decoded.
@@ -213,6 +216,12 @@ impl Blob {
         let self_measurements = Measurements {
             cmdline: hex32(&w.self_measurements.cmdline, "cmdline measurement")?,
             config: hex32(&w.self_measurements.config, "config measurement")?,
+            primary: w
+                .self_measurements
+                .primary
+                .as_deref()
+                .map(|p| hex32(p, "primary volume measurement"))
+                .transpose()?,
         };
         let srk_name = hex::decode(&w.srk_name).map_err(|e| format!("srk_name: {e}"))?;
         if srk_name.len() != 34 || srk_name[..2] != [0x00, 0x0b] {
@@ -329,6 +338,7 @@ impl Blob {
             self_measurements: WireSelf {
                 cmdline: hex::encode(self.self_measurements.cmdline),
                 config: hex::encode(self.self_measurements.config),
+                primary: self.self_measurements.primary.map(hex::encode),
             },
             policy_digest: hex::encode(self.policy_digest),
             srk_name: hex::encode(&self.srk_name),
@@ -431,10 +441,7 @@ fn tpm2b(s: &str, what: &str) -> std::result::Result<Vec<u8>, String> {
     Ok(v)
 }
 
-/// A LUKS UUID as sealroot stores it: 1-64 hex digits and dashes.
-///
-/// Errors: a message naming the value.
-pub fn check_uuid(u: &str) -> std::result::Result<(), String> {
+fn check_uuid(u: &str) -> std::result::Result<(), String> {
     if u.is_empty() || u.len() > 64 || !u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(format!("bad volume UUID {u:?}"));
     }
@@ -455,6 +462,7 @@ pub(crate) mod tests {
             self_measurements: Measurements {
                 cmdline: [1; 32],
                 config: [2; 32],
+                primary: None,
             },
             policy_digest: [9; 32],
             srk_name: tpm_name(&[1, 2, 3, 4]),
@@ -501,6 +509,16 @@ pub(crate) mod tests {
         let v = u.to_value();
         assert_eq!(v["keyslots"], serde_json::json!([]));
         assert_eq!(Blob::from_value(v, "t").unwrap(), u);
+        // A volume opened after the boot's primary one.
+        let mut d = sample();
+        d.self_measurements.primary = Some([5; 32]);
+        let v = d.to_value();
+        assert_eq!(v["self_measurements"]["primary"], hex::encode([5; 32]));
+        assert_eq!(Blob::from_value(v, "t").unwrap(), d);
+        assert!(sample().to_value()["self_measurements"]
+            .get("primary")
+            .is_none());
+        assert!(mutate(|v| v["self_measurements"]["primary"] = "05".into()).is_err());
     }
 
     fn mutate(f: impl FnOnce(&mut serde_json::Value)) -> Result<Blob> {

@@ -17,12 +17,19 @@ pub const FAILURE_EVENT: &[u8] = b"sealroot-lock-failure-v1";
 /// Domain tag of the success lock event, followed by the volume key's
 /// fingerprint.
 const OPENED_TAG: &[u8] = b"sealroot-lock-opened-v1\0";
+/// Domain tag of the primary-volume event of a boot that opens several
+/// volumes, followed by the primary volume key's fingerprint.
+const PRIMARY_TAG: &[u8] = b"sealroot-primary-v1\0";
 
-/// The two events sealroot measures before unsealing.
+/// The events sealroot measures before unsealing: the command line and the
+/// configuration, and, before the other volumes of a boot that opens
+/// several, the primary volume's event ([`primary_digest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Measurements {
     pub cmdline: Digest,
     pub config: Digest,
+    /// Set for a volume other than the boot's primary one.
+    pub primary: Option<Digest>,
 }
 
 /// Normalise `/proc/cmdline` the way sealroot measures it: surrounding
@@ -39,12 +46,29 @@ impl Measurements {
         Measurements {
             cmdline: sha256(normalise_cmdline(cmdline).as_bytes()),
             config: config_digest(volume_uuid),
+            primary: None,
         }
     }
 
-    /// The self-PCR value right after both measurements, i.e. at unseal time.
+    /// These measurements followed by the event of a primary volume whose
+    /// key has `fingerprint`: what the other volumes of that boot see.
+    pub fn after_primary(&self, fingerprint: &Digest) -> Self {
+        Measurements {
+            primary: Some(primary_digest(fingerprint)),
+            ..*self
+        }
+    }
+
+    /// The digests to extend, in order.
+    pub fn events(&self) -> Vec<Digest> {
+        let mut v = vec![self.cmdline, self.config];
+        v.extend(self.primary);
+        v
+    }
+
+    /// The self-PCR value right after the measurements, i.e. at unseal time.
     pub fn expected(&self) -> Digest {
-        extend(&extend(&[0; 32], &self.cmdline), &self.config)
+        self.events().iter().fold([0; 32], |pcr, d| extend(&pcr, d))
     }
 }
 
@@ -56,6 +80,17 @@ pub fn config_digest(volume_uuid: &str) -> Digest {
         volume_uuid.to_ascii_lowercase()
     );
     sha256(text.as_bytes())
+}
+
+/// Digest extended, in a boot that opens several sealed volumes, after the
+/// primary volume's key was unsealed and its fingerprint checked, and
+/// before any other volume is unsealed: the other volumes' tokens expect
+/// it, so they unseal only after that very volume (not a volume the host
+/// made with its UUID) was opened (docs/design.md#several-volumes-in-one-boot).
+pub fn primary_digest(fingerprint: &Digest) -> Digest {
+    let mut v = PRIMARY_TAG.to_vec();
+    v.extend_from_slice(fingerprint);
+    sha256(&v)
 }
 
 /// Digest extended as the lock event when sealroot did not open a volume.
@@ -149,6 +184,18 @@ pub fn explain(
                 .into(),
         );
     }
+    match (&enrolled.primary, &now.primary) {
+        (Some(a), Some(b)) if a != b => why.push(
+            "the boot's primary volume is not the one the token is sealed for (its volume key differs)".into(),
+        ),
+        (Some(_), None) => why.push(
+            "the token is for a volume opened after the boot's primary volume (sealroot boot), and nothing opened that volume first".into(),
+        ),
+        (None, Some(_)) => why.push(
+            "the token is for a boot's primary volume (or a boot of one volume), and this volume is opened after another".into(),
+        ),
+        _ => {}
+    }
     if why.is_empty() {
         if *current == [0; 32] {
             why.push("sealroot has not measured this boot yet".into());
@@ -184,6 +231,22 @@ mod tests {
         assert_eq!(classify(&m.expected(), &m), State::Measured);
         assert_eq!(classify(&locked(&m.expected()), &m), State::Locked);
         assert_eq!(classify(&[7; 32], &m), State::Other);
+    }
+
+    #[test]
+    fn the_primary_event_follows_the_two_measurements() {
+        let m = Measurements::new("x", "u");
+        let d = m.after_primary(&[9; 32]);
+        assert_eq!(
+            d.expected(),
+            extend(&m.expected(), &primary_digest(&[9; 32]))
+        );
+        assert_ne!(d.expected(), m.after_primary(&[8; 32]).expected());
+        assert_ne!(primary_digest(&[9; 32]), opened_digest(&[9; 32]));
+        let s = explain(&d, &m.after_primary(&[8; 32]), &[1; 32], None);
+        assert!(s.contains("primary volume is not the one"), "{s}");
+        let s = explain(&d, &m, &[1; 32], None);
+        assert!(s.contains("nothing opened that volume first"), "{s}");
     }
 
     #[test]

@@ -49,14 +49,14 @@ const TPMA_SESSION_ENCRYPT: u8 = 0x40;
 const TPM2_SE_POLICY: u8 = 0x01;
 const TPM2_ALG_SHA256: u16 = 0x000B;
 
-fn rc_err(command: &'static str, rc: u32) -> Error {
+pub(super) fn rc_err(command: &'static str, rc: u32) -> Error {
     classify(
         command,
         tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(rc)),
     )
 }
 
-fn check(command: &'static str, rc: u32) -> Result<()> {
+pub(super) fn check(command: &'static str, rc: u32) -> Result<()> {
     if rc == 0 {
         Ok(())
     } else {
@@ -64,16 +64,16 @@ fn check(command: &'static str, rc: u32) -> Result<()> {
     }
 }
 
-fn wrap(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
+pub(super) fn wrap(command: &'static str) -> impl Fn(tss_esapi::Error) -> Error {
     move |e| classify(command, e)
 }
 
 /// An ESYS context on its own TCTI connection.
-struct Esys {
-    ctx: *mut sys::ESYS_CONTEXT,
+pub(super) struct Esys {
+    pub(super) ctx: *mut sys::ESYS_CONTEXT,
     tcti: *mut sys::TSS2_TCTI_CONTEXT,
     /// Transient objects and sessions to flush on drop.
-    flush: Vec<sys::ESYS_TR>,
+    pub(super) flush: Vec<sys::ESYS_TR>,
     /// A resource manager flushes them when the connection closes
     /// ([`super::resource_managed`]): no FlushContext is sent.
     managed: bool,
@@ -82,7 +82,7 @@ struct Esys {
 impl Esys {
     /// Open, retrying for up to two seconds (a simulator may still be
     /// closing the connection just let go).
-    fn open(spec: &str) -> Result<Esys> {
+    pub(super) fn open(spec: &str) -> Result<Esys> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             match Self::open_once(spec) {
@@ -144,7 +144,7 @@ impl Esys {
         Ok(tr)
     }
 
-    fn name(&mut self, tr: sys::ESYS_TR) -> Result<Vec<u8>> {
+    pub(super) fn name(&mut self, tr: sys::ESYS_TR) -> Result<Vec<u8>> {
         let mut name: *mut sys::TPM2B_NAME = null_mut();
         // SAFETY: live context and handle; the returned buffer is freed below.
         let rc = unsafe { sys::Esys_TR_GetName(self.ctx, tr, &mut name) };
@@ -161,7 +161,7 @@ impl Esys {
 
     /// Flush now (to free the TPM's slot for what follows); under a
     /// resource manager only when `always` (a retried session).
-    fn flush_now(&mut self, tr: sys::ESYS_TR, always: bool) {
+    pub(super) fn flush_now(&mut self, tr: sys::ESYS_TR, always: bool) {
         self.flush.retain(|&t| t != tr);
         if self.managed && !always {
             return;
@@ -245,7 +245,7 @@ fn pcr_selection(pcrs: &[u32]) -> Result<sys::TPML_PCR_SELECTION> {
         .into())
 }
 
-fn digest(bytes: &[u8]) -> sys::TPM2B_DIGEST {
+pub(super) fn digest(bytes: &[u8]) -> sys::TPM2B_DIGEST {
     TpmDigest::try_from(bytes.to_vec())
         .expect("at most 64 bytes")
         .into()
@@ -315,7 +315,7 @@ const PCR_CHANGED_ATTEMPTS: u32 = 3;
 
 /// An unseal that failed only because a PCR changed mid-session, or another
 /// error.
-enum Attempt {
+pub(super) enum Attempt {
     PcrChanged,
     Failed(Error),
 }
@@ -555,7 +555,7 @@ impl Esys {
     /// ways, and without continueSession: the TPM flushes the session after
     /// a successful Unseal (policy commands take it as a handle, not as an
     /// authorization, so the flag matters only there).
-    fn policy_session(&mut self, srk: sys::ESYS_TR) -> Result<sys::ESYS_TR> {
+    pub(super) fn policy_session(&mut self, srk: sys::ESYS_TR) -> Result<sys::ESYS_TR> {
         let symmetric: sys::TPMT_SYM_DEF = SymmetricDefinition::AES_128_CFB
             .try_into()
             .map_err(wrap("StartAuthSession"))?;
@@ -599,7 +599,7 @@ impl Esys {
     /// PolicyPCR with `values` (the TPM compares now) or, when `values` is
     /// `None`, with an empty digest (compared when Unseal runs). Returns
     /// the TPM's response code.
-    fn policy_pcr(
+    pub(super) fn policy_pcr(
         &mut self,
         session: sys::ESYS_TR,
         pcrs: &[u32],
@@ -726,7 +726,7 @@ impl Esys {
     }
 
     /// PolicyAuthValue, and the PIN's authValue on the object.
-    fn policy_pin(
+    pub(super) fn policy_pin(
         &mut self,
         session: sys::ESYS_TR,
         object: sys::ESYS_TR,
@@ -758,7 +758,7 @@ impl Esys {
     /// Unseal: the bytes are copied into a [`Key32`] and wiped before ESYS
     /// frees them. A policy failure is [`Error::PolicyRefused`] for a
     /// `signed` object, [`Error::PcrMismatch`] for a PCR-policy one.
-    fn unseal(
+    pub(super) fn unseal(
         &mut self,
         object: sys::ESYS_TR,
         session: sys::ESYS_TR,
@@ -803,7 +803,7 @@ impl Esys {
 }
 
 /// A VerifySignature ticket, freed on drop.
-struct Ticket(*mut sys::TPMT_TK_VERIFIED);
+pub(super) struct Ticket(pub(super) *mut sys::TPMT_TK_VERIFIED);
 
 impl Drop for Ticket {
     fn drop(&mut self) {

@@ -16,6 +16,7 @@ pub mod nv;
 pub mod object;
 pub mod seal;
 pub mod srk;
+pub mod systemd;
 
 use crate::pcr::signer::PublicKey;
 use crate::pcr::Digest;

@@ -405,7 +405,7 @@ impl Args {
         let mut c = Command::new(SEALROOT);
         c.args(&self.args);
         let seals = self.args.first().is_some_and(|a| {
-            ["enroll", "reseal", "unlock", "boot"]
+            ["enroll", "reseal", "unlock", "boot", "adopt"]
                 .iter()
                 .any(|c| a == c)
         });

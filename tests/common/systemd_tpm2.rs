@@ -73,21 +73,11 @@ pub fn shim() -> PathBuf {
 /// sha256 bank and exactly those PCRs.
 #[track_caller]
 pub fn enroll_systemd(tpm: &Swtpm, img: &Image, pcrs: &str) {
-    let out = Command::new("systemd-cryptenroll")
-        .arg(format!("--unlock-key-file={}", img.key.display()))
-        .arg(format!("--tpm2-device={}", tpm.tcti()))
-        .arg(format!("--tpm2-pcrs={pcrs}"))
-        .arg("--tpm2-with-pin=no")
-        .arg(&img.path)
-        .env_remove("PASSWORD")
-        .env_remove("SYSTEMD_TPM2_DEVICE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("systemd-cryptenroll (Debian 12's systemd package) is installed");
-    assert!(
-        out.status.success(),
-        "systemd-cryptenroll failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    cryptenroll(
+        tpm,
+        img,
+        &[&format!("--tpm2-pcrs={pcrs}"), "--tpm2-with-pin=no"],
+        None,
     );
     let want: Vec<u64> = pcrs
         .split([',', '+'])
@@ -109,6 +99,52 @@ pub fn enroll_systemd(tpm: &Swtpm, img: &Image, pcrs: &str) {
             .is_none_or(|a| a.is_empty()),
         "{tok}"
     );
+}
+
+/// `systemd-cryptenroll --tpm2-device=TCTI OPTIONS IMG`, authorised by the
+/// image's passphrase file; `pin` is given as systemd 252 reads a new PIN
+/// without a terminal, in `$NEWPIN` (src/cryptenroll/cryptenroll-tpm2.c).
+/// Asserts it worked, flushes what it left loaded ([`flush_like_tpmrm`]);
+/// returns the new token's JSON.
+#[track_caller]
+pub fn cryptenroll(
+    tpm: &Swtpm,
+    img: &Image,
+    opts: &[&str],
+    pin: Option<&str>,
+) -> serde_json::Value {
+    let before = img.tokens();
+    let mut c = Command::new("systemd-cryptenroll");
+    c.arg(format!("--unlock-key-file={}", img.key.display()))
+        .arg(format!("--tpm2-device={}", tpm.tcti()))
+        .args(opts)
+        .arg(&img.path)
+        .env_remove("PASSWORD")
+        .env_remove("NEWPIN")
+        .env_remove("PIN")
+        .env_remove("SYSTEMD_TPM2_DEVICE")
+        .stdin(Stdio::null());
+    if let Some(p) = pin {
+        c.env("NEWPIN", p);
+    }
+    let out = c
+        .output()
+        .expect("systemd-cryptenroll (Debian 12's systemd package) is installed");
+    assert!(
+        out.status.success(),
+        "systemd-cryptenroll {opts:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = img
+        .tokens()
+        .into_iter()
+        .find(|t| !before.contains(t))
+        .expect("a new token after systemd-cryptenroll");
+    let tok = img.json()["tokens"][id.to_string()].clone();
+    assert_eq!(tok["type"], "systemd-tpm2", "{tok}");
+    // systemd-cryptenroll 252 leaves a session loaded (see the module comment).
+    flush_like_tpmrm(tpm);
+    tok
 }
 
 /// The systemd unlock of `img` on `tpm`: see [`systemd_unlock_tcti`].

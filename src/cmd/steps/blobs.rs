@@ -93,9 +93,9 @@ fn volume_set_hint(blob: &Blob, now: &Measurements) -> Option<&'static str> {
     if enrolled == now.config {
         None
     } else if enrolled == alone {
-        Some(" (the token is sealed for a boot whose primary volume is this one, and this boot's primary volume is another: enroll or reseal it with --root-volume naming the primary volume's LUKS UUID)")
+        Some(" (the token is sealed for a boot whose primary volume is this one, and this boot's primary volume is another: enroll or reseal it with --root-volume and --root-key-file naming the primary volume)")
     } else if now.config == alone {
-        Some(" (the token is sealed for a boot whose primary volume is another: it opens in that boot, or with --root-volume naming that volume's LUKS UUID)")
+        Some(" (the token is sealed for a boot whose primary volume is another: it opens in that boot, after that volume, through `sealroot boot`)")
     } else {
         Some(" (the token is sealed for a boot with another primary volume)")
     }

@@ -1,23 +1,64 @@
 //! Which boot a token's PCR 15 expects. A boot that opens several sealed
-//! volumes measures its primary volume's LUKS UUID, so a token for any
-//! other volume must be sealed for the primary's
-//! (docs/design.md#several-volumes-in-one-boot). `enroll` reads the image's
-//! crypttab to catch a token that no boot of it could unseal.
+//! volumes measures its primary volume's LUKS UUID, and, before it unseals
+//! any other volume, the primary volume key's fingerprint; a token for any
+//! other volume is sealed for both (docs/design.md#several-volumes-in-one-boot).
+//! `enroll` reads the image's crypttab to catch a token that no boot of it
+//! could unseal.
 
+use crate::disk::luks::Volume;
 use crate::formats::bootcfg::{self, DeviceRef, VolumeCfg};
-use log::warn;
+use crate::formats::volume_key;
+use crate::pcr::selfpcr::Measurements;
+use crate::pcr::Digest;
+use crate::secret::SecretBytes;
+use crate::Result;
+use log::{info, warn};
 use std::path::Path;
 
-/// The LUKS UUID a token's PCR 15 measures: `root_volume` when given, else
-/// the volume's own.
-pub fn primary_uuid<'a>(own: &'a str, root_volume: Option<&'a str>) -> &'a str {
-    root_volume.unwrap_or(own)
+/// The primary volume of a boot, as the tokens of its other volumes need
+/// it.
+pub struct Primary {
+    /// LUKS UUID, from its checked header.
+    pub uuid: String,
+    /// Its volume key's fingerprint ([`volume_key::fingerprint`]).
+    pub fingerprint: Digest,
+}
+
+/// Read `device`'s header (checked like any other) and derive its volume
+/// key with `key` (a passphrase or recovery key of that volume): the key's
+/// fingerprint comes from the key itself, never from a token the host could
+/// have rewritten.
+///
+/// Errors: those of [`Volume::open`] and of the key derivation.
+pub fn primary_of(device: &Path, key: &SecretBytes) -> Result<Primary> {
+    let mut vol = Volume::open(device)?;
+    let (slot, vk) = vol.volume_key(None, key.as_bytes())?;
+    let p = Primary {
+        uuid: vol.uuid()?,
+        fingerprint: volume_key::fingerprint(vk.as_bytes()),
+    };
+    info!(
+        "primary volume {} (LUKS UUID {}, opened with keyslot {slot}): this token opens after it",
+        device.display(),
+        p.uuid
+    );
+    Ok(p)
+}
+
+/// What PCR 15 holds when a token for the volume with LUKS UUID `own` is
+/// unsealed: in a boot of that volume alone (or as the primary), or after
+/// `primary`.
+pub fn measurements(cmdline: &str, own: &str, primary: Option<&Primary>) -> Measurements {
+    match primary {
+        None => Measurements::new(cmdline, own),
+        Some(p) => Measurements::new(cmdline, &p.uuid).after_primary(&p.fingerprint),
+    }
 }
 
 /// Warn when a boot configured by `crypttab` (read as `boot` reads it,
 /// with the kernel command line `cmdline`) would measure another primary
 /// volume than the one the token for `device` (LUKS UUID `uuid`) is sealed
-/// for (`root_volume`, else itself). A missing crypttab says nothing; an
+/// for (the LUKS UUID `root_volume`, else itself). A missing crypttab says nothing; an
 /// unreadable or invalid one is warned about. Returns the warnings (also
 /// logged), for tests.
 pub fn check_crypttab(
@@ -44,7 +85,7 @@ pub fn check_crypttab(
     let (Some(primary), true) = (sealed.first(), sealed.iter().any(is_this)) else {
         return vec![];
     };
-    let expected = primary_uuid(uuid, root_volume);
+    let expected = root_volume.unwrap_or(uuid);
     let primary_uuid = match &primary.device {
         DeviceRef::Uuid(u) => Some(u.to_ascii_lowercase()),
         _ if is_this(primary) => Some(uuid.to_ascii_lowercase()),
@@ -53,13 +94,14 @@ pub fn check_crypttab(
     let w = match primary_uuid {
         Some(p) if p.eq_ignore_ascii_case(expected) => return vec![],
         Some(p) => format!(
-            "{}: a boot of it opens {} sealed volume(s) and measures its primary volume {} (LUKS UUID {p}) into PCR 15, but this token is sealed for a boot whose primary volume is {expected}: it could not be unsealed there; enroll with --root-volume {p}",
+            "{}: a boot of it opens {} sealed volume(s) and measures its primary volume {} (LUKS UUID {p}) into PCR 15, but this token is sealed for a boot whose primary volume is {expected}: it could not be unsealed there; enroll with --root-volume naming that volume ({}) and --root-key-file",
             crypttab.display(),
             sealed.len(),
             primary.name,
+            primary.device.path().display(),
         ),
         None => format!(
-            "{}: a boot of it opens {} sealed volume(s) and measures its primary volume {} ({}) into PCR 15; this token is sealed for a boot whose primary volume has LUKS UUID {expected}: unless that is {}, it could not be unsealed there (--root-volume sets it)",
+            "{}: a boot of it opens {} sealed volume(s) and measures its primary volume {} ({}) into PCR 15; this token is sealed for a boot whose primary volume has LUKS UUID {expected}: unless that is {}, it could not be unsealed there (--root-volume and --root-key-file set it)",
             crypttab.display(),
             sealed.len(),
             primary.name,

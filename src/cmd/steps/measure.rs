@@ -12,8 +12,9 @@ use log::{debug, info};
 pub fn measure_self(tpm: &mut Tpm, now: &Measurements, current: Digest) -> Result<Digest> {
     match selfpcr::classify(&current, now) {
         selfpcr::State::Fresh => {
-            tpm.pcr_extend(SELF_PCR, &now.cmdline)?;
-            tpm.pcr_extend(SELF_PCR, &now.config)?;
+            for d in now.events() {
+                tpm.pcr_extend(SELF_PCR, &d)?;
+            }
             info!(
                 "measured kernel command line and configuration into PCR {}",
                 SELF_PCR
@@ -33,6 +34,17 @@ pub fn measure_self(tpm: &mut Tpm, now: &Measurements, current: Digest) -> Resul
         }
         selfpcr::State::Other => Ok(current),
     }
+}
+
+/// Extend the primary volume's event ([`selfpcr::primary_digest`]) of a
+/// boot that opens several volumes, after that volume's key was unsealed
+/// and its fingerprint checked.
+///
+/// Errors: [`crate::Error::Tpm`] when the extend fails.
+pub fn measure_primary(tpm: &mut Tpm, fingerprint: &Digest) -> Result<()> {
+    tpm.pcr_extend(SELF_PCR, &selfpcr::primary_digest(fingerprint))?;
+    info!("extended the primary volume's event into PCR {SELF_PCR}");
+    Ok(())
 }
 
 /// Which lock event to extend.

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 pub struct PolicySearch {
     pub files: Vec<PathBuf>,
     pub dir: Option<PathBuf>,
+    /// The PCR signature JSON of `systemd-tpm2` tokens with a signed
+    /// policy; `None`: systemd's search ([`super::systemd::SIGNATURE_PATHS`]).
+    pub systemd_signature: Option<PathBuf>,
 }
 
 /// Default directory: inside the initramfs (or on the ESP, when the

@@ -57,9 +57,6 @@ pub struct UnlockArgs {
     pub policies: PolicySearch,
     /// This boot's event log, to explain a mismatch (None: do not use one).
     pub eventlog: Option<PathBuf>,
-    /// The LUKS UUID of the boot's primary volume when it is not this one:
-    /// PCR 15 then measures that boot (docs/design.md#several-volumes-in-one-boot).
-    pub root_volume: Option<String>,
 }
 
 #[derive(Debug)]
@@ -77,16 +74,45 @@ pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 /// Unlock `args.device` through `session`, which locks PCR 15 on the way
 /// out: here on success (with the opened volume's event), by the caller's
 /// drop on any error. The boot measured is one that opens this volume
-/// alone, unless `args.root_volume` names the boot's primary volume
-/// ([`Measurements::new`]).
+/// alone: a volume sealed to open after another is opened by `boot`.
 ///
 /// Errors: [`Error::VolumeRefused`] (header outside the allow-list, volume
 /// key not the enrolled one), [`Error::NotEnrolled`], [`Error::Timeout`],
 /// and those of the TPM, the blob, the platform check and libcryptsetup.
 pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
-    let mut vol = prepare(args)?;
-    let primary = args.root_volume.clone().unwrap_or_else(|| vol.uuid.clone());
-    let now = Measurements::new(&args.cmdline, &primary);
+    let vol = prepare(args)?;
+    run_prepared(args, vol, session)
+}
+
+/// [`run`] on a volume whose header is checked already.
+///
+/// Errors: as [`run`].
+pub fn run_prepared(
+    args: &UnlockArgs,
+    mut vol: Prepared,
+    session: &mut Session,
+) -> Result<Unlocked> {
+    if vol.sources.is_empty() {
+        // No sealroot token: systemd-cryptenroll's, if any (steps/systemd.rs).
+        let req = super::systemd::Request {
+            device: &args.device,
+            name: &args.name,
+            dry_run: args.dry_run,
+            cmdline: &args.cmdline,
+            pin: &args.pin,
+            signature: args.policies.systemd_signature.as_deref(),
+            require: args.require.as_ref(),
+            platform: &args.platform,
+        };
+        if let Some((keyslot, origin)) = super::systemd::unlock(&mut vol.vol, &req, session)? {
+            return Ok(Unlocked {
+                keyslot,
+                origin,
+                first_boot: false,
+            });
+        }
+    }
+    let now = Measurements::new(&args.cmdline, &vol.uuid);
     let key = unseal(&mut vol, args, &now, session)?;
     session.check_deadline("the lock")?;
     session.lock_opened(&[key.fingerprint()])?;
@@ -153,6 +179,12 @@ pub fn unseal(
 ) -> Result<Opened> {
     let sources = &mut p.sources;
     if sources.is_empty() {
+        if args.provision_key.is_none() && !super::systemd::tokens(&mut p.vol)?.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: a volume opened through a systemd-tpm2 token must be the only sealed volume of its boot (it is unsealed before sealroot measures PCR 15); give it a sealroot token with `sealroot adopt` to open it beside others",
+                args.device.display()
+            )));
+        }
         return match &args.provision_key {
             Some(key) => first_boot(&mut p.vol, key, args, now, session),
             None => Err(Error::NotEnrolled {
