@@ -38,12 +38,24 @@ fn assert_locked(tpm: &Swtpm) {
     assert_ne!(pcr_value(tpm, 15), [0; 32], "PCR 15 was not extended");
 }
 
+/// `sealroot unlock --dry-run --systemd-token` (the opt-in into systemd
+/// tokens) with the usual test options plus `extra`.
+fn unlock(tpm: &Swtpm, img: &Image, extra: &[&str]) -> Run {
+    common::unlock(tpm, img, &[&["--systemd-token"], extra].concat())
+}
+
 #[test]
 fn pcr_only_token_opens_and_pcr15_is_locked() {
     let mut tpm = Swtpm::start();
     let img = Image::new();
     enroll_systemd(&tpm, &img, "0,7");
     assert_eq!(pcr_value(&tpm, 15), [0; 32]);
+    // Not without the opt-in: a host that strips a sealroot token must not
+    // steer the unlock onto a token unsealed before PCR 15 is measured.
+    let r = common::unlock(&tpm, &img, &[]).expect(Exit::NotEnrolled);
+    assert!(r.stderr.contains("--systemd-token"), "{r:?}");
+    assert!(r.stderr.contains("failure lock event"), "{r:?}");
+    tpm.reboot();
     let r = unlock(&tpm, &img, &[]).expect(Exit::Ok);
     assert!(r.stderr.contains("systemd-tpm2 token 0"), "{r:?}");
     assert!(
@@ -107,6 +119,7 @@ fn pin_token_needs_its_pin_and_counts_one_failure_per_wrong_pin() {
             .on(&tpm, &img)
             .opt("name", "t")
             .arg("--dry-run")
+            .arg("--systemd-token")
             .env("SEALROOT_PIN", pin)
             .run()
     };
@@ -596,7 +609,14 @@ fn boot_opens_a_crypttab_volume_through_its_systemd_token() {
     let doc = serde_json::json!({"sha256": [keys.entry(&img, &[11], &[pcr_value(&tpm, 11)])]});
     std::fs::write(&sigf, doc.to_string()).unwrap();
     let tab = img.file("crypttab");
-    std::fs::write(&tab, format!("root {} none luks,sealroot\n", p(&img.path))).unwrap();
+    std::fs::write(
+        &tab,
+        format!(
+            "root {} none luks,sealroot,sealroot-systemd-token\n",
+            p(&img.path)
+        ),
+    )
+    .unwrap();
     std::fs::write(&img.cmdline, "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro").unwrap();
     let boot = || {
         Args::new("boot")
@@ -656,6 +676,7 @@ fn no_copy_of_the_systemd_secret_in_memory_or_logs() {
         .on(&tpm, &img)
         .opt("name", "x")
         .arg("--dry-run")
+        .arg("--systemd-token")
         .arg("-v")
         .env("SEALROOT_TEST_REVEAL_DIR", &reveal)
         .env("GLIBC_TUNABLES", sealroot::sys::harden::ALLOC_TUNABLES);

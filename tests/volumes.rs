@@ -388,35 +388,63 @@ fn volumes_of_one_boot_share_one_tpm() {
 
 /// A volume opened through a systemd-tpm2 token is unsealed before PCR 15
 /// is measured, so it cannot sit behind a primary volume: beside others it
-/// is reported (adopt it), and the rest of the boot goes on.
+/// is reported, and the rest of the boot goes on. `adopt` with the root
+/// named gives it a sealroot token that opens behind the root.
 #[test]
-fn a_systemd_only_volume_is_not_opened_beside_others() {
+fn a_systemd_only_volume_is_adopted_to_open_beside_the_root() {
     let mut tpm = Swtpm::start();
-    let root = Image::with_passphrase(b"prov");
+    let root = Image::new();
     let data = Image::new();
+    std::fs::write(&root.cmdline, CMDLINE).unwrap();
+    std::fs::write(&data.cmdline, CMDLINE).unwrap();
+    enroll(&tpm, &root, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    tpm.reboot();
     common::systemd_tpm2::enroll_systemd(&tpm, &data, "7");
     let tab = root.file("crypttab");
     std::fs::write(
         &tab,
         format!(
-            "root {} none sealroot,sealroot-pcrs=0+7,sealroot-provision-key={}\ndata {} none sealroot\n",
+            "root {} none sealroot\ndata {} none sealroot,sealroot-systemd-token\n",
             p(&root.path),
-            p(&root.key),
             p(&data.path)
         ),
     )
     .unwrap();
-    std::fs::write(&root.cmdline, CMDLINE).unwrap();
+    let boot = |tpm: &Swtpm| {
+        Args::new("boot")
+            .arg("--dry-run")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &root.cmdline)
+            .opt("tcti", tpm.tcti())
+            .opt("eventlog", "none")
+            .run()
+    };
     tpm.reboot();
-    let r = Args::new("boot")
-        .arg("--dry-run")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &root.cmdline)
-        .opt("tcti", tpm.tcti())
-        .opt("eventlog", "none")
-        .run();
+    let r = boot(&tpm);
     r.assert_exit(Exit::Ok);
-    assert!(r.stderr.contains("first boot: enrolled"), "{r:?}");
+    assert_eq!(
+        r.stderr.matches("dry run: the key opens").count(),
+        1,
+        "{r:?}"
+    );
     assert!(r.stderr.contains("data: not opened"), "{r:?}");
     assert!(r.stderr.contains("sealroot adopt"), "{r:?}");
+    // Adopt it for the boot behind the root.
+    tpm.reboot();
+    Args::new("adopt")
+        .on(&tpm, &data)
+        .opt("root-volume", &root.path)
+        .opt("root-key-file", &root.key)
+        .opt("crypttab", &tab)
+        .arg("--no-recovery-key")
+        .run()
+        .assert_exit(Exit::Ok);
+    tpm.reboot();
+    let r = boot(&tpm);
+    r.assert_exit(Exit::Ok);
+    assert_eq!(
+        r.stderr.matches("dry run: the key opens").count(),
+        2,
+        "{r:?}"
+    );
 }

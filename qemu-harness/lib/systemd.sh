@@ -111,7 +111,7 @@ scenario_systemd_enrolled() {
     # Boot 2: a real measured boot; sealroot opens the root through the
     # systemd token (not through a first-boot enrollment), then from the
     # real root a second unlock finds PCR 15 locked.
-    scn_boot mode=tpm root_checks=relock
+    scn_boot mode=tpm systemd_token=1 root_checks=relock
     expect_sealroot_rc Ok
     expect 'unlocked /dev/vda as /dev/mapper/root with keyslot [0-9]+ \(systemd-tpm2 token [0-9]+\)' \
         "sealroot did not unlock through the systemd-tpm2 token$(first_failure)"
@@ -123,7 +123,7 @@ scenario_systemd_enrolled() {
     [[ -z $(sealroot_tokens) ]] || scn_fail "boot $SCN_BOOT enrolled a sealroot token"
 
     # Boot 3: the next boot unlocks the same way.
-    scn_boot mode=tpm
+    scn_boot mode=tpm systemd_token=1
     expect_sealroot_rc Ok
     expect 'systemd-tpm2 token' "boot 3 did not unlock through the systemd-tpm2 token"
     expect_root_up

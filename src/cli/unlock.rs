@@ -65,6 +65,10 @@ pub struct UnlockCmd {
     /// tests on a bare TPM).
     #[arg(long)]
     pub allow_zero_pcrs: bool,
+    /// With no sealroot token on the volume, open it through its
+    /// systemd-tpm2 token (unsealed before PCR 15 is measured; docs/systemd.md).
+    #[arg(long)]
+    pub systemd_token: bool,
     #[command(flatten)]
     pub inputs: UnlockInputs,
 }
@@ -117,6 +121,7 @@ impl UnlockCmd {
                 policy_key,
                 policies: i.policies.search(),
                 eventlog: i.eventlog.path(),
+                systemd_tokens: self.systemd_token,
             },
             &mut session,
         )?;

@@ -8,6 +8,7 @@
 //! to give the same volume key and the new token reads back.
 
 use super::steps::blobs::load_blobs;
+use super::steps::bootset;
 use super::steps::eventlog::expected_events;
 use super::steps::inputs::PinSource;
 use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
@@ -15,7 +16,6 @@ use super::steps::systemd::{self, Inputs};
 use super::steps::TpmOpts;
 use crate::disk::luks::Volume;
 use crate::formats::volume_key;
-use crate::pcr::selfpcr::Measurements;
 use crate::pcr::signer::PublicKey;
 use crate::secret::{RecoveryKey, SecretBytes};
 use crate::{Error, Result};
@@ -42,6 +42,11 @@ pub struct AdoptArgs {
     pub eventlog: Option<PathBuf>,
     pub allow_zero_pcrs: bool,
     pub remove_systemd_token: bool,
+    /// The primary volume of the boot that opens this one, when it is
+    /// another (as `enroll --root-volume`).
+    pub root_volume: Option<bootset::Primary>,
+    /// The image's crypttab, checked as `enroll` checks it.
+    pub crypttab: PathBuf,
 }
 
 pub struct AdoptOutcome {
@@ -60,6 +65,7 @@ pub struct AdoptOutcome {
 /// enrollment; [`Error::Internal`] when the new keyslot does not prove out
 /// (the systemd token is then kept).
 pub fn run(args: &AdoptArgs) -> Result<AdoptOutcome> {
+    bootset::note_boot_inputs(&args.pcrs, args.authorize.is_some());
     let mut vol = Volume::open(&args.device)?;
     let mut found = systemd::tokens(&mut vol)?;
     let ids: Vec<u32> = found.iter().map(|f| f.id).collect();
@@ -94,9 +100,16 @@ pub fn run(args: &AdoptArgs) -> Result<AdoptOutcome> {
     let key = systemd::volume_key(&mut vol, &mut tpm, &f, &token, &inputs)?;
     info!("{} opens keyslot {}", f.origin, token.keyslot);
     let uuid = vol.uuid()?;
+    bootset::check_crypttab(
+        &args.crypttab,
+        &args.cmdline,
+        &args.device,
+        &uuid,
+        args.root_volume.as_ref().map(|p| p.uuid.as_str()),
+    );
     let spec = SealSpec {
         pcrs: &args.pcrs,
-        measurements: Measurements::new(&args.cmdline, &uuid),
+        measurements: bootset::measurements(&args.cmdline, &uuid, args.root_volume.as_ref()),
         pin: args.pin.as_ref(),
         platform: None,
         authorize: args.authorize.as_ref(),

@@ -386,5 +386,6 @@ fn volume_args(args: &BootArgs, v: &VolumeCfg) -> Result<UnlockArgs> {
         policy_key,
         policies: args.policies.clone(),
         eventlog: args.eventlog.clone(),
+        systemd_tokens: v.opts.systemd_token,
     })
 }

@@ -40,23 +40,13 @@ pub struct EnrollArgs {
     pub crypttab: PathBuf,
 }
 
-/// PCRs that bind the initrd and the kernel command line: 9 (the EFI stub's
-/// initrd and, with OVMF direct boot, the command line), 11 and 12 (a
-/// unified kernel image's sections and command line).
-const BOOT_INPUT_PCRS: [u32; 3] = [9, 11, 12];
-
 pub struct EnrollOutcome {
     pub added: Added,
     pub recovery: Option<(RecoveryKey, u32)>,
 }
 
 pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
-    if args.authorize.is_none() && !args.pcrs.iter().any(|p| BOOT_INPUT_PCRS.contains(p)) {
-        warn!(
-            "PCRs {:?} bind neither the initrd nor the kernel command line (PCR 9, or 11/12 for a UKI): a shell before sealroot (break=, rd.break) could replay PCR 15 and unseal",
-            args.pcrs
-        );
-    }
+    bootset::note_boot_inputs(&args.pcrs, args.authorize.is_some());
     let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     if let Some((hash, iterations)) = &vol.header().segment_digest {
         note_stretched_digest(hash, *iterations);

@@ -125,3 +125,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+/// PCRs that bind the initrd and the kernel command line: 9 (the EFI stub's
+/// initrd and, with OVMF direct boot, the command line), 11 and 12 (a
+/// unified kernel image's sections and command line).
+pub const BOOT_INPUT_PCRS: [u32; 3] = [9, 11, 12];
+
+/// Warn when a policy over `pcrs` (not a signed one) binds neither the
+/// initrd nor the kernel command line. Returns whether it warned.
+pub fn note_boot_inputs(pcrs: &[u32], signed: bool) -> bool {
+    if signed || pcrs.iter().any(|p| BOOT_INPUT_PCRS.contains(p)) {
+        return false;
+    }
+    warn!(
+        "PCRs {pcrs:?} bind neither the initrd nor the kernel command line (PCR 9, or 11/12 for a UKI): a shell before sealroot (break=, rd.break) could replay PCR 15 and unseal"
+    );
+    true
+}

@@ -294,7 +294,12 @@ pub fn unlock(
                 opened = Some((f, token, key));
                 break;
             }
-            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_))) => return Err(e),
+            // No TPM, time is up, or a PIN failed: a PIN failure costs a
+            // dictionary-attack try, and the host could have copied the
+            // token under several ids to multiply one wrong PIN's cost.
+            Err(e @ (Error::NoTpm { .. } | Error::Timeout(_) | Error::PinOrLockout(_))) => {
+                return Err(e)
+            }
             Err(e) => {
                 if found.len() > 1 {
                     warn!("{e}");
@@ -314,6 +319,18 @@ pub fn unlock(
     measure_self(tpm, &now, current)?;
     session.check_deadline("the lock")?;
     session.lock_opened(&[volume_key::fingerprint(key.as_bytes())])?;
+    if token.pubkey.is_none()
+        && !token
+            .all_pcrs()
+            .iter()
+            .any(|p| super::bootset::BOOT_INPUT_PCRS.contains(p))
+    {
+        warn!(
+            "{}: its PCRs {} bind neither the initrd nor the kernel command line (PCR 9, or 11/12 for a UKI): an initrd of the host's could unseal it (docs/systemd.md)",
+            f.origin,
+            SystemdToken::pcr_list(&token.all_pcrs())
+        );
+    }
     if !token.covers(SELF_PCR) {
         warn!(
             "{}: its policy does not cover PCR {SELF_PCR}, so the lock does not close it: it can be unsealed again after this boot while PCRs {} keep their values (docs/systemd.md)",

@@ -57,6 +57,11 @@ pub struct UnlockArgs {
     pub policies: PolicySearch,
     /// This boot's event log, to explain a mismatch (None: do not use one).
     pub eventlog: Option<PathBuf>,
+    /// A volume without a sealroot token may open through its systemd-tpm2
+    /// token (`--systemd-token`, crypttab's `sealroot-systemd-token`): an
+    /// opt-in, since that token is unsealed before PCR 15 is measured, and a
+    /// host that strips the sealroot token must not choose that path.
+    pub systemd_tokens: bool,
 }
 
 #[derive(Debug)]
@@ -92,7 +97,7 @@ pub fn run_prepared(
     mut vol: Prepared,
     session: &mut Session,
 ) -> Result<Unlocked> {
-    if vol.sources.is_empty() {
+    if vol.sources.is_empty() && args.systemd_tokens {
         // No sealroot token: systemd-cryptenroll's, if any (steps/systemd.rs).
         let req = super::systemd::Request {
             device: &args.device,
@@ -180,10 +185,17 @@ pub fn unseal(
     let sources = &mut p.sources;
     if sources.is_empty() {
         if args.provision_key.is_none() && !super::systemd::tokens(&mut p.vol)?.is_empty() {
-            return Err(Error::Usage(format!(
-                "{}: a volume opened through a systemd-tpm2 token must be the only sealed volume of its boot (it is unsealed before sealroot measures PCR 15); give it a sealroot token with `sealroot adopt` to open it beside others",
-                args.device.display()
-            )));
+            return Err(if args.systemd_tokens {
+                Error::Usage(format!(
+                    "{}: a volume opened through a systemd-tpm2 token must be the only sealed volume of its boot (it is unsealed before sealroot measures PCR 15); give it a sealroot token with `sealroot adopt` to open it beside others",
+                    args.device.display()
+                ))
+            } else {
+                Error::NotEnrolled {
+                    path: args.device.clone(),
+                    hint: "; it has a systemd-tpm2 token, which sealroot opens only when asked (--systemd-token, crypttab's sealroot-systemd-token; docs/systemd.md), or adopt it with `sealroot adopt`".into(),
+                }
+            });
         }
         return match &args.provision_key {
             Some(key) => first_boot(&mut p.vol, key, args, now, session),

@@ -541,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn systemd_token_opt_in_is_crypttab_only() {
+        let tab = parse_crypttab("d /dev/vdb none sealroot,sealroot-systemd-token\n").unwrap();
+        assert!(tab[0].opts.systemd_token);
+        assert!(
+            !parse_crypttab("d /dev/vdb none sealroot\n").unwrap()[0]
+                .opts
+                .systemd_token
+        );
+        assert!(parse_crypttab("d /dev/vdb none sealroot,sealroot-systemd-token=1\n").is_err());
+        // The kernel command line is the host's: no opt-in there.
+        assert!(parse_cmdline("rd.sealroot.device=/dev/vdb rd.sealroot.systemd-token").is_err());
+    }
+
+    #[test]
     fn several_volumes_primary_first() {
         let tab = parse_crypttab(
             "data /dev/vdb none sealroot\n\

@@ -65,6 +65,10 @@ pub struct VolumeOpts {
     pub header: Option<PathBuf>,
     /// dm-crypt flags at activation (crypttab's `discard`, …).
     pub flags: ActivationFlags,
+    /// crypttab's `sealroot-systemd-token`: a volume without a sealroot
+    /// token may open through its systemd-tpm2 token (unsealed before
+    /// PCR 15 is measured, so only when the measured initrd says so).
+    pub systemd_token: bool,
 }
 
 impl VolumeOpts {
@@ -86,6 +90,7 @@ impl VolumeOpts {
             ephemeral: self.ephemeral.clone().or_else(|| base.ephemeral.clone()),
             header: self.header.clone().or_else(|| base.header.clone()),
             flags: self.flags.or(base.flags),
+            systemd_token: self.systemd_token || base.systemd_token,
         }
     }
 
@@ -127,6 +132,7 @@ impl VolumeOpts {
             "timeout" => self.timeout = Some(seconds(need()?)?),
             "deadline" => self.deadline = Some(seconds(need()?)?),
             "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
+            "systemd-token" if crypttab => self.systemd_token = flag()?,
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,
