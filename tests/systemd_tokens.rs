@@ -712,3 +712,15 @@ fn no_copy_of_the_systemd_secret_in_memory_or_logs() {
         }
     }
 }
+
+#[test]
+fn adopt_writes_the_recovery_key_file_without_a_line_ending() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    enroll_systemd(&tpm, &img, "7");
+    let rk = img.file("rk");
+    adopt(&tpm, &img, &["--pcrs", "7", "--recovery-key-file", p(&rk)]).assert_exit(Exit::Ok);
+    let key = std::fs::read(&rk).unwrap();
+    assert_eq!(key.len(), 71, "{:?}", String::from_utf8_lossy(&key));
+    assert!(img.opens(&key));
+}

@@ -110,6 +110,16 @@ install() {
     inst_hook emergency 20 "$moddir/sealroot-emergency.sh"
     inst_hook shutdown-emergency 20 "$moddir/sealroot-emergency.sh"
 
+    # sealroot's own parser reads the whole crypttab first: a line that
+    # mentions sealroot in a form the awk above does not select fails the
+    # build here rather than being skipped at boot; its warnings are shown.
+    if [[ -r ${dracutsysrootdir}/etc/crypttab ]]; then
+        local whole
+        whole=$(/usr/sbin/sealroot boot --print-config --crypttab "${dracutsysrootdir}/etc/crypttab" \
+            --cmdline-file /dev/null --log stderr 2>&1 >/dev/null) ||
+            sealroot_fail "sealroot rejects /etc/crypttab: $whole"
+        [[ -z $whole ]] || dwarn "sealroot: $whole"
+    fi
     # Every sealroot line: one `sealroot boot` opens them all and locks
     # PCR 15 once behind them (docs/design.md#several-volumes-in-one-boot).
     lines=$(sealroot_crypttab_lines)
@@ -138,7 +148,7 @@ install() {
         done <<<"$lines"
     fi
     for f in $(sealroot_crypttab_option sealroot-provision-key) $(sealroot_crypttab_option sealroot-policy-key) \
-        $(sealroot_crypttab_option sealroot-blob) \
+        $(sealroot_crypttab_option sealroot-blob) $(sealroot_crypttab_option header) \
         ${sealroot_files:-}; do
         [[ $f == /* ]] || sealroot_fail "$f (named in /etc/crypttab) is not an absolute path"
         if [[ ! -e $dracutsysrootdir$f ]]; then

@@ -26,7 +26,8 @@ sealroot_say() {
 }
 
 # Sets SEALROOT_NAME, SEALROOT_DEVICE, SEALROOT_PATH, SEALROOT_TCTI,
-# SEALROOT_TRIES, SEALROOT_PROMPT_TIMEOUT and SEALROOT_ON_FAILURE from
+# SEALROOT_TRIES, SEALROOT_PROMPT_TIMEOUT, SEALROOT_ON_FAILURE, SEALROOT_HEADER
+# and SEALROOT_FLAGS from
 # sealroot's own reading of the kernel command line and /etc/crypttab
 # (`sealroot boot --print-config`: shell assignments, quoted so that eval
 # runs nothing); returns sealroot's exit status when it cannot use the
@@ -36,6 +37,7 @@ sealroot_config() {
     local config rc=0
     SEALROOT_NAME='' SEALROOT_DEVICE='' SEALROOT_PATH='' SEALROOT_TCTI=''
     SEALROOT_TRIES=3 SEALROOT_PROMPT_TIMEOUT=0 SEALROOT_ON_FAILURE=''
+    SEALROOT_HEADER='' SEALROOT_FLAGS=''
     config=$("$SEALROOT" boot --print-config --log kmsg) || rc=$?
     [ "$rc" = 0 ] || return "$rc"
     eval "$config"
@@ -78,16 +80,18 @@ sealroot_console_present() {
     [ -t 0 ] && [ -n "$(cat /proc/consoles 2>/dev/null)" ]
 }
 
-# One line typed at the console, not echoed; fails on EOF or timeout.
+# One line typed at the console, not echoed: every character but the final
+# newline (leading and trailing blanks and backslashes are part of a
+# passphrase: IFS= read -r). Fails on EOF or timeout.
 sealroot_ask() {
     local line rc=0
     stty -echo 2>/dev/null
     printf '%s' "$1" >&2
     if [ "$SEALROOT_PROMPT_TIMEOUT" != 0 ]; then
         # shellcheck disable=SC3045 # bash and busybox sh have read -t
-        read -t "$SEALROOT_PROMPT_TIMEOUT" -r line || rc=$?
+        IFS= read -t "$SEALROOT_PROMPT_TIMEOUT" -r line || rc=$?
     else
-        read -r line || rc=$?
+        IFS= read -r line || rc=$?
     fi
     stty echo 2>/dev/null
     echo >&2
@@ -112,7 +116,10 @@ sealroot_recover() {
             return 1
         fi
         rc=0
+        # printf '%s': the key as typed, no newline added (the key file is
+        # read byte for byte).
         printf '%s' "$key" | "$SEALROOT" unlock --device "$SEALROOT_PATH" --name "$SEALROOT_NAME" \
+            ${SEALROOT_HEADER:+--header "$SEALROOT_HEADER"} ${SEALROOT_FLAGS:+--flags "$SEALROOT_FLAGS"} \
             --key-file - --tcti "$SEALROOT_TCTI" --log kmsg || rc=$?
         key=
         if [ "$rc" = 0 ]; then

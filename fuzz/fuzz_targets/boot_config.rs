@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 rest = &tail[end + 1..];
                 lines += 1;
             }
-            assert!(rest.is_empty() && lines == 10, "{out}");
+            assert!(rest.is_empty() && lines == 12, "{out}");
         }
     }
 });

@@ -148,7 +148,9 @@ impl AdoptCmd {
         };
         match &self.recovery_key_file {
             Some(f) => {
-                write_new_private(f, format!("{}\n", rk.as_str()).as_bytes())?;
+                // No line ending: the file is the key, byte for byte, as
+                // cryptsetup's --key-file reads it.
+                write_new_private(f, rk.as_str().as_bytes())?;
                 let _ = writeln!(
                     stdout,
                     "recovery key (keyslot {slot}) written to {}",

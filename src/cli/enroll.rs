@@ -16,6 +16,10 @@ use std::path::PathBuf;
 pub struct EnrollCmd {
     #[arg(long, value_name = "PATH")]
     pub device: PathBuf,
+    /// The volume's detached LUKS2 header (crypttab's header=); --device
+    /// is then its data device.
+    #[arg(long, value_name = "PATH")]
+    pub header: Option<PathBuf>,
     /// Existing passphrase/key file that opens the volume (every byte counts).
     #[arg(long, value_name = "FILE")]
     pub unlock_key_file: PathBuf,
@@ -133,6 +137,7 @@ impl EnrollCmd {
         };
         let out = enroll::run(&EnrollArgs {
             device: self.device.clone(),
+            header: self.header.clone(),
             unlock_key,
             pcrs: self.pcrs.0,
             pin,
@@ -163,7 +168,9 @@ impl EnrollCmd {
         };
         match &self.recovery_key_file {
             Some(f) => {
-                write_new_private(f, format!("{}\n", rk.as_str()).as_bytes())?;
+                // No line ending: the file is the key, byte for byte, as
+                // cryptsetup's --key-file reads it.
+                write_new_private(f, rk.as_str().as_bytes())?;
                 let _ = writeln!(
                     stdout,
                     "recovery key (keyslot {slot}) written to {}",

@@ -52,6 +52,18 @@ impl Seconds {
 #[derive(Debug, Clone)]
 pub struct PcrList(pub Vec<u32>);
 
+/// dm-crypt activation flags, by their crypttab names, comma-separated
+/// (`discard,no-read-workqueue`): [`bootcfg::ActivationFlags`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlagList(pub crate::formats::bootcfg::ActivationFlags);
+
+impl FromStr for FlagList {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        crate::formats::bootcfg::ActivationFlags::parse_list(s).map(FlagList)
+    }
+}
+
 impl FromStr for PcrList {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

@@ -11,6 +11,10 @@ use std::path::PathBuf;
 pub struct StatusCmd {
     #[arg(long, value_name = "PATH")]
     pub device: PathBuf,
+    /// The volume's detached LUKS2 header (crypttab's header=); --device
+    /// is then its data device.
+    #[arg(long, value_name = "PATH")]
+    pub header: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
     #[arg(long, value_name = "PATH")]
@@ -26,6 +30,7 @@ impl StatusCmd {
         let cmdline = i.cmdline.read(None)?;
         let r = status::run(&StatusArgs {
             device: self.device,
+            header: self.header,
             blob_file: self.blob_file,
             cmdline,
             tpm,

@@ -1,11 +1,12 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+    EvidenceArgs, FlagList, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::cmd::steps::session::Session;
 use crate::cmd::unlock::{self, UnlockArgs};
+use crate::disk::luks::OpenOpts;
 use crate::sys::files::read_key_file;
 use crate::Result;
 use clap::Args;
@@ -16,6 +17,15 @@ use std::path::PathBuf;
 pub struct UnlockCmd {
     #[arg(long, value_name = "PATH")]
     pub device: PathBuf,
+    /// The volume's detached LUKS2 header (crypttab's header=); --device
+    /// is then its data device.
+    #[arg(long, value_name = "PATH")]
+    pub header: Option<PathBuf>,
+    /// dm-crypt activation flags, crypttab's names, comma-separated:
+    /// discard, same-cpu-crypt, submit-from-crypt-cpus, no-read-workqueue,
+    /// no-write-workqueue, readonly.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub flags: FlagList,
     /// Mapping name: /dev/mapper/NAME.
     #[arg(long)]
     pub name: MappingName,
@@ -77,9 +87,13 @@ impl UnlockCmd {
         let require = self.snp.requirement(&SnpCertArgs::default())?;
         let i = self.inputs;
         let name = self.name.0;
+        let luks = OpenOpts {
+            header: self.header,
+            flags: self.flags.0,
+        };
         if let Some(f) = self.key_file {
             let key = read_key_file(&f)?;
-            return unlock::with_key(&self.device, &name, self.dry_run, &key, &mut session)
+            return unlock::with_key(&self.device, &luks, &name, self.dry_run, &key, &mut session)
                 .map(|_| ());
         }
         let provision_key = self
@@ -91,6 +105,7 @@ impl UnlockCmd {
         unlock::run(
             &UnlockArgs {
                 device: self.device,
+                luks,
                 name,
                 dry_run: self.dry_run,
                 blob_file: self.blob_file,

@@ -12,6 +12,7 @@ use super::steps::session::Session;
 use super::steps::signed::PolicySearch;
 use super::steps::unlock::{self, Opened, Prepared, UnlockArgs, Unlocked};
 use super::steps::TpmOpts;
+use crate::disk::luks::OpenOpts;
 use crate::disk::verity::{self, VerityArgs};
 use crate::disk::wait::wait_for;
 use crate::formats::bootcfg::{self, DeviceRef, VerityCfg, VolumeCfg};
@@ -58,8 +59,14 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
     let usage = |e: String| Error::Usage(format!("boot configuration: {e}"));
     let cmdline = bootcfg::parse_cmdline(&args.cmdline).map_err(usage)?;
     let crypttab = match std::fs::read_to_string(&args.crypttab) {
-        Ok(t) => bootcfg::parse_crypttab(&t)
-            .map_err(|e| Error::Usage(format!("{}: {e}", args.crypttab.display())))?,
+        Ok(t) => {
+            let tab = bootcfg::parse_crypttab_warn(&t)
+                .map_err(|e| Error::Usage(format!("{}: {e}", args.crypttab.display())))?;
+            for w in &tab.warnings {
+                log::warn!("{}: {w}", args.crypttab.display());
+            }
+            tab.volumes
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => return Err(Error::io(&args.crypttab, e)),
     };
@@ -362,6 +369,10 @@ fn volume_args(args: &BootArgs, v: &VolumeCfg) -> Result<UnlockArgs> {
     info!("opening {} as /dev/mapper/{}", device.display(), v.name);
     Ok(UnlockArgs {
         device,
+        luks: OpenOpts {
+            header: v.opts.header.clone(),
+            flags: v.opts.flags,
+        },
         name: v.name.clone(),
         dry_run: args.dry_run,
         blob_file: v.opts.blob.clone(),

@@ -5,7 +5,7 @@ use super::steps::eventlog::expected_events;
 use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
 use super::steps::TpmOpts;
 use crate::attest::snp_requirement::SnpRequirement;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::pcr::signer::PublicKey;
 use crate::secret::{RecoveryKey, SecretBytes};
 use crate::Result;
@@ -15,6 +15,8 @@ use std::path::PathBuf;
 /// Inputs of `sealroot enroll`.
 pub struct EnrollArgs {
     pub device: PathBuf,
+    /// A detached header (the device then holds only the data).
+    pub header: Option<PathBuf>,
     pub unlock_key: SecretBytes,
     pub pcrs: Vec<u32>,
     pub pin: Option<SecretBytes>,
@@ -45,13 +47,15 @@ pub struct EnrollOutcome {
 
 pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
     bootset::note_boot_inputs(&args.pcrs, args.authorize.is_some());
-    let mut vol = Volume::open(&args.device)?;
+    let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     if let Some((hash, iterations)) = &vol.header().segment_digest {
         note_stretched_digest(hash, *iterations);
     }
     // Fail before touching the TPM if the unlock key is wrong; the new
     // keyslots hold the volume key it yields.
     let (_, key) = vol.volume_key(None, args.unlock_key.as_bytes())?;
+    // ...and if the header is full, for the sealed and the recovery keyslot.
+    vol.ensure_room(1 + usize::from(args.recovery), key.as_bytes().len())?;
     let uuid = vol.uuid()?;
     bootset::check_crypttab(
         &args.crypttab,

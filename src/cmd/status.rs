@@ -7,7 +7,7 @@ use super::steps::eventlog::annotate;
 use super::steps::signed::{self, Found, PolicySearch};
 use super::steps::systemd;
 use super::steps::TpmOpts;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::blob::Blob;
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::{self, Measurements};
@@ -56,7 +56,8 @@ pub struct TokenReport {
     /// LUKS2 token id; null for a blob file.
     pub token: Option<u32>,
     pub origin: String,
-    /// "ok", "mismatch", "dangling" or "invalid".
+    /// "ok", "mismatch", "dangling", "invalid" or "foreign-tpm" (sealed
+    /// under another TPM's storage key).
     pub verdict: String,
     pub keyslot: Option<u32>,
     pub keyslot_active: bool,
@@ -96,6 +97,8 @@ pub struct PcrReport {
 
 pub struct StatusArgs {
     pub device: PathBuf,
+    /// A detached header (the device then holds only the data).
+    pub header: Option<PathBuf>,
     pub blob_file: Option<PathBuf>,
     pub cmdline: String,
     pub tpm: TpmOpts,
@@ -104,7 +107,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<Report> {
-    let mut vol = Volume::open(&args.device)?;
+    let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
     let (signed_found, wanted) = signed::for_sources(&mut vol, &sources, &args.policies)?;
@@ -115,6 +118,10 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
         let t = tpm.insert(args.tpm.open()?);
         t.pcr_read(&wanted)?
     };
+    // This TPM's SRK, to tell a token sealed under another TPM's apart.
+    let here = tpm
+        .as_mut()
+        .map(|t| t.srk(false).map(|s| s.name).map_err(|e| e.to_string()));
     let now = Measurements::new(&args.cmdline, &uuid);
     let tokens = sources
         .iter()
@@ -141,6 +148,7 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
                 if let Some(key) = &b.authorize {
                     signed_report(&mut r, key, &signed_found, &wanted, &current, &mut tpm);
                 }
+                foreign_srk(&mut r, b, here.as_ref());
                 explain(&mut r, b, args.eventlog.as_deref());
                 r
             }
@@ -297,6 +305,24 @@ fn token_report(
         signed_policy: None,
         signed_events: vec![],
     }
+}
+
+/// A token sealed under another TPM's storage key (its `srk_name` is not
+/// this TPM's SRK's, or this TPM has none): no PCR state opens it here, so
+/// its verdict is `foreign-tpm`, whatever the PCRs say.
+fn foreign_srk(r: &mut TokenReport, b: &Blob, here: Option<&std::result::Result<Vec<u8>, String>>) {
+    let why = match here {
+        None => return,
+        Some(Ok(name)) if *name == b.srk_name => return,
+        Some(Ok(name)) => format!(
+            "sealed under another TPM's storage key (the token's SRK name {}, this TPM's {}): this TPM cannot unseal it; enroll the volume on this machine (or unlock it with its recovery key)",
+            hex::encode(&b.srk_name),
+            hex::encode(name)
+        ),
+        Some(Err(e)) => format!("sealed under another TPM's storage key: {e}"),
+    };
+    r.problems.push(why);
+    r.verdict = "foreign-tpm".into();
 }
 
 /// PCR 15 after `b` opened its volume: the unseal-time value extended with

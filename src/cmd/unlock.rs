@@ -5,7 +5,7 @@
 //! [`steps::unlock`]: super::steps::unlock
 
 use super::steps::session::Session;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::volume_key;
 use crate::secret::SecretBytes;
 use crate::{Error, Result};
@@ -28,6 +28,7 @@ pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
 /// [`Error::VolumeRefused`]; [`Error::Luks`] for a key that opens nothing.
 pub fn with_key(
     device: &std::path::Path,
+    opts: &OpenOpts,
     name: &str,
     dry_run: bool,
     key: &SecretBytes,
@@ -42,7 +43,7 @@ pub fn with_key(
         },
         e => e,
     })?;
-    let mut vol = Volume::open(device)?;
+    let mut vol = Volume::open_with(device, opts)?;
     let (slot, vk) = vol.volume_key(None, key.as_bytes())?;
     session.lock_opened(&[volume_key::fingerprint(vk.as_bytes())])?;
     if !dry_run {

@@ -31,6 +31,16 @@ impl CheckedHeader {
     /// [`Error::VolumeRefused`] naming the field and value that is outside
     /// the allow-list (docs/format.md#luks2-header-allow-list).
     pub fn read(device: &Path) -> Result<CheckedHeader> {
+        Self::read_at(device, None)
+    }
+
+    /// [`CheckedHeader::read`] from `device`, or, with `data`, from the
+    /// detached header file `device` whose data device is `data` (the
+    /// data segment is then checked against `data`'s size).
+    ///
+    /// Errors: those of [`CheckedHeader::read`]; [`Error::Io`] naming
+    /// `data` when its size cannot be read.
+    pub fn read_at(device: &Path, data: Option<&Path>) -> Result<CheckedHeader> {
         let io = |e: std::io::Error| Error::io(device, e);
         let refused = |r: luks2::Refusal| Error::refused(device, r.to_string());
         let mut f = File::open(device).map_err(io)?;
@@ -40,11 +50,15 @@ impl CheckedHeader {
             return Err(Error::luks(device, "not a LUKS2 volume (too small)"));
         }
         read_exact_at(&f, &mut first, 0, size, device)?;
-        not_luks2(&first).map_or(Ok(()), |why| Err(Error::luks(device, why)))?;
+        not_luks2(&first, data.is_some()).map_or(Ok(()), |why| Err(Error::luks(device, why)))?;
         let hdr_size = luks2::hdr_size(&first).map_err(refused)?;
         let mut metadata = vec![0u8; 2 * hdr_size as usize];
         read_exact_at(&f, &mut metadata, 0, size, device)?;
-        let header = luks2::validate(&metadata, size).map_err(refused)?;
+        let header = match data {
+            None => luks2::validate(&metadata, size),
+            Some(d) => luks2::validate_detached(&metadata, device_size(d)?),
+        }
+        .map_err(refused)?;
         crate::testhooks::pause_at("header:metadata-read");
         // Each keyslot area goes straight into the memfd: one area (at most
         // MAX_KEYSLOT_AREA) on the heap at a time.
@@ -99,9 +113,12 @@ impl CheckedHeader {
 /// Why the device holds no LUKS2 header at all (no LUKS magic, or LUKS1):
 /// a plain "not LUKS2" error rather than a refusal. `None` when it claims
 /// to be LUKS2 (what follows is then checked in full).
-fn not_luks2(first: &[u8]) -> Option<String> {
+fn not_luks2(first: &[u8], detached: bool) -> Option<String> {
     if &first[..6] != MAGIC_PRIMARY {
-        return Some("not a LUKS2 volume (no LUKS header)".into());
+        return Some(match detached {
+            true => "not a LUKS2 header file (no LUKS header)".into(),
+            false => "not a LUKS2 volume (no LUKS header; a volume whose header is detached needs it named: header= in crypttab, --header)".into(),
+        });
     }
     match u16::from_be_bytes([first[6], first[7]]) {
         2 => None,
@@ -109,6 +126,13 @@ fn not_luks2(first: &[u8]) -> Option<String> {
             "not a LUKS2 volume (LUKS version {v}; sealroot opens LUKS2 only)"
         )),
     }
+}
+
+/// The size of the data device (or image file) `path`.
+fn device_size(path: &Path) -> Result<u64> {
+    File::open(path)
+        .and_then(|mut f| f.seek(SeekFrom::End(0)))
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Read exactly `buf.len()` bytes at `off`; a device too short for them is

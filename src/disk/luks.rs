@@ -15,6 +15,8 @@
 
 use super::header::CheckedHeader;
 use crate::formats::blob::{MAX_KEYSLOT, TOKEN_TYPE};
+use crate::formats::bootcfg::ActivationFlags;
+use crate::formats::keyfile;
 use crate::formats::luks2::{keyslot, Header};
 use crate::formats::probe::LuksFacts;
 use crate::secret::VolumeKey;
@@ -91,6 +93,46 @@ pub fn init_logging() {
 /// bytes.
 const KEYSLOT_CIPHER: (&str, usize) = ("aes-xts-plain64", 64);
 
+/// How a volume is opened beyond its device: a detached header file
+/// (crypttab's `header=`, `--header`) and the dm-crypt flags it is
+/// activated with (crypttab's `discard`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOpts {
+    pub header: Option<PathBuf>,
+    pub flags: ActivationFlags,
+}
+
+impl OpenOpts {
+    /// A detached header (or none), no activation flags.
+    pub fn header(header: Option<PathBuf>) -> OpenOpts {
+        OpenOpts {
+            header,
+            flags: ActivationFlags::default(),
+        }
+    }
+}
+
+/// libcryptsetup's activation flags for `flags` (and `NO_JOURNAL` for an
+/// ephemeral volume's dm-integrity without a journal).
+pub fn crypt_flags(flags: &ActivationFlags, no_journal: bool) -> CryptActivate {
+    let pairs = [
+        (flags.allow_discards, CryptActivate::ALLOW_DISCARDS),
+        (flags.same_cpu_crypt, CryptActivate::SAME_CPU_CRYPT),
+        (
+            flags.submit_from_crypt_cpus,
+            CryptActivate::SUBMIT_FROM_CRYPT_CPUS,
+        ),
+        (flags.no_read_workqueue, CryptActivate::NO_READ_WORKQUEUE),
+        (flags.no_write_workqueue, CryptActivate::NO_WRITE_WORKQUEUE),
+        (flags.readonly, CryptActivate::READONLY),
+        (no_journal, CryptActivate::NO_JOURNAL),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(CryptActivate::empty(), |a, (_, f)| a | f)
+}
+
 /// A LUKS2 volume (a block device or an image file), read through its
 /// checked header copy.
 pub struct Volume {
@@ -101,6 +143,8 @@ pub struct Volume {
     /// The device opened for writing, once something is written.
     writer: Option<CryptDevice>,
     path: PathBuf,
+    /// The detached header and activation flags.
+    opts: OpenOpts,
 }
 
 impl Volume {
@@ -110,17 +154,45 @@ impl Volume {
     /// [`Error::VolumeRefused`] naming the header field outside the
     /// allow-list; [`Error::Luks`] when libcryptsetup cannot load it.
     pub fn open(path: &Path) -> Result<Volume> {
-        if let Err(e) = std::fs::metadata(path) {
-            return Err(Error::io(path, e));
+        Self::open_with(path, &OpenOpts::default())
+    }
+
+    /// [`Volume::open`] with a detached header (read, checked and copied
+    /// exactly as one on the device; `path` is then the data device) and
+    /// the flags [`Volume::activate`] uses.
+    ///
+    /// Errors: those of [`Volume::open`], naming the header file for the
+    /// header's problems.
+    pub fn open_with(path: &Path, opts: &OpenOpts) -> Result<Volume> {
+        for p in std::iter::once(path).chain(opts.header.as_deref()) {
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::io(p, e));
+            }
         }
-        let checked = CheckedHeader::read(path)?;
+        let checked = read_checked(path, opts)?;
         let dev = load(&checked, path)?;
+        if let Some(h) = &opts.header {
+            log::info!("{}: detached LUKS2 header {}", path.display(), h.display());
+        }
+        if !opts.flags.is_empty() {
+            log::info!(
+                "{}: activation flags {}",
+                path.display(),
+                opts.flags.names().join(", ")
+            );
+        }
         Ok(Volume {
             dev,
             checked,
             writer: None,
             path: path.to_path_buf(),
+            opts: opts.clone(),
         })
+    }
+
+    /// Where the header is: the detached header file, else the device.
+    fn header_path(&self) -> &Path {
+        self.opts.header.as_deref().unwrap_or(&self.path)
     }
 
     /// The checked header.
@@ -130,7 +202,7 @@ impl Volume {
 
     /// Read and check the header again after a write.
     fn reload(&mut self) -> Result<()> {
-        let checked = CheckedHeader::read(&self.path)?;
+        let checked = read_checked(&self.path, &self.opts)?;
         self.dev = load(&checked, &self.path)?;
         self.checked = checked;
         Ok(())
@@ -139,14 +211,18 @@ impl Volume {
     /// The device opened for writing, after making sure its metadata is
     /// still the checked one.
     fn writer(&mut self) -> Result<&mut CryptDevice> {
-        if !self.checked.unchanged_on(&self.path)? {
+        if !self.checked.unchanged_on(self.header_path())? {
             return Err(Error::refused(
                 &self.path,
                 "the LUKS2 header on the device changed after sealroot checked it; nothing was written",
             ));
         }
         if self.writer.is_none() {
-            let mut w = CryptInit::init(&self.path).map_err(|e| self.err("opening", e))?;
+            let w = match &self.opts.header {
+                Some(h) => CryptInit::init_with_data_device(Either::Right((h, &self.path))),
+                None => CryptInit::init(&self.path),
+            };
+            let mut w = w.map_err(|e| self.err("opening", e))?;
             w.context_handle()
                 .load::<()>(Some(EncryptionFormat::Luks2), None)
                 .map_err(|e| self.err("loading the header for writing", e))?;
@@ -162,7 +238,15 @@ impl Volume {
         f: impl FnOnce(&mut CryptDevice) -> std::result::Result<T, libcryptsetup_rs::LibcryptErr>,
     ) -> Result<T> {
         let w = self.writer()?;
-        let r = f(w).map_err(|e| Error::luks(&self.path, format!("{what}: {e}")));
+        let r = f(w).map_err(|e| match is_no_space(&e) {
+            true => Error::luks(
+                self.header_path(),
+                format!(
+                    "{what}: the LUKS2 header has no room for another keyslot or token: its JSON metadata area is full ({e}); remove a token or keyslot with `sealroot remove`, or reformat with a larger --luks2-metadata-size"
+                ),
+            ),
+            false => Error::luks(&self.path, format!("{what}: {e}")),
+        });
         // The device changed (or may have, on error): drop the writer so the
         // next write reloads, and read the header again.
         self.writer = None;
@@ -306,6 +390,31 @@ impl Volume {
             .ok_or_else(|| Error::luks(&self.path, "no free keyslot"))
     }
 
+    /// Fail unless the checked header has room for `n` more keyslots for
+    /// a volume key of `key_size` bytes: before anything is sealed or
+    /// written, so a full header leaves nothing half-done.
+    ///
+    /// Errors: [`Error::Luks`] saying the header is full and what to do.
+    pub fn ensure_room(&self, n: usize, key_size: usize) -> Result<()> {
+        if self.header().room_for_keyslots(n, key_size as u64) {
+            return Ok(());
+        }
+        Err(self.full_keyslots_area(n))
+    }
+
+    fn full_keyslots_area(&self, n: usize) -> Error {
+        let h = self.header();
+        Error::luks(
+            self.header_path(),
+            format!(
+                "the LUKS2 header has no room for {}: its keyslots area ({} bytes) is full with {} keyslots; remove one with `sealroot remove` (or `cryptsetup luksKillSlot`), or reformat with a larger --luks2-keyslots-size",
+                if n == 1 { "another keyslot".to_string() } else { format!("{n} more keyslots") },
+                h.keyslots_size,
+                h.keyslots.len()
+            ),
+        )
+    }
+
     /// Add keyslot `slot` for `new`, holding `key` (the volume key,
     /// already checked against this volume's digest), with `kdf` and the
     /// area cipher `aes-xts-plain64` (64-byte key).
@@ -322,6 +431,7 @@ impl Volume {
                 d
             }
         };
+        self.ensure_room(1, key.as_bytes().len())?;
         self.write(&format!("adding keyslot {slot}"), |d| {
             d.settings_handle().set_pbkdf_type(&pbkdf)?;
             d.keyslot_handle()
@@ -367,9 +477,15 @@ impl Volume {
                 Err(match slot {
                     Some(s) => Error::luks(
                         &self.path,
-                        format!("the key does not open keyslot {s}{detail}"),
+                        format!(
+                            "the key does not open keyslot {s}{detail}{}",
+                            newline_hint(key)
+                        ),
                     ),
-                    None => Error::luks(&self.path, format!("no keyslot accepts this key{detail}")),
+                    None => Error::luks(
+                        &self.path,
+                        format!("no keyslot accepts this key{detail}{}", newline_hint(key)),
+                    ),
                 })
             }
         }
@@ -411,17 +527,27 @@ impl Volume {
     ///
     /// Errors: [`Error::Luks`] naming the mapping.
     pub fn activate(&mut self, name: &str, key: &VolumeKey, no_journal: bool) -> Result<()> {
-        let flags = if no_journal {
-            CryptActivate::NO_JOURNAL
-        } else {
-            CryptActivate::empty()
-        };
+        let flags = crypt_flags(&self.opts.flags, no_journal);
+        if !self.opts.flags.is_empty() {
+            log::info!(
+                "activating /dev/mapper/{name} with {}",
+                self.opts.flags.names().join(", ")
+            );
+        }
         crate::testhooks::pause_at("activate");
         self.dev
             .activate_handle()
             .activate_by_volume_key(Some(name), Some(key.as_bytes()), flags)
             .map(|_| ())
             .map_err(|e| Error::luks(&self.path, format!("activating /dev/mapper/{name}: {e}")))
+    }
+}
+
+/// The checked header of `path`, or of its detached header.
+fn read_checked(path: &Path, opts: &OpenOpts) -> Result<CheckedHeader> {
+    match &opts.header {
+        Some(h) => CheckedHeader::read_at(h, Some(path)),
+        None => CheckedHeader::read(path),
     }
 }
 
@@ -458,8 +584,68 @@ pub fn luks_facts(path: &Path) -> Result<LuksFacts> {
     })
 }
 
+/// What to say about a key that ends in a line ending: it is part of the
+/// key, as cryptsetup reads key files.
+fn newline_hint(key: &[u8]) -> String {
+    match keyfile::trailing_line_ending(key) {
+        Some(end) => format!(
+            " (the key ends in a line ending, {end}, which is part of the key as cryptsetup reads key files byte for byte: if the passphrase does not end in one, write the file without it, e.g. printf '%s' PASSPHRASE > FILE)"
+        ),
+        None => String::new(),
+    }
+}
+
+/// libcryptsetup's ENOSPC: the JSON metadata area cannot hold the change.
+fn is_no_space(e: &libcryptsetup_rs::LibcryptErr) -> bool {
+    matches!(e, libcryptsetup_rs::LibcryptErr::IOError(io) if io.raw_os_error() == Some(28))
+}
+
 /// libcryptsetup reports a key that opens no keyslot as -EPERM
 /// (`crypt_activate_by_passphrase`), which std calls `PermissionDenied`.
 fn is_wrong_key(e: &libcryptsetup_rs::LibcryptErr) -> bool {
     matches!(e, libcryptsetup_rs::LibcryptErr::IOError(io) if io.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libcryptsetup_rs_sys as sys;
+
+    #[test]
+    fn crypttab_flags_become_libcryptsetup_flags() {
+        assert_eq!(crypt_flags(&ActivationFlags::default(), false).bits(), 0);
+        let one = |name: &str| {
+            let mut f = ActivationFlags::default();
+            assert!(f.set(name), "{name}");
+            crypt_flags(&f, false).bits()
+        };
+        assert_eq!(one("discard"), sys::CRYPT_ACTIVATE_ALLOW_DISCARDS);
+        assert_eq!(one("same-cpu-crypt"), sys::CRYPT_ACTIVATE_SAME_CPU_CRYPT);
+        assert_eq!(
+            one("submit-from-crypt-cpus"),
+            sys::CRYPT_ACTIVATE_SUBMIT_FROM_CRYPT_CPUS
+        );
+        assert_eq!(
+            one("no-read-workqueue"),
+            sys::CRYPT_ACTIVATE_NO_READ_WORKQUEUE
+        );
+        assert_eq!(
+            one("no-write-workqueue"),
+            sys::CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE
+        );
+        assert_eq!(one("readonly"), sys::CRYPT_ACTIVATE_READONLY);
+        let all = ActivationFlags::parse_list(
+            "discard,same-cpu-crypt,submit-from-crypt-cpus,no-read-workqueue,no-write-workqueue",
+        )
+        .unwrap();
+        assert_eq!(
+            crypt_flags(&all, true).bits(),
+            sys::CRYPT_ACTIVATE_ALLOW_DISCARDS
+                | sys::CRYPT_ACTIVATE_SAME_CPU_CRYPT
+                | sys::CRYPT_ACTIVATE_SUBMIT_FROM_CRYPT_CPUS
+                | sys::CRYPT_ACTIVATE_NO_READ_WORKQUEUE
+                | sys::CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE
+                | sys::CRYPT_ACTIVATE_NO_JOURNAL
+        );
+    }
 }

@@ -2,13 +2,16 @@
 //! documented, and written so that a crash or a full disk never leaves a
 //! half-written file in place of a good one.
 
+use crate::formats::keyfile;
 use crate::secret::SecretBytes;
 use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
 /// Read a key file exactly as cryptsetup's `--key-file` does: every byte
-/// (`-` is standard input).
+/// (`-` is standard input), except that a file holding exactly a sealroot
+/// recovery key and one line ending is read without the line ending
+/// ([`keyfile::key_from_file`]).
 ///
 /// Errors: [`Error::Io`] naming the file; [`Error::Usage`] when it is empty.
 pub fn read_key_file(path: &Path) -> Result<SecretBytes> {
@@ -20,7 +23,8 @@ pub fn read_key_file(path: &Path) -> Result<SecretBytes> {
     } else {
         std::fs::read(path).map_err(|e| Error::io(path, e))?
     };
-    let s = SecretBytes::new(bytes);
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let s = SecretBytes::new(keyfile::key_from_file(&bytes).to_vec());
     if s.is_empty() {
         return Err(Error::Usage(format!(
             "{}: key file is empty",
@@ -30,21 +34,19 @@ pub fn read_key_file(path: &Path) -> Result<SecretBytes> {
     Ok(s)
 }
 
-/// Read a PIN from a file (one trailing newline removed).
+/// Read a PIN from a file: its one final line ending (`\n`, `\r\n`, `\r`)
+/// removed, whatever system wrote it; then checked
+/// ([`keyfile::pin_problem`]) before any TPM sees it.
 ///
-/// Errors: [`Error::Io`] naming the file; [`Error::Usage`] when it is empty.
+/// Errors: [`Error::Io`] naming the file; [`Error::Usage`] when it is
+/// empty or holds a control or invisible character.
 pub fn read_pin_file(path: &Path) -> Result<SecretBytes> {
-    let mut v = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if v.last() == Some(&b'\n') {
-        v.pop();
+    let v = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    let pin = SecretBytes::new(keyfile::pin_from_file(&v).to_vec());
+    if let Some(why) = keyfile::pin_problem(pin.as_bytes()) {
+        return Err(Error::Usage(format!("{}: {why}", path.display())));
     }
-    if v.is_empty() {
-        return Err(Error::Usage(format!(
-            "{}: PIN file is empty",
-            path.display()
-        )));
-    }
-    Ok(SecretBytes::new(v))
+    Ok(pin)
 }
 
 /// The kernel command line sealroot measures, read from `path` (invalid

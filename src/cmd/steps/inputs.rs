@@ -1,6 +1,7 @@
 //! Inputs from the operator: the PIN (file, environment or prompt), the
 //! TPM authValue derived from it, and a policy-signing public key.
 
+use crate::formats::keyfile;
 use crate::pcr::signer::PublicKey;
 use crate::secret::{Key32, SecretBytes};
 use crate::sys::files::read_pin_file;
@@ -32,16 +33,25 @@ impl PinSource {
         }
         if let Some(v) = std::env::var_os("SEALROOT_PIN") {
             use std::os::unix::ffi::OsStringExt;
-            let v = v.into_vec();
+            let v = SecretBytes::new(v.into_vec());
             if !v.is_empty() {
-                return Ok(SecretBytes::new(v));
+                return checked(v, "SEALROOT_PIN");
             }
         }
         let p = prompt_within(prompt, timeout)?;
         if p.is_empty() {
             return Err(Error::PinOrLockout("empty PIN".into()));
         }
-        Ok(SecretBytes::new(p.as_bytes().to_vec()))
+        checked(SecretBytes::new(p.as_bytes().to_vec()), "the typed PIN")
+    }
+}
+
+/// `pin`, unless it holds a control or invisible character
+/// ([`keyfile::pin_problem`]): refused before any TPM try.
+fn checked(pin: SecretBytes, from: &str) -> Result<SecretBytes> {
+    match keyfile::pin_problem(pin.as_bytes()) {
+        Some(why) => Err(Error::Usage(format!("{from}: {why}"))),
+        None => Ok(pin),
     }
 }
 

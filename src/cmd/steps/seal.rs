@@ -109,6 +109,7 @@ pub fn add_sealed(
     let secret = random_key(Some(&tpm.random32()?))?;
     let kek = random_key(Some(&tpm.random32()?))?;
     let keyslot = vol.free_keyslot()?;
+    vol.ensure_room(1, key.as_bytes().len())?;
     let nonce = random_bytes::<{ envelope::NONCE_LEN }>()?;
     let fingerprint = volume_key::fingerprint(key.as_bytes());
     let binding = envelope::Binding {

@@ -16,7 +16,7 @@ use super::seal::{add_sealed, SealSpec};
 use super::session::Session;
 use super::signed::{self, Found, PolicySearch};
 use crate::attest::snp_requirement::SnpRequirement;
-use crate::disk::luks::Volume;
+use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::luks2::Kdf;
 use crate::formats::{envelope, volume_key};
 use crate::pcr::selfpcr::Measurements;
@@ -31,6 +31,8 @@ use std::path::PathBuf;
 
 pub struct UnlockArgs {
     pub device: PathBuf,
+    /// A detached header, and the activation flags.
+    pub luks: OpenOpts,
     pub name: String,
     pub dry_run: bool,
     pub blob_file: Option<PathBuf>,
@@ -135,9 +137,9 @@ pub struct Prepared {
 /// Read and check the header of `args.device` and load its tokens (and
 /// `--blob-file`).
 ///
-/// Errors: those of [`Volume::open`] and of reading the blob file.
+/// Errors: those of [`Volume::open_with`] and of reading the blob file.
 pub fn prepare(args: &UnlockArgs) -> Result<Prepared> {
-    let mut vol = Volume::open(&args.device)?;
+    let mut vol = Volume::open_with(&args.device, &args.luks)?;
     crate::testhooks::pause_at("unlock:header-checked");
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;

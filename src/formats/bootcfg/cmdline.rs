@@ -1,7 +1,7 @@
 //! The kernel command line's `rd.sealroot.*` options.
 
 use super::device::DeviceRef;
-use super::values::{flag_ok, mapping_name, parse_root_hash};
+use super::values::{flag_ok, mapping_name, parse_root_hash, path_ok};
 use super::volume::{EphemeralOpts, VerityCfg, VolumeOpts, DEFAULT_VERITY_NAME};
 
 /// What the kernel command line says.
@@ -82,6 +82,7 @@ pub fn parse_cmdline(s: &str) -> Result<CmdlineCfg, String> {
             ".uuid" => c.device = Some(DeviceRef::parse(&format!("UUID={}", need()?))?),
             ".device" => c.device = Some(DeviceRef::parse(need()?)?),
             ".name" => c.name = Some(mapping_name(need()?)?),
+            ".header" => c.opts.header = Some(path_ok(need()?, key)?),
             ".verity-data" => v_data = Some(DeviceRef::parse(need()?)?),
             ".verity-hash" => v_hash = Some(DeviceRef::parse(need()?)?),
             ".verity-roothash" => v_root = Some(parse_root_hash(need()?)?),

@@ -16,11 +16,12 @@ pub fn shell_quote(value: &str) -> String {
 /// `SEALROOT_TCTI` (the volume's, else `tcti`), `SEALROOT_TRIES`,
 /// `SEALROOT_PROMPT_TIMEOUT` (seconds, 0: none), `SEALROOT_PROVISION_KEY`,
 /// `SEALROOT_POLICY_KEY`, `SEALROOT_BLOB`, `SEALROOT_ON_FAILURE` (`poweroff`,
-/// `reboot` or `shell`). Every key is printed; without a volume all are
-/// empty.
+/// `reboot` or `shell`), `SEALROOT_HEADER` (a detached header, for
+/// `unlock --header`), `SEALROOT_FLAGS` (activation flags, for `unlock
+/// --flags`). Every key is printed; without a volume all are empty.
 pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let fields: [(&str, Option<String>); 10] = [
+    let fields: [(&str, Option<String>); 12] = [
         ("NAME", v.map(|v| v.name.clone())),
         ("DEVICE", v.map(|v| v.device.to_string())),
         ("PATH", v.map(|v| v.device.path().display().to_string())),
@@ -40,6 +41,8 @@ pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
             "ON_FAILURE",
             v.map(|v| v.opts.on_failure.unwrap_or_default().as_str().into()),
         ),
+        ("HEADER", v.and_then(|v| path(&v.opts.header))),
+        ("FLAGS", v.map(|v| v.opts.flags.names().join(","))),
     ];
     fields
         .iter()

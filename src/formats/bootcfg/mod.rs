@@ -10,7 +10,11 @@
 //! `rd.sealroot.blob=PATH`, `rd.sealroot.tcti=SPEC`, `rd.sealroot.timeout=SECS`.
 //!
 //! crypttab: `NAME DEVICE KEYFILE OPTIONS`, a line is sealroot's when OPTIONS
-//! contains `sealroot`; `sealroot-pcrs=0+4+7+9`, `sealroot-provision-key=`,
+//! contains `sealroot` (a line that mentions sealroot in any other way is
+//! an error); cryptsetup's `header=`, `discard`, `same-cpu-crypt`,
+//! `submit-from-crypt-cpus`, `no-read-workqueue`, `no-write-workqueue`,
+//! `readonly`, `tries=`, `timeout=` are used, other options warned about;
+//! `sealroot-pcrs=0+4+7+9`, `sealroot-provision-key=`,
 //! `sealroot-policy-key=`,
 //! `sealroot-blob=`, `sealroot-tcti=`, `sealroot-timeout=` refine it. Other
 //! options belong to cryptsetup and are left alone. Unknown `sealroot*`
@@ -27,6 +31,7 @@
 //! rd.sealroot.verity-roothash=HEX [rd.sealroot.verity-name=NAME]`.
 
 mod cmdline;
+mod cryptopts;
 mod crypttab;
 mod device;
 mod export;
@@ -35,7 +40,8 @@ mod values;
 mod volume;
 
 pub use cmdline::{disabled, parse_cmdline, split_cmdline, CmdlineCfg};
-pub use crypttab::parse_crypttab;
+pub use cryptopts::{silently_ignored, ActivationFlags, FLAG_NAMES};
+pub use crypttab::{parse_crypttab, parse_crypttab_warn, Crypttab};
 pub use device::DeviceRef;
 pub use export::{export, shell_quote};
 pub use resolve::{resolve, root_mapping, sealed_in_boot_order};
@@ -125,6 +131,137 @@ mod tests {
         ] {
             assert!(parse_crypttab(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn crypttab_forms_that_crypttab_allows() {
+        // Tabs, leading blanks, CRLF, `-` for no key file, empty items,
+        // trailing commas, cryptsetup's options in any order.
+        let t = "\t# indented comment\n\
+                 root\tUUID=aa\t-\tluks,,sealroot,discard,\r\n  \
+                 data   /dev/vdb   none   sealroot,sealroot-pcrs=7,same-cpu-crypt,submit-from-crypt-cpus,no-read-workqueue,no-write-workqueue\n\
+                 plain /dev/vdc none sealroot-x-data-is-a-path-not-an-option-field\n";
+        let e = parse_crypttab(t).unwrap_err();
+        assert!(e.starts_with("crypttab line 4: field 4:"), "{e}");
+        let t = t.lines().take(3).collect::<Vec<_>>().join("\n");
+        let tab = parse_crypttab_warn(&t).unwrap();
+        assert!(tab.warnings.is_empty(), "{:?}", tab.warnings);
+        let v = tab.volumes;
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "root");
+        assert_eq!(v[0].opts.flags.names(), vec!["discard"]);
+        assert_eq!(
+            v[1].opts.flags.names(),
+            vec![
+                "same-cpu-crypt",
+                "submit-from-crypt-cpus",
+                "no-read-workqueue",
+                "no-write-workqueue"
+            ]
+        );
+        // A name or device that contains "sealroot" does not make a line
+        // sealroot's; a key-file path that does is not an option either.
+        let t = "sealroot-data /dev/disk/by-label/sealroot none luks\n\
+                 x /dev/vdd /etc/sealroot/x.key luks\n";
+        assert!(parse_crypttab(t).unwrap().is_empty());
+    }
+
+    #[test]
+    fn crypttab_header_option() {
+        let tab =
+            parse_crypttab("root /dev/vda none sealroot,header=/boot/root\\040hdr.img\n").unwrap();
+        assert_eq!(
+            tab[0].opts.header,
+            Some(PathBuf::from("/boot/root hdr.img"))
+        );
+        let c = parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.header=/h.img").unwrap();
+        let v = resolve(&c, &tab).unwrap();
+        assert_eq!(v[0].opts.header, Some(PathBuf::from("/h.img")));
+        let c = parse_cmdline("rd.sealroot.device=/dev/vda").unwrap();
+        assert_eq!(
+            resolve(&c, &tab).unwrap()[0].opts.header,
+            Some(PathBuf::from("/boot/root hdr.img"))
+        );
+        assert!(resolve(&parse_cmdline("rd.sealroot.header=/h").unwrap(), &[]).is_err());
+        assert!(parse_cmdline("rd.sealroot.header=rel").is_err());
+        for (bad, why) in [
+            ("sealroot,header", "needs a value"),
+            ("sealroot,header=rel.img", "not an absolute path"),
+            ("sealroot,header=/h.img:UUID=1", "PATH:DEVICE"),
+            ("sealroot,sealroot-ephemeral,header=/h", "header="),
+            ("sealroot,discard=1", "takes no value"),
+        ] {
+            let e = parse_crypttab(&format!("r /dev/vda none {bad}\n")).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let out = export(tab.first(), "x");
+        assert!(
+            out.contains("SEALROOT_HEADER='/boot/root hdr.img'\n"),
+            "{out}"
+        );
+        let tab = parse_crypttab("r /dev/vda none sealroot,discard,no-read-workqueue\n").unwrap();
+        let out = export(tab.first(), "x");
+        assert!(
+            out.contains("SEALROOT_FLAGS='discard,no-read-workqueue'\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn crypttab_lines_written_slightly_differently_are_errors() {
+        for (line, n, field) in [
+            ("root /dev/vda sealroot", 1, "field 3"),
+            ("root /dev/vda sealroot luks", 1, "field 3"),
+            ("root /dev/vda sealroot,discard none", 1, "field 3"),
+            ("root /dev/vda none luks, sealroot", 1, "field 5"),
+            ("root /dev/vda none \"sealroot\"", 1, "field 4"),
+            ("root /dev/vda none 'sealroot'", 1, "field 4"),
+            ("root /dev/vda none x-sealroot", 1, "field 4"),
+            ("root /dev/vda none luks,X-SEALROOT", 1, "field 4"),
+            ("root /dev/vda none sealroot=1", 1, "field 4"),
+            ("root /dev/vda none SEALROOT", 1, "field 4"),
+            ("root /dev/vda none Sealroot,discard", 1, "field 4"),
+            ("root /dev/vda none rd.sealroot", 1, "field 4"),
+            ("root /dev/vda none sealroot # the root", 1, "field 5"),
+            ("root /dev/vda none luks #sealroot", 1, "field 5"),
+            ("root /dev/vda none sealroot-pcrs=7", 1, "field 4"),
+            ("root /dev/vda none sealroot,SEALROOT-PCRS=7", 1, "field 4"),
+            ("root /dev/vda none sealroot,sealroot-pcr=7", 1, "field 4"),
+            (
+                "\n\n\troot /dev/vda none sealroot,x-sealroot-pcrs=7",
+                3,
+                "field 4",
+            ),
+            ("\"root\" /dev/vda none sealroot", 1, "field 1"),
+        ] {
+            let e = parse_crypttab(&format!("{line}\n")).expect_err(&format!("{line:?} accepted"));
+            let want = format!("crypttab line {n}: {field}");
+            assert!(e.starts_with(&want), "{line:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn crypttab_unknown_options_are_warned_by_name() {
+        let tab = parse_crypttab_warn(
+            "root /dev/vda /etc/k.key luks,initramfs,nofail,x-systemd.device-timeout=10,keyscript=decrypt_keyctl,cipher=aes,tpm2-device=auto,sealroot,tries=2\n\
+             swap /dev/vdb none plain,cipher=aes,bogus\n",
+        )
+        .unwrap();
+        assert_eq!(tab.volumes.len(), 1);
+        let w = tab.warnings.join("\n");
+        for named in [
+            "\"keyscript\"",
+            "\"cipher\"",
+            "\"tpm2-device\"",
+            "\"/etc/k.key\"",
+        ] {
+            assert!(w.contains(named), "{named} not warned: {w}");
+        }
+        for quiet in ["luks", "initramfs", "nofail", "x-systemd", "tries", "bogus"] {
+            assert!(!w.contains(quiet), "{quiet} warned: {w}");
+        }
+        assert!(w.starts_with("crypttab line 1: "), "{w}");
+        assert_eq!(tab.warnings.len(), 4, "{w}");
     }
 
     #[test]
@@ -348,7 +485,7 @@ mod tests {
         assert!(out.contains("SEALROOT_BLOB=''\n"), "{out}");
         assert!(out.contains("SEALROOT_ON_FAILURE='poweroff'\n"), "{out}");
         let none = export(None, "x");
-        assert_eq!(none.lines().count(), 10);
+        assert_eq!(none.lines().count(), 12);
         assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
     }
 

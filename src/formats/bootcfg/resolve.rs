@@ -44,6 +44,7 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
             || c.policy_key.is_some()
             || c.blob.is_some()
             || c.ephemeral.is_some()
+            || c.header.is_some()
         {
             return Err(
                 "rd.sealroot.* options given without rd.sealroot.uuid or rd.sealroot.device".into(),
@@ -61,9 +62,9 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
     };
     let base = crypttab.iter().find(|v| &v.device == dev);
     let opts = c.or(&base.map(|b| b.opts.clone()).unwrap_or_default());
-    if opts.ephemeral.is_some() && c.seals() {
+    if opts.ephemeral.is_some() && (c.seals() || opts.header.is_some()) {
         return Err(
-            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key, .policy-key or .blob (nothing is sealed)"
+            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key, .policy-key, .blob or .header (nothing is sealed; the device is formatted)"
                 .into(),
         );
     }

@@ -2,6 +2,7 @@
 //! set (`VolumeOpts`, merged with the command line winning), the recovery
 //! prompt's settings, and the dm-verity OS layer.
 
+use super::cryptopts::ActivationFlags;
 use super::device::DeviceRef;
 use super::values::{flag_ok, measure_pcr, path_ok, seconds, tcti_ok, OnFailure};
 use crate::formats::ephemeral::{Mkfs, Settings};
@@ -59,6 +60,11 @@ pub struct VolumeOpts {
     pub on_failure: Option<OnFailure>,
     /// Set for an ephemeral volume (fresh key every boot, nothing unsealed).
     pub ephemeral: Option<Settings>,
+    /// A detached LUKS2 header (crypttab's `header=`,
+    /// `rd.sealroot.header=`); the device then holds only the data.
+    pub header: Option<PathBuf>,
+    /// dm-crypt flags at activation (crypttab's `discard`, …).
+    pub flags: ActivationFlags,
     /// crypttab's `sealroot-systemd-token`: a volume without a sealroot
     /// token may open through its systemd-tpm2 token (unsealed before
     /// PCR 15 is measured, so only when the measured initrd says so).
@@ -82,6 +88,8 @@ impl VolumeOpts {
             deadline: self.deadline.or(base.deadline),
             on_failure: self.on_failure.or(base.on_failure),
             ephemeral: self.ephemeral.clone().or_else(|| base.ephemeral.clone()),
+            header: self.header.clone().or_else(|| base.header.clone()),
+            flags: self.flags.or(base.flags),
             systemd_token: self.systemd_token || base.systemd_token,
         }
     }

@@ -109,11 +109,22 @@ pub struct Checked {
 
 /// Compare parsed metadata with the allow-list. `hdr_size` is the
 /// checked size of one metadata copy (at most [`MAX_HDR_SIZE`]),
-/// `device_size` the device's bytes.
-pub fn check(meta: &Meta, hdr_size: u64, device_size: u64) -> Result<Checked, Refusal> {
+/// `device_size` the data device's bytes; `detached`: the header is in a
+/// file of its own (crypttab's `header=`), so the data segment is on
+/// another device and may start at 0.
+pub fn check(
+    meta: &Meta,
+    hdr_size: u64,
+    device_size: u64,
+    detached: bool,
+) -> Result<Checked, Refusal> {
     config(&meta.config, hdr_size)?;
     let copy_len = 2 * hdr_size + meta.config.keyslots_size;
-    let segment = segment(&meta.segments, copy_len, device_size)?;
+    let data_starts = if detached { 0 } else { copy_len };
+    let segment = segment(&meta.segments, data_starts, device_size)?;
+    // A detached header's keyslot areas end where its metadata does; the
+    // data segment is on the other device.
+    let segment_offset = if detached { u64::MAX } else { segment.offset };
     let key_size = match segment.integrity {
         Some(_) => KEY_SIZE_INTEGRITY,
         None => KEY_SIZE,
@@ -129,7 +140,7 @@ pub fn check(meta: &Meta, hdr_size: u64, device_size: u64) -> Result<Checked, Re
     let keyslots = meta
         .keyslots
         .iter()
-        .map(|k| keyslot(k, key_size, hdr_size, copy_len, segment.offset))
+        .map(|k| keyslot(k, key_size, hdr_size, copy_len, segment_offset))
         .collect::<Result<Vec<_>, _>>()?;
     overlaps(&keyslots)?;
     let exists = |id: &u32| keyslots.iter().any(|k| k.id == *id);
@@ -916,18 +927,18 @@ mod tests {
             metadata::parse(&serde_json::to_string(&testkit::json(PBKDF2)).unwrap()).unwrap();
         let t = m.tokens[0].clone();
         m.tokens = vec![t; 33];
-        let r = check(&m, 16384, DEVICE).unwrap_err();
+        let r = check(&m, 16384, DEVICE, false).unwrap_err();
         assert_eq!((r.field.as_str(), r.value.as_str()), ("tokens", "33"));
         // A token's JSON over 64 KiB needs metadata over 64 KiB.
         m.tokens.truncate(1);
         m.tokens[0].json_len = MAX_TOKEN_JSON + 1;
-        let r = check(&m, 16384, DEVICE).unwrap_err();
+        let r = check(&m, 16384, DEVICE, false).unwrap_err();
         assert_eq!(r.field, "tokens.0");
         assert_eq!(r.value, "65537 bytes of JSON");
         assert_eq!(r.rule, "over the ceiling of 65536 bytes");
         let k = m.keyslots[0].clone();
         m.keyslots = vec![k; 33];
-        let r = check(&m, 16384, DEVICE).unwrap_err();
+        let r = check(&m, 16384, DEVICE, false).unwrap_err();
         assert_eq!((r.field.as_str(), r.value.as_str()), ("keyslots", "33"));
     }
 }

@@ -193,6 +193,27 @@ pub struct Token {
 }
 
 impl Header {
+    /// Whether the keyslots area has room for `n` more keyslots whose
+    /// split key is `key_size` bytes (4000 stripes, each area rounded up
+    /// to 4 KiB as libcryptsetup places them), between the areas in use.
+    pub fn room_for_keyslots(&self, n: usize, key_size: u64) -> bool {
+        let need = (key_size * allow::AF_STRIPES).div_ceil(4096) * 4096;
+        let start = 2 * self.hdr_size;
+        let end = start + self.keyslots_size;
+        let mut used: Vec<(u64, u64)> = self
+            .keyslots
+            .iter()
+            .map(|k| (k.area_offset, k.area_offset.saturating_add(k.area_size)))
+            .collect();
+        used.sort_unstable();
+        let (mut free, mut at) = (0u64, start);
+        for (s, e) in used.into_iter().chain([(end, end)]) {
+            free += s.saturating_sub(at) / need;
+            at = at.max(e);
+        }
+        free >= n as u64
+    }
+
     /// Bytes to copy so the copy works as a detached header: both metadata
     /// copies and the keyslots area, `2 * hdr_size + keyslots_size`.
     /// Cannot overflow: `hdr_size <= MAX_HDR_SIZE` and `keyslots_size <=
@@ -224,10 +245,23 @@ impl Header {
 ///
 /// Errors: the first rule broken, as a [`Refusal`] naming the field.
 pub fn validate(metadata: &[u8], device_size: u64) -> Result<Header, Refusal> {
+    validate_on(metadata, device_size, false)
+}
+
+/// [`validate`] for a detached header (crypttab's `header=`): the same
+/// rules, except that the data segment lies on the data device of
+/// `data_size` bytes (it may start at 0) rather than after the metadata.
+///
+/// Errors: the first rule broken, as a [`Refusal`] naming the field.
+pub fn validate_detached(metadata: &[u8], data_size: u64) -> Result<Header, Refusal> {
+    validate_on(metadata, data_size, true)
+}
+
+fn validate_on(metadata: &[u8], device_size: u64, detached: bool) -> Result<Header, Refusal> {
     let (bin, area) = binary::read_pair(metadata)?;
     let text = binary::json_text(area)?;
     let meta = metadata::parse(text)?;
-    let ok = allow::check(&meta, bin.hdr_size, device_size)?;
+    let ok = allow::check(&meta, bin.hdr_size, device_size, detached)?;
     Ok(Header {
         hdr_size: bin.hdr_size,
         seqid: bin.seqid,
@@ -342,6 +376,44 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::{self, DEFAULT, DEVICE, PBKDF2};
     use super::*;
+
+    #[test]
+    fn room_for_keyslots_counts_the_free_stretches() {
+        let h = validate(testkit::DEFAULT, testkit::DEVICE).unwrap();
+        // 16 MiB keyslots area, one keyslot: 64 areas of 252 KiB in all.
+        let per = 258048;
+        let free = (h.keyslots_size - h.keyslots.iter().map(|k| k.area_size).sum::<u64>()) / per;
+        assert!(h.room_for_keyslots(free as usize, 64));
+        assert!(!h.room_for_keyslots(free as usize + 1, 64));
+        assert!(h.room_for_keyslots(1, 96));
+    }
+
+    #[test]
+    fn detached_headers_put_the_data_on_another_device() {
+        use testkit::*;
+        // cryptsetup luksFormat --header: the data segment starts at 0 of
+        // the data device.
+        let b = with_json(DEFAULT, |v| v["segments"]["0"]["offset"] = "0".into());
+        let r = validate(&b, DEVICE).unwrap_err();
+        assert_eq!(r.field, "segments.0.offset");
+        let h = validate_detached(&b, 1 << 20).unwrap();
+        assert_eq!(h.segment.offset, 0);
+        // The data device must still hold the segment.
+        let b = with_json(DEFAULT, |v| {
+            v["segments"]["0"]["offset"] = "0".into();
+            v["segments"]["0"]["size"] = (2u64 << 20).to_string().into();
+        });
+        assert!(validate_detached(&b, 2 << 20).is_ok());
+        let r = validate_detached(&b, 1 << 20).unwrap_err();
+        assert_eq!(r.field, "segments.0.size");
+        // Every other rule stands.
+        let b = with_json(DEFAULT, |v| {
+            v["segments"]["0"]["offset"] = "0".into();
+            v["segments"]["0"]["encryption"] = "cipher_null-ecb".into();
+        });
+        let r = validate_detached(&b, 1 << 20).unwrap_err();
+        assert_eq!(r.field, "segments.0.encryption");
+    }
 
     #[test]
     fn cryptsetup_defaults_are_accepted() {
