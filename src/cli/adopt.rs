@@ -1,10 +1,9 @@
 //! `sealroot adopt`: options and output.
 
-use super::options::{CmdlineArgs, EventLogArgs, PcrList, TpmArgs};
+use super::options::{CmdlineArgs, EventLogArgs, PcrList, RootVolumeArgs, TpmArgs};
 use crate::cmd::adopt::{self, AdoptArgs};
-use crate::cmd::steps::bootset::primary_of;
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
-use crate::sys::files::{read_key_file, write_new_private};
+use crate::sys::files::write_new_private;
 use crate::{Error, Result};
 use clap::Args;
 use std::io::Write;
@@ -64,13 +63,8 @@ pub struct AdoptCmd {
     /// bare TPM).
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// For a data volume opened in the same boot as another (the root):
-    /// that primary volume's device, as `enroll --root-volume`.
-    #[arg(long, value_name = "PATH", requires = "root_key_file")]
-    pub root_volume: Option<PathBuf>,
-    /// A passphrase or recovery key of the --root-volume.
-    #[arg(long, value_name = "FILE", requires = "root_volume")]
-    pub root_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootVolumeArgs,
     /// The image's crypttab, read as `boot` reads it to warn when its boot
     /// could not unseal the new token (a missing file is not checked).
     #[arg(long, value_name = "PATH", default_value = "/etc/crypttab")]
@@ -102,10 +96,7 @@ impl AdoptCmd {
             ),
             false => None,
         };
-        let root_volume = match (&self.root_volume, &self.root_key_file) {
-            (Some(dev), Some(key)) => Some(primary_of(dev, &read_key_file(key)?)?),
-            _ => None,
-        };
+        let root_volume = self.root.primary()?;
         let out = adopt::run(&AdoptArgs {
             device: self.device.clone(),
             token: self.token,

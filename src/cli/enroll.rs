@@ -1,8 +1,9 @@
 //! `sealroot enroll`: options and output.
 
-use super::options::{CmdlineArgs, EventLogArgs, PcrList, SnpCertArgs, SnpPolicyArgs, TpmArgs};
+use super::options::{
+    CmdlineArgs, EventLogArgs, PcrList, RootVolumeArgs, SnpCertArgs, SnpPolicyArgs, TpmArgs,
+};
 use crate::cmd::enroll::{self, EnrollArgs};
-use crate::cmd::steps::bootset::primary_of;
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::pcr::BANK_SHA256;
 use crate::sys::files::{read_key_file, write_new_private};
@@ -68,15 +69,8 @@ pub struct EnrollCmd {
     /// the PCR.
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// For a data volume opened in the same boot as another (the root):
-    /// that primary volume's device. The token then opens only after that
-    /// very volume (docs/design.md#several-volumes-in-one-boot).
-    #[arg(long, value_name = "PATH", requires = "root_key_file")]
-    pub root_volume: Option<PathBuf>,
-    /// A passphrase or recovery key of the --root-volume (its volume key's
-    /// fingerprint is what the boot measures).
-    #[arg(long, value_name = "FILE", requires = "root_volume")]
-    pub root_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootVolumeArgs,
     /// The image's crypttab, read as `boot` reads it to warn when its
     /// boot could not unseal this token (a missing file is not checked).
     #[arg(long, value_name = "PATH", default_value = "/etc/crypttab")]
@@ -123,10 +117,7 @@ impl EnrollCmd {
         }
         let cmdline = self.cmdline.read(self.boot_cmdline)?;
         let unlock_key = read_key_file(&self.unlock_key_file)?;
-        let root_volume = match (&self.root_volume, &self.root_key_file) {
-            (Some(dev), Some(key)) => Some(primary_of(dev, &read_key_file(key)?)?),
-            _ => None,
-        };
+        let root_volume = self.root.primary()?;
         let pin = if self.pin {
             let src = PinSource {
                 file: self.pin_file,

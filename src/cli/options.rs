@@ -8,11 +8,12 @@ use crate::attest::snp_report::{parse_guest_policy_names, validate_certs};
 use crate::attest::snp_requirement::{
     parse_measurement, parse_min_tcb, SnpRequirement, MAX_CERTS, MAX_MEASUREMENTS,
 };
+use crate::cmd::steps::bootset::{primary_of, Primary};
 use crate::cmd::steps::evidence::{read_cert_files, PlatformOpts};
 use crate::cmd::steps::signed::PolicySearch;
 use crate::cmd::steps::TpmOpts;
 use crate::formats::bootcfg;
-use crate::sys::files::read_cmdline;
+use crate::sys::files::{read_cmdline, read_key_file};
 use crate::{Error, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -326,6 +327,36 @@ impl EventLogArgs {
         match self.eventlog.as_str() {
             "" | "none" => None,
             p => Some(PathBuf::from(p)),
+        }
+    }
+}
+
+/// The primary volume of the boot that opens this one, for a data volume
+/// (docs/design.md#several-volumes-in-one-boot): `enroll`, `reseal` and
+/// `adopt` take the same pair.
+#[derive(Debug, Args, Clone)]
+pub struct RootVolumeArgs {
+    /// For a data volume opened in the same boot as another (the root):
+    /// that primary volume's device. The token then opens only after that
+    /// very volume (`reseal` keeps the old token's boot without it, except
+    /// with --unlock-key-file).
+    #[arg(long, value_name = "PATH", requires = "root_key_file")]
+    pub root_volume: Option<PathBuf>,
+    /// A passphrase or recovery key of the --root-volume (its volume key's
+    /// fingerprint is what the boot measures).
+    #[arg(long, value_name = "FILE", requires = "root_volume")]
+    pub root_key_file: Option<PathBuf>,
+}
+
+impl RootVolumeArgs {
+    /// The primary volume, its key derived with the key file
+    /// ([`primary_of`]); `None` without --root-volume.
+    ///
+    /// Errors: those of reading the key file and of [`primary_of`].
+    pub fn primary(&self) -> Result<Option<Primary>> {
+        match (&self.root_volume, &self.root_key_file) {
+            (Some(dev), Some(key)) => Ok(Some(primary_of(dev, &read_key_file(key)?)?)),
+            _ => Ok(None),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! `sealroot reseal`: options and output.
 
-use super::options::{CmdlineArgs, PcrList, TpmArgs};
+use super::options::{CmdlineArgs, PcrList, RootVolumeArgs, TpmArgs};
 use crate::cmd::reseal::{self, ResealArgs};
-use crate::cmd::steps::bootset::primary_of;
 use crate::cmd::steps::inputs::PinSource;
 use crate::sys::files::read_key_file;
 use crate::Result;
@@ -37,14 +36,8 @@ pub struct ResealCmd {
     /// the PCR.
     #[arg(long)]
     pub allow_zero_pcrs: bool,
-    /// For a data volume: the primary volume of the boot that opens it
-    /// (default: the boot the old token was sealed for; needed with
-    /// --unlock-key-file when that is another volume).
-    #[arg(long, value_name = "PATH", requires = "root_key_file")]
-    pub root_volume: Option<PathBuf>,
-    /// A passphrase or recovery key of the --root-volume.
-    #[arg(long, value_name = "FILE", requires = "root_volume")]
-    pub root_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootVolumeArgs,
 }
 
 impl ResealCmd {
@@ -56,10 +49,7 @@ impl ResealCmd {
             .as_deref()
             .map(read_key_file)
             .transpose()?;
-        let root_volume = match (&self.root_volume, &self.root_key_file) {
-            (Some(dev), Some(key)) => Some(primary_of(dev, &read_key_file(key)?)?),
-            _ => None,
-        };
+        let root_volume = self.root.primary()?;
         let added = reseal::run(&ResealArgs {
             device: self.device.clone(),
             pcrs: self.pcrs.map(|p| p.0),
