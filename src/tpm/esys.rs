@@ -491,7 +491,41 @@ impl Esys {
     /// (a NULL-hierarchy ticket does not satisfy PolicyAuthorize), then
     /// VerifySignature over what the builder signed.
     fn verify_signature(&mut self, auth: Authorization) -> Result<Ticket> {
-        let ext_public: sys::TPM2B_PUBLIC = Public::unmarshall(&auth.key.tpmt_public())
+        let sp = auth.policy;
+        self.verify_external(
+            &auth.key.tpmt_public(),
+            || {
+                Signature::EcDsa(EccSignature::create(
+                    HashingAlgorithm::Sha256,
+                    EccParameter::try_from(sp.signature.r.to_vec())?,
+                    EccParameter::try_from(sp.signature.s.to_vec())?,
+                )?)
+                .try_into()
+            },
+            &digest(&signed_digest(&sp.approved())),
+            || {
+                format!(
+                    "the TPM rejected the signature of the signed policy (version {})",
+                    sp.version
+                )
+            },
+        )
+    }
+
+    /// LoadExternal of the public area `public` (TPMT_PUBLIC) into the
+    /// owner hierarchy, then VerifySignature of `signature` (built after
+    /// the load) over `hash`; the key is flushed afterwards. A signature
+    /// the TPM rejects is [`Error::PolicyRefused`] with `refused`'s text.
+    ///
+    /// Errors: [`Error::PolicyRefused`], and the TPM's for either command.
+    pub(super) fn verify_external(
+        &mut self,
+        public: &[u8],
+        signature: impl FnOnce() -> tss_esapi::Result<sys::TPMT_SIGNATURE>,
+        hash: &sys::TPM2B_DIGEST,
+        refused: impl FnOnce() -> String,
+    ) -> Result<Ticket> {
+        let ext_public: sys::TPM2B_PUBLIC = Public::unmarshall(public)
             .and_then(TryInto::try_into)
             .map_err(wrap("LoadExternal"))?;
         let mut ext = sys::ESYS_TR_NONE;
@@ -510,17 +544,7 @@ impl Esys {
         };
         check("LoadExternal", rc)?;
         self.flush.push(ext);
-        let sp = auth.policy;
-        let signature: sys::TPMT_SIGNATURE = (|| {
-            Signature::EcDsa(EccSignature::create(
-                HashingAlgorithm::Sha256,
-                EccParameter::try_from(sp.signature.r.to_vec())?,
-                EccParameter::try_from(sp.signature.s.to_vec())?,
-            )?)
-            .try_into()
-        })()
-        .map_err(wrap("VerifySignature"))?;
-        let a_hash = digest(&signed_digest(&sp.approved()));
+        let signature = signature().map_err(wrap("VerifySignature"))?;
         let mut ticket: *mut sys::TPMT_TK_VERIFIED = null_mut();
         // SAFETY: live context and key; the ticket is freed by `Ticket`.
         let rc = unsafe {
@@ -530,25 +554,19 @@ impl Esys {
                 sys::ESYS_TR_NONE,
                 sys::ESYS_TR_NONE,
                 sys::ESYS_TR_NONE,
-                &a_hash,
+                hash,
                 &signature,
                 &mut ticket,
             )
         };
         self.flush_now(ext, false);
-        if rc == 0 {
-            return Ok(Ticket(ticket));
+        match rc {
+            0 => Ok(Ticket(ticket)),
+            rc if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Signature) => {
+                Err(Error::PolicyRefused(refused()))
+            }
+            rc => Err(rc_err("VerifySignature", rc)),
         }
-        Err(
-            if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Signature) {
-                Error::PolicyRefused(format!(
-                    "the TPM rejected the signature of the signed policy (version {})",
-                    sp.version
-                ))
-            } else {
-                rc_err("VerifySignature", rc)
-            },
-        )
     }
 
     /// The policy session, salted to the SRK, parameters encrypted both

@@ -27,7 +27,7 @@ use crate::secret::Key32;
 use crate::{Error, Result};
 use sha2::{Digest as _, Sha256};
 use std::ptr::null_mut;
-use tss_esapi::constants::response_code::{Tss2ResponseCode, Tss2ResponseCodeKind};
+use tss_esapi::constants::response_code::Tss2ResponseCode;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::{Name, Public, PublicKeyRsa, RsaSignature, Signature};
 use tss_esapi::traits::UnMarshall;
@@ -259,54 +259,16 @@ impl Esys {
     /// SHA-256 signature over `approved` (the TPM gets SHA-256(approved),
     /// policyRef being empty).
     fn verify_rsa(&mut self, key: &RsaKey, approved: &[u8; 32], sig: &[u8]) -> Result<Ticket> {
-        let public: sys::TPM2B_PUBLIC = Public::unmarshall(&key.tpmt_public())
-            .and_then(TryInto::try_into)
-            .map_err(wrap("LoadExternal"))?;
-        let mut ext = sys::ESYS_TR_NONE;
-        // SAFETY: live context; public-only load.
-        let rc = unsafe {
-            sys::Esys_LoadExternal(
-                self.ctx,
-                sys::ESYS_TR_NONE,
-                sys::ESYS_TR_NONE,
-                sys::ESYS_TR_NONE,
-                std::ptr::null(),
-                &public,
-                sys::ESYS_TR_RH_OWNER,
-                &mut ext,
-            )
-        };
-        check("LoadExternal", rc)?;
-        self.flush.push(ext);
-        let signature: sys::TPMT_SIGNATURE = PublicKeyRsa::try_from(sig.to_vec())
-            .and_then(|s| RsaSignature::create(HashingAlgorithm::Sha256, s))
-            .and_then(|s| Signature::RsaSsa(s).try_into())
-            .map_err(wrap("VerifySignature"))?;
-        let hash = digest(&Sha256::digest(approved));
-        let mut ticket: *mut sys::TPMT_TK_VERIFIED = null_mut();
-        // SAFETY: live context and key; the ticket is freed by `Ticket`.
-        let rc = unsafe {
-            sys::Esys_VerifySignature(
-                self.ctx,
-                ext,
-                sys::ESYS_TR_NONE,
-                sys::ESYS_TR_NONE,
-                sys::ESYS_TR_NONE,
-                &hash,
-                &signature,
-                &mut ticket,
-            )
-        };
-        self.flush_now(ext, false);
-        match rc {
-            0 => Ok(Ticket(ticket)),
-            rc if Tss2ResponseCode::from(rc).kind() == Some(Tss2ResponseCodeKind::Signature) => {
-                Err(Error::PolicyRefused(
-                    "the TPM rejected the PCR signature of the systemd-tpm2 token's key".into(),
-                ))
-            }
-            rc => Err(rc_err("VerifySignature", rc)),
-        }
+        self.verify_external(
+            &key.tpmt_public(),
+            || {
+                PublicKeyRsa::try_from(sig.to_vec())
+                    .and_then(|s| RsaSignature::create(HashingAlgorithm::Sha256, s))
+                    .and_then(|s| Signature::RsaSsa(s).try_into())
+            },
+            &digest(&Sha256::digest(approved)),
+            || "the TPM rejected the PCR signature of the systemd-tpm2 token's key".into(),
+        )
     }
 }
 
