@@ -8,6 +8,17 @@ use sealroot::Exit;
 
 const CMDLINE: &str = "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro";
 
+/// `sealroot boot --dry-run` of `crypttab` with the kernel command line in
+/// `cmdline`, on `tpm`, without an event log.
+fn boot_args(tpm: &Swtpm, crypttab: &std::path::Path, cmdline: &std::path::Path) -> Args {
+    Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", crypttab)
+        .opt("cmdline-file", cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+}
+
 /// Three images with provisioning keys, and a crypttab naming them root,
 /// data and home (data first, so the primary comes from `root=`).
 struct Boot {
@@ -37,13 +48,7 @@ impl Boot {
     }
 
     fn boot(&self, tpm: &Swtpm) -> Run {
-        Args::new("boot")
-            .arg("--dry-run")
-            .opt("crypttab", &self.tab)
-            .opt("cmdline-file", &self.imgs[0].cmdline)
-            .opt("tcti", tpm.tcti())
-            .opt("eventlog", "none")
-            .run()
+        boot_args(tpm, &self.tab, &self.imgs[0].cmdline).run()
     }
 
     /// `unlock --dry-run` of volume `i` alone, with the boot's command
@@ -68,6 +73,15 @@ impl Boot {
             p(&self.imgs[i].path)
         ))
     }
+}
+
+/// The host rewrites token 0 of `img` with a ciphertext that is not one.
+fn break_token(img: &Image) {
+    let tok = img.file("tok.json");
+    let mut j = img.json()["tokens"]["0"].clone();
+    j["ciphertext"] = serde_json::Value::String("AAAA".into());
+    std::fs::write(&tok, j.to_string()).unwrap();
+    import_token(img, &tok, &["--token-id", "0", "--token-replace"]);
 }
 
 #[test]
@@ -162,11 +176,7 @@ fn a_data_volume_failure_is_reported_and_the_lock_still_closes() {
     let b = Boot::new();
     b.boot(&tpm).assert_exit(Exit::Ok);
     // The host breaks the data volume's token.
-    let tok = b.imgs[1].file("tok.json");
-    let mut j = b.imgs[1].json()["tokens"]["0"].clone();
-    j["ciphertext"] = serde_json::Value::String("AAAA".into());
-    std::fs::write(&tok, j.to_string()).unwrap();
-    import_token(&b.imgs[1], &tok, &["--token-id", "0", "--token-replace"]);
+    break_token(&b.imgs[1]);
     tpm.reboot();
     let r = b.boot(&tpm);
     r.assert_exit(Exit::Ok);
@@ -179,12 +189,7 @@ fn a_data_volume_failure_is_reported_and_the_lock_still_closes() {
     tpm.reboot();
     let gone = b.imgs[2].path.with_extension("moved");
     std::fs::rename(&b.imgs[2].path, &gone).unwrap();
-    let r = Args::new("boot")
-        .arg("--dry-run")
-        .opt("crypttab", &b.tab)
-        .opt("cmdline-file", &b.imgs[0].cmdline)
-        .opt("tcti", tpm.tcti())
-        .opt("eventlog", "none")
+    let r = boot_args(&tpm, &b.tab, &b.imgs[0].cmdline)
         .opt("device-timeout", "0.2")
         .run();
     std::fs::rename(&gone, &b.imgs[2].path).unwrap();
@@ -200,11 +205,7 @@ fn the_primary_volume_failure_fails_the_boot_closed() {
     let b = Boot::new();
     b.boot(&tpm).assert_exit(Exit::Ok);
     // The host breaks the root's token only; the data tokens are intact.
-    let tok = b.imgs[0].file("tok.json");
-    let mut j = b.imgs[0].json()["tokens"]["0"].clone();
-    j["ciphertext"] = serde_json::Value::String("AAAA".into());
-    std::fs::write(&tok, j.to_string()).unwrap();
-    import_token(&b.imgs[0], &tok, &["--token-id", "0", "--token-replace"]);
+    break_token(&b.imgs[0]);
     tpm.reboot();
     let r = b.boot(&tpm);
     r.assert_exit(Exit::BlobInvalid);
@@ -329,13 +330,7 @@ fn enroll_warns_when_the_crypttab_boot_could_not_unseal() {
         ),
     )
     .unwrap();
-    let r = Args::new("boot")
-        .arg("--dry-run")
-        .opt("crypttab", &by_path)
-        .opt("cmdline-file", &root.cmdline)
-        .opt("tcti", tpm.tcti())
-        .opt("eventlog", "none")
-        .run();
+    let r = boot_args(&tpm, &by_path, &root.cmdline).run();
     r.assert_exit(Exit::Ok);
     assert!(
         r.stderr.matches("dry run: the key opens").count() == 2,
@@ -376,12 +371,7 @@ fn volumes_of_one_boot_share_one_tpm() {
     )
     .unwrap();
     std::fs::write(&a.cmdline, CMDLINE).unwrap();
-    let r = Args::new("boot")
-        .arg("--dry-run")
-        .opt("crypttab", &tab)
-        .opt("cmdline-file", &a.cmdline)
-        .opt("tcti", tpm.tcti())
-        .run();
+    let r = boot_args(&tpm, &tab, &a.cmdline).run();
     r.assert_exit(Exit::Usage);
     assert!(r.stderr.contains("same TPM"), "{r:?}");
 }
@@ -410,15 +400,7 @@ fn a_systemd_only_volume_is_adopted_to_open_beside_the_root() {
         ),
     )
     .unwrap();
-    let boot = |tpm: &Swtpm| {
-        Args::new("boot")
-            .arg("--dry-run")
-            .opt("crypttab", &tab)
-            .opt("cmdline-file", &root.cmdline)
-            .opt("tcti", tpm.tcti())
-            .opt("eventlog", "none")
-            .run()
-    };
+    let boot = |tpm: &Swtpm| boot_args(tpm, &tab, &root.cmdline).run();
     tpm.reboot();
     let r = boot(&tpm);
     r.assert_exit(Exit::Ok);
