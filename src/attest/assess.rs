@@ -1,6 +1,6 @@
 //! Evidence plus an optional SNP requirement in, a list of named checks out.
 
-use super::azure_hcl::ReportKind;
+use super::azure_hcl::{HclReport, ReportKind};
 use super::check::{Check, Outcome};
 use super::evidence::{AkState, Certs, Evidence, AK_HANDLE};
 use super::snp_report::{check_signature, Product, Report};
@@ -35,71 +35,20 @@ pub fn assess(evidence: &Evidence, policy: Option<&SnpRequirement>, extra: &Cert
         Evidence::Invalid { check, detail } => {
             out.push(Outcome::fail(*check, detail.clone()));
         }
-        Evidence::Tdx { source } => {
+        Evidence::Tdx { source } | Evidence::TdxQuote { source, .. } => {
             out.push(Outcome::fail(
                 Check::Evidence,
-                format!("this is a TDX guest ({source}); sealroot verifies only SEV-SNP"),
+                format!(
+                    "this is a TDX guest ({source}), not the SEV-SNP guest the requirement names"
+                ),
             ));
         }
         Evidence::AzureHcl { hcl, ak } => {
-            out.push(Outcome::pass(
-                Check::HclFormat,
-                format!(
-                    "HCL report v{}, {} hardware report, {}-byte runtime data",
-                    hcl.version,
-                    hcl.kind.name(),
-                    hcl.runtime_data.len()
-                ),
-            ));
-            out.push(match hcl.check_binding() {
-                Ok(d) => Outcome::pass(Check::HclBinding, d),
-                Err(e) => Outcome::fail(Check::HclBinding, e),
-            });
-            out.push(match hcl.ak_pub() {
-                Err(e) => Outcome::fail(Check::AttestationKey, e),
-                Ok(jwk) => match ak {
-                    AkState::Absent => Outcome::skipped(
-                        Check::AttestationKey,
-                        format!(
-                            "no key at 0x{:08x} to compare HCLAkPub with",
-                            AK_HANDLE
-                        ),
-                    ),
-                    AkState::NotRsa(what) => Outcome::fail(
-                        Check::AttestationKey,
-                        format!(
-                            "the key at 0x{:08x} is {what}, HCLAkPub is RSA",
-                            AK_HANDLE
-                        ),
-                    ),
-                    AkState::Rsa(tpm_key) => {
-                        if *tpm_key == jwk {
-                            Outcome::pass(
-                                Check::AttestationKey,
-                                format!(
-                                    "HCLAkPub equals the vTPM key at 0x{:08x} (RSA-{})",
-                                    AK_HANDLE,
-                                    tpm_key.bits()
-                                ),
-                            )
-                        } else {
-                            Outcome::fail(
-                                Check::AttestationKey,
-                                format!(
-                                    "HCLAkPub (modulus {}…) is not the vTPM key at 0x{:08x} (modulus {}…): the HCL report was not made for this vTPM",
-                                    jwk.fingerprint(),
-                                    AK_HANDLE,
-                                    tpm_key.fingerprint()
-                                ),
-                            )
-                        }
-                    }
-                },
-            });
+            out.extend(hcl_outcomes(hcl, ak));
             if hcl.kind == ReportKind::Tdx {
                 out.push(Outcome::fail(
                     Check::Evidence,
-                    "the HCL report holds a TDX report; sealroot verifies only SEV-SNP",
+                    "the HCL report holds a TDX report, not the SEV-SNP report the requirement names",
                 ));
             }
         }
@@ -156,6 +105,67 @@ pub fn assess(evidence: &Evidence, policy: Option<&SnpRequirement>, extra: &Cert
     }
     a.outcomes = out;
     a
+}
+
+/// The HCL report's own checks (either hardware): its format, the
+/// runtime-data binding and `HCLAkPub` against the vTPM's key.
+pub fn hcl_outcomes(hcl: &HclReport, ak: &AkState) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    out.push(Outcome::pass(
+        Check::HclFormat,
+        format!(
+            "HCL report v{}, {} hardware report, {}-byte runtime data",
+            hcl.version,
+            hcl.kind.name(),
+            hcl.runtime_data.len()
+        ),
+    ));
+    out.push(match hcl.check_binding() {
+        Ok(d) => Outcome::pass(Check::HclBinding, d),
+        Err(e) => Outcome::fail(Check::HclBinding, e),
+    });
+    out.push(match hcl.ak_pub() {
+        Err(e) => Outcome::fail(Check::AttestationKey, e),
+        Ok(jwk) => match ak {
+            AkState::Absent => Outcome::skipped(
+                Check::AttestationKey,
+                format!(
+                    "no key at 0x{:08x} to compare HCLAkPub with",
+                    AK_HANDLE
+                ),
+            ),
+            AkState::NotRsa(what) => Outcome::fail(
+                Check::AttestationKey,
+                format!(
+                    "the key at 0x{:08x} is {what}, HCLAkPub is RSA",
+                    AK_HANDLE
+                ),
+            ),
+            AkState::Rsa(tpm_key) => {
+                if *tpm_key == jwk {
+                    Outcome::pass(
+                        Check::AttestationKey,
+                        format!(
+                            "HCLAkPub equals the vTPM key at 0x{:08x} (RSA-{})",
+                            AK_HANDLE,
+                            tpm_key.bits()
+                        ),
+                    )
+                } else {
+                    Outcome::fail(
+                        Check::AttestationKey,
+                        format!(
+                            "HCLAkPub (modulus {}…) is not the vTPM key at 0x{:08x} (modulus {}…): the HCL report was not made for this vTPM",
+                            jwk.fingerprint(),
+                            AK_HANDLE,
+                            tpm_key.fingerprint()
+                        ),
+                    )
+                }
+            }
+        },
+    });
+    out
 }
 
 #[cfg(test)]

@@ -196,9 +196,18 @@ impl HclReport {
         &self.hw_report[off..off + 64]
     }
 
-    /// `report_data` must begin with the hash of the runtime data.
+    /// `report_data` must begin with the hash of the runtime data, and the
+    /// rest of it must be zero (so no bit of it goes unchecked).
     pub fn check_binding(&self) -> Result<String, String> {
         let d = self.hash.digest(&self.runtime_data);
+        let rest = &self.report_data()[d.len()..];
+        if rest.iter().any(|&b| b != 0) {
+            return Err(format!(
+                "report_data after the {} of the runtime data is {}, expected zero",
+                self.hash.name(),
+                hex::encode(rest)
+            ));
+        }
         if self.report_data()[..d.len()] == d[..] {
             Ok(format!(
                 "report_data begins with the {} of the runtime data",

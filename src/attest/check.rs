@@ -33,6 +33,19 @@ pub enum Check {
     Tcb,
     /// Guest policy flags the policy requires set or clear.
     GuestPolicy,
+    /// TDX: the MRTD is in the allow-list.
+    Mrtd,
+    /// TDX: RTMR0..3 equal the required values.
+    Rtmr,
+    /// TDX: MRCONFIGID equals the required value.
+    MrConfigId,
+    /// TDX: XFAM equals the required value.
+    Xfam,
+    /// TDX: collateral for the quote is available, parses and is current.
+    Collateral,
+    /// TDX: the TD quote verifies (signature, QE report, PCK chain to the
+    /// pinned Intel root, CRLs, TCB info, QE identity).
+    Quote,
 }
 
 impl Check {
@@ -51,6 +64,12 @@ impl Check {
             Check::Measurement => "measurement",
             Check::Tcb => "tcb",
             Check::GuestPolicy => "guest-policy",
+            Check::Mrtd => "mrtd",
+            Check::Rtmr => "rtmr",
+            Check::MrConfigId => "mrconfigid",
+            Check::Xfam => "xfam",
+            Check::Collateral => "collateral",
+            Check::Quote => "quote",
         }
     }
 }

@@ -46,8 +46,15 @@ pub enum Evidence {
         expected: [u8; 64],
         device: String,
     },
-    /// A TDX guest (detected, not verified).
+    /// A TDX guest with no quote (detected, not verifiable).
     Tdx { source: String },
+    /// A bare TDX guest: a TD quote from configfs-tsm for `expected`
+    /// report data.
+    TdxQuote {
+        quote: Vec<u8>,
+        expected: [u8; 64],
+        source: String,
+    },
     /// Evidence was found but is unusable (unparseable HCL report, a guest
     /// device that does not answer).
     Invalid { check: Check, detail: String },
@@ -61,7 +68,7 @@ impl Evidence {
         match self {
             Evidence::AzureHcl { hcl, .. } if hcl.kind == azure_hcl::ReportKind::Tdx => "tdx",
             Evidence::AzureHcl { .. } | Evidence::SevGuest { .. } => "sev-snp",
-            Evidence::Tdx { .. } => "tdx",
+            Evidence::Tdx { .. } | Evidence::TdxQuote { .. } => "tdx",
             Evidence::Invalid { .. } => "unknown",
             Evidence::None { .. } => "none",
         }
@@ -74,7 +81,7 @@ impl Evidence {
                 HCL_NV_INDEX
             )),
             Evidence::SevGuest { device, .. } => Some(format!("SNP guest device {device}")),
-            Evidence::Tdx { source } => Some(source.clone()),
+            Evidence::Tdx { source } | Evidence::TdxQuote { source, .. } => Some(source.clone()),
             Evidence::Invalid { .. } | Evidence::None { .. } => None,
         }
     }
