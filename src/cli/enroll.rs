@@ -1,7 +1,8 @@
 //! `sealroot enroll`: options and output.
 
 use super::options::{
-    CmdlineArgs, EventLogArgs, PcrList, RootVolumeArgs, SnpCertArgs, SnpPolicyArgs, TpmArgs,
+    CmdlineArgs, EventLogArgs, PcrList, RootVolumeArgs, SnpCertArgs, SnpPolicyArgs,
+    TdxCollateralArgs, TdxPolicyArgs, TpmArgs,
 };
 use crate::cmd::enroll::{self, EnrollArgs};
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
@@ -61,6 +62,10 @@ pub struct EnrollCmd {
     #[command(flatten)]
     pub snp_certs: SnpCertArgs,
     #[command(flatten)]
+    pub tdx: TdxPolicyArgs,
+    #[command(flatten)]
+    pub tdx_collateral: TdxCollateralArgs,
+    #[command(flatten)]
     pub tpm: TpmArgs,
     #[command(flatten)]
     pub cmdline: CmdlineArgs,
@@ -104,6 +109,16 @@ impl EnrollCmd {
                 );
             }
         }
+        // The enrollment time is the TDX verifier's earliest "now".
+        let enrolled_at = crate::attest::tdx_assess::time_or_now(None).map_err(Error::Usage)?;
+        let tdx = self
+            .tdx
+            .requirement(self.tdx_collateral.read()?, Some(enrolled_at))?;
+        if let Some(t) = &tdx {
+            if t.mrtds.is_empty() {
+                log::warn!("--require-tdx without --tdx-mrtd: any MRTD will be accepted");
+            }
+        }
         if self.pin_file.is_some() && !self.pin {
             return Err(Error::Usage("--pin-file needs --pin".into()));
         }
@@ -137,6 +152,7 @@ impl EnrollCmd {
             cmdline,
             tpm: self.tpm.opts(),
             platform,
+            tdx,
             authorize,
             eventlog: self.eventlog.path(),
             allow_zero_pcrs: self.allow_zero_pcrs,

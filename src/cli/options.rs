@@ -8,8 +8,10 @@ use crate::attest::snp_report::{parse_guest_policy_names, validate_certs};
 use crate::attest::snp_requirement::{
     parse_measurement, parse_min_tcb, SnpRequirement, MAX_CERTS, MAX_MEASUREMENTS,
 };
+use crate::attest::tdx_quote::{StalePolicy, TcbStatuses};
+use crate::attest::tdx_requirement::{parse_mr, parse_rtmr, parse_xfam, TdxRequirement, MAX_MRTDS};
 use crate::cmd::steps::bootset::{primary_of, Primary};
-use crate::cmd::steps::evidence::{read_cert_files, PlatformOpts};
+use crate::cmd::steps::evidence::{read_cert_files, read_collateral, PlatformOpts};
 use crate::cmd::steps::signed::PolicySearch;
 use crate::cmd::steps::TpmOpts;
 use crate::formats::bootcfg;
@@ -215,6 +217,116 @@ impl SnpPolicyArgs {
     }
 }
 
+/// The TDX requirement `enroll` stores in the blob (and `platform` judges
+/// against). See docs/platform.md#tdx.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TdxPolicyArgs {
+    /// Require a verified Intel TDX platform; `unlock` checks it before unsealing.
+    #[arg(long, conflicts_with = "require_snp")]
+    pub require_tdx: bool,
+    /// Allowed MRTD (96 hex digits); repeat for several (default: any).
+    #[arg(long = "tdx-mrtd", value_name = "HEX", requires = "require_tdx")]
+    pub tdx_mrtds: Vec<String>,
+    /// Required RTMR value, N=HEX with N 0..3; repeat for several RTMRs.
+    #[arg(long = "tdx-rtmr", value_name = "N=HEX", requires = "require_tdx")]
+    pub tdx_rtmrs: Vec<String>,
+    /// Required MRCONFIGID (96 hex digits).
+    #[arg(long, value_name = "HEX", requires = "require_tdx")]
+    pub tdx_mrconfigid: Option<String>,
+    /// Required XFAM (hex).
+    #[arg(long, value_name = "HEX", requires = "require_tdx")]
+    pub tdx_xfam: Option<String>,
+    /// TCB statuses a TD quote may have, comma-separated (default UpToDate;
+    /// e.g. UpToDate,SWHardeningNeeded).
+    #[arg(long, value_name = "LIST", requires = "require_tdx")]
+    pub tdx_tcb_status: Option<String>,
+    /// Collateral whose nextUpdate has passed: refuse (default) or warn.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "refuse",
+        requires = "require_tdx"
+    )]
+    pub tdx_stale: String,
+}
+
+impl TdxPolicyArgs {
+    /// The TDX requirement the options describe (with `collateral` and
+    /// `not_before`, unix seconds, stored in it). `None` without
+    /// `--require-tdx`.
+    ///
+    /// Errors: [`Error::Usage`] naming the option.
+    pub fn requirement(
+        &self,
+        collateral: Option<String>,
+        not_before: Option<u64>,
+    ) -> Result<Option<TdxRequirement>> {
+        if !self.require_tdx {
+            return Ok(None);
+        }
+        let usage = |flag: &str, e: String| Error::Usage(format!("{flag}: {e}"));
+        if self.tdx_mrtds.len() > MAX_MRTDS {
+            return Err(usage("--tdx-mrtd", format!("at most {MAX_MRTDS}")));
+        }
+        let mut rtmrs = [None; 4];
+        for r in &self.tdx_rtmrs {
+            let (n, v) = parse_rtmr(r).map_err(|e| usage("--tdx-rtmr", e))?;
+            if rtmrs[n].replace(v).is_some() {
+                return Err(usage("--tdx-rtmr", format!("RTMR{n} given twice")));
+            }
+        }
+        Ok(Some(TdxRequirement {
+            mrtds: self
+                .tdx_mrtds
+                .iter()
+                .map(|m| parse_mr(m))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| usage("--tdx-mrtd", e))?,
+            rtmrs,
+            mrconfigid: self
+                .tdx_mrconfigid
+                .as_deref()
+                .map(parse_mr)
+                .transpose()
+                .map_err(|e| usage("--tdx-mrconfigid", e))?,
+            xfam: self
+                .tdx_xfam
+                .as_deref()
+                .map(parse_xfam)
+                .transpose()
+                .map_err(|e| usage("--tdx-xfam", e))?,
+            tcb_statuses: match &self.tdx_tcb_status {
+                None => TcbStatuses::default(),
+                Some(s) => TcbStatuses::parse(s).map_err(|e| usage("--tdx-tcb-status", e))?,
+            },
+            stale: StalePolicy::parse(&self.tdx_stale).map_err(|e| usage("--tdx-stale", e))?,
+            not_before,
+            collateral,
+        }))
+    }
+}
+
+/// TDX collateral `enroll` stores in the blob.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TdxCollateralArgs {
+    /// TDX quote collateral (JSON: TCB info, QE identity, CRLs and their
+    /// issuer chains), stored in the blob for bare TDX guests.
+    #[arg(long, value_name = "FILE", requires = "require_tdx")]
+    pub tdx_collateral: Option<PathBuf>,
+}
+
+impl TdxCollateralArgs {
+    /// The collateral file, checked and re-serialised.
+    ///
+    /// Errors: [`Error::Io`], or [`Error::Usage`] naming the file.
+    pub fn read(&self) -> Result<Option<String>> {
+        self.tdx_collateral
+            .as_deref()
+            .map(|f| read_collateral(f).map(|c| c.to_json()))
+            .transpose()
+    }
+}
+
 /// AMD certificates: stored in the blob by `enroll`, read at run time by
 /// `unlock` and `platform`.
 #[derive(Debug, Args, Clone, Default)]
@@ -249,6 +361,15 @@ pub struct EvidenceArgs {
     /// SNP guest device (bare SEV-SNP guests without an HCL report).
     #[arg(long, value_name = "PATH", default_value = "/dev/sev-guest")]
     pub sev_guest: PathBuf,
+    /// TDX quote collateral (JSON), preferred to the one in the blob.
+    #[arg(long = "tdx-collateral", value_name = "FILE")]
+    pub tdx_collateral_file: Option<PathBuf>,
+    /// configfs-tsm report directory (bare TDX guests' quotes).
+    #[arg(long, value_name = "PATH", default_value = crate::sys::tsm::DEFAULT_TSM_ROOT)]
+    pub tsm_root: PathBuf,
+    /// The RTMR sysfs attribute the lock event is mirrored into on TDX.
+    #[arg(long, value_name = "PATH", default_value = crate::sys::tsm::DEFAULT_RTMR3)]
+    pub tdx_rtmr3: PathBuf,
 }
 
 impl EvidenceArgs {
@@ -264,6 +385,13 @@ impl EvidenceArgs {
             o.tdx_guest = t;
         }
         o.certs = self.certs.read()?;
+        o.tsm_root = self.tsm_root.clone();
+        o.rtmr3 = self.tdx_rtmr3.clone();
+        o.tdx_collateral = self
+            .tdx_collateral_file
+            .as_deref()
+            .map(read_collateral)
+            .transpose()?;
         Ok(o)
     }
 }

@@ -112,6 +112,7 @@ pub fn run(args: &AdoptArgs) -> Result<AdoptOutcome> {
         measurements: bootset::measurements(&args.cmdline, &uuid, args.root_volume.as_ref()),
         pin: args.pin.as_ref(),
         platform: None,
+        tdx: None,
         authorize: args.authorize.as_ref(),
         events: expected_events(&mut tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,

@@ -5,6 +5,7 @@ use super::steps::eventlog::expected_events;
 use super::steps::seal::{add_recovery, add_sealed, Added, SealSpec};
 use super::steps::TpmOpts;
 use crate::attest::snp_requirement::SnpRequirement;
+use crate::attest::tdx_requirement::TdxRequirement;
 use crate::disk::luks::{OpenOpts, Volume};
 use crate::pcr::signer::PublicKey;
 use crate::secret::{RecoveryKey, SecretBytes};
@@ -27,6 +28,8 @@ pub struct EnrollArgs {
     pub tpm: TpmOpts,
     /// Platform requirement (SEV-SNP), checked by `unlock` before unsealing.
     pub platform: Option<SnpRequirement>,
+    /// TDX requirement, checked by `unlock` before unsealing.
+    pub tdx: Option<TdxRequirement>,
     /// Signed-policy mode (`--policy-key`).
     pub authorize: Option<PublicKey>,
     /// Event log to record the expected events from (explanations).
@@ -70,6 +73,7 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         measurements: bootset::measurements(&args.cmdline, &uuid, args.root_volume.as_ref()),
         pin: args.pin.as_ref(),
         platform: args.platform.as_ref(),
+        tdx: args.tdx.as_ref(),
         authorize: args.authorize.as_ref(),
         events: expected_events(&mut tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,

@@ -129,6 +129,7 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         pin: pin.as_ref(),
         // The platform requirement and the signing key are kept as enrolled.
         platform: old.platform.as_ref(),
+        tdx: old.tdx.as_ref(),
         authorize: old.authorize.as_ref(),
         events: vec![],
         allow_zero_pcrs: args.allow_zero_pcrs,

@@ -8,6 +8,7 @@ use super::envelope::{self, Binding};
 use super::signed_policy;
 use super::wire::{hex32, pcrs_from_wire, pcrs_to_wire, WirePcr};
 use crate::attest::snp_requirement::{SnpRequirement, WireRequirement};
+use crate::attest::tdx_requirement::{TdxRequirement, WireTdx};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::policy::{tpm_name, COUNTER_INDEX};
 use crate::pcr::selfpcr::Measurements;
@@ -60,6 +61,10 @@ struct Wire {
     /// Optional platform (SEV-SNP) requirement; absent in older blobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     platform: Option<WireRequirement>,
+    /// Optional TDX requirement (docs/platform.md#tdx); a blob has at most
+    /// one of `platform` and `tdx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tdx: Option<WireTdx>,
     /// Signed-policy mode: the trusted signing key; absent in PCR mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authorize: Option<WireAuthorize>,
@@ -122,6 +127,9 @@ pub struct Blob {
     pub ciphertext: Vec<u8>,
     /// Platform requirement checked before any unseal (docs/platform.md).
     pub platform: Option<SnpRequirement>,
+    /// TDX requirement checked before any unseal (docs/platform.md#tdx);
+    /// never together with `platform`.
+    pub tdx: Option<TdxRequirement>,
     /// Signed-policy mode: PCR states signed by this key (plus the self PCR
     /// in `pcrs`) unseal. docs/signed-policy.md.
     pub authorize: Option<PublicKey>,
@@ -255,6 +263,10 @@ impl Blob {
             ));
         }
         let platform = w.platform.map(SnpRequirement::from_wire).transpose()?;
+        let tdx = w.tdx.map(TdxRequirement::from_wire).transpose()?;
+        if platform.is_some() && tdx.is_some() {
+            return Err("a blob requires SEV-SNP (platform) or TDX (tdx), not both".into());
+        }
         let authorize = match w.authorize {
             None => None,
             Some(a) => {
@@ -314,6 +326,7 @@ impl Blob {
             nonce,
             ciphertext,
             platform,
+            tdx,
             authorize,
             events,
             fingerprint,
@@ -349,6 +362,7 @@ impl Blob {
             nonce: B64.encode(self.nonce),
             ciphertext: B64.encode(&self.ciphertext),
             platform: self.platform.as_ref().map(SnpRequirement::to_wire),
+            tdx: self.tdx.as_ref().map(TdxRequirement::to_wire),
             authorize: self.authorize.as_ref().map(|k| WireAuthorize {
                 key: B64.encode(k.to_der()),
                 key_name: hex::encode(k.name()),
@@ -383,10 +397,20 @@ impl Blob {
             volume_uuid: &self.volume_uuid,
             policy_digest: &self.policy_digest,
             keyslot: self.keyslot,
-            platform: self.platform.as_ref().map(SnpRequirement::digest),
+            platform: platform_digest(self.platform.as_ref(), self.tdx.as_ref()),
             fingerprint: self.fingerprint,
         }
     }
+}
+
+/// The digest of a blob's platform requirement (SEV-SNP or TDX; each
+/// domain-separated) for the envelope's associated data.
+pub fn platform_digest(
+    snp: Option<&SnpRequirement>,
+    tdx: Option<&TdxRequirement>,
+) -> Option<[u8; 32]> {
+    snp.map(SnpRequirement::digest)
+        .or_else(|| tdx.map(TdxRequirement::digest))
 }
 
 /// The part of a blob the TPM edge needs to load and unseal the sealed
@@ -473,6 +497,7 @@ pub(crate) mod tests {
             nonce: [3; 12],
             ciphertext: vec![8; 48],
             platform: None,
+            tdx: None,
             authorize: None,
             events: vec![],
             fingerprint: Some([6; 32]),

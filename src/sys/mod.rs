@@ -2,7 +2,8 @@
 //! TPM's or libcryptsetup's. The log sink ([`log`]), process hardening
 //! ([`harden`]), files that hold keys and blobs ([`files`]), block devices
 //! ([`block`]), `mkfs.ext4` ([`mkfs`]), securityfs ([`securityfs`]) and the
-//! SEV-SNP guest device ([`sevguest`]).
+//! SEV-SNP guest device ([`sevguest`]), and the TDX guest's configfs-tsm
+//! reports and RTMRs ([`tsm`]).
 
 pub mod block;
 pub mod files;
@@ -12,3 +13,4 @@ pub mod memfd;
 pub mod mkfs;
 pub mod securityfs;
 pub mod sevguest;
+pub mod tsm;

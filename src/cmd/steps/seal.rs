@@ -8,8 +8,9 @@
 
 use super::inputs::pin_auth;
 use crate::attest::snp_requirement::SnpRequirement;
+use crate::attest::tdx_requirement::TdxRequirement;
 use crate::disk::luks::{Kdf, Volume};
-use crate::formats::blob::{Blob, FORMAT_VERSION};
+use crate::formats::blob::{platform_digest, Blob, FORMAT_VERSION};
 use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;
@@ -32,6 +33,8 @@ pub struct SealSpec<'a> {
     pub pin: Option<&'a SecretBytes>,
     /// Platform requirement to store in the blob (and bind the envelope to).
     pub platform: Option<&'a SnpRequirement>,
+    /// TDX requirement to store instead (docs/platform.md#tdx).
+    pub tdx: Option<&'a TdxRequirement>,
     /// Signed-policy mode: trust PCR states signed by this key; `pcrs` is
     /// then ignored (the signed policies name their PCRs).
     pub authorize: Option<&'a PublicKey>,
@@ -117,7 +120,7 @@ pub fn add_sealed(
         volume_uuid: &uuid,
         policy_digest: &policy_digest,
         keyslot,
-        platform: spec.platform.map(SnpRequirement::digest),
+        platform: platform_digest(spec.platform, spec.tdx),
         fingerprint: Some(fingerprint),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
@@ -148,6 +151,7 @@ pub fn add_sealed(
         nonce,
         ciphertext,
         platform: spec.platform.cloned(),
+        tdx: spec.tdx.cloned(),
         authorize: spec.authorize.cloned(),
         events,
         fingerprint: Some(fingerprint),
@@ -183,6 +187,8 @@ pub fn add_sealed(
         if blob.pin { " with a PIN" } else { "" },
         if blob.platform.is_some() {
             ", SEV-SNP required"
+        } else if blob.tdx.is_some() {
+            ", TDX required"
         } else {
             ""
         },

@@ -553,6 +553,7 @@ fn first_boot(
         measurements: *now,
         pin: None,
         platform: args.require.as_ref(),
+        tdx: None,
         authorize: args.policy_key.as_ref(),
         events: eventlog::expected_events(tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
