@@ -159,8 +159,16 @@ fn tdx_hcl_report_in_nv_passes_platform_and_an_enrolled_requirement() {
     assert_eq!(tok["tdx"]["require"], "tdx", "{tok:#}");
     assert_eq!(tok["tdx"]["mrtd"][0], HCL_MRTD);
     assert_eq!(tok["tdx"]["tcb_status"][0], "UpToDate");
-    let u = unlock_nodev(&tpm, &img, &[]);
+    // A stand-in for /sys/class/misc/tdx_guest/measurements/rtmr3:sha384.
+    let rtmr3 = img.file("rtmr3");
+    std::fs::write(&rtmr3, b"").unwrap();
+    let u = unlock_nodev(&tpm, &img, &["--tdx-rtmr3", p(&rtmr3)]);
     u.assert_exit(Exit::Ok);
+    assert_eq!(std::fs::read(&rtmr3).unwrap().len(), 48, "lock mirrored");
+    assert!(
+        u.stderr.contains("mirrored the lock event into RTMR3"),
+        "{u:?}"
+    );
     assert!(
         u.stderr
             .contains("platform verified: TDX via Azure vTPM HCL report"),

@@ -30,6 +30,15 @@ pub fn tdx_report_data(nonce: &[u8; 32], policy_digest: &[u8; 32]) -> [u8; 64] {
     h.finalize().into()
 }
 
+/// The SHA-384 extended into RTMR3 to mirror a PCR 15 lock event
+/// (`event`, the 32-byte digest extended into PCR 15).
+pub fn rtmr_lock_digest(event: &[u8; 32]) -> [u8; 48] {
+    let mut h = sha2::Sha384::new();
+    h.update(b"sealroot-rtmr3-lock-v1\0");
+    h.update(event);
+    h.finalize().into()
+}
+
 /// The result of assessing TDX evidence.
 #[derive(Debug, Clone, Default)]
 pub struct TdxAssessment {

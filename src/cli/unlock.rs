@@ -83,6 +83,7 @@ impl UnlockCmd {
             .map(read_public_key)
             .transpose()?;
         let platform = self.evidence.platform_opts(None)?;
+        session.set_rtmr3(platform.rtmr3.clone());
         // Certificates are read at run time here (platform_opts).
         let require = self.snp.requirement(&SnpCertArgs::default())?;
         let i = self.inputs;

@@ -10,7 +10,29 @@ use crate::pcr::{Digest, SELF_PCR};
 use crate::tpm::Tpm;
 use crate::{Error, Result};
 use log::{info, warn};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// On a TDX guest whose kernel exposes RTMR extension (Linux ≥ 6.16),
+/// extend RTMR3 with the lock event too, so a verifier of the TD quote
+/// sees that the unseal happened and was locked. Without the attribute
+/// (older kernels, not TDX) nothing happens; a write that fails is
+/// logged: PCR 15 is the lock, RTMR3 only a mirror.
+fn mirror_rtmr3(attr: &Path, fingerprints: &[Digest]) {
+    let event = match fingerprints.first() {
+        Some(fp) => crate::pcr::selfpcr::opened_digest(fp),
+        None => crate::pcr::selfpcr::failure_digest(),
+    };
+    let digest = crate::attest::tdx_assess::rtmr_lock_digest(&event);
+    match crate::sys::tsm::extend_rtmr(attr, &digest) {
+        Ok(true) => info!("mirrored the lock event into RTMR3 ({})", attr.display()),
+        Ok(false) => log::debug!(
+            "no {}: the lock is not mirrored into RTMR3 (not a TDX guest, or Linux < 6.16)",
+            attr.display()
+        ),
+        Err(e) => warn!("mirroring the lock event into RTMR3: {e}"),
+    }
+}
 
 /// Default `--deadline`: seconds from the start of an unlock to its lock.
 pub const DEFAULT_DEADLINE_SECS: u64 = 120;
@@ -27,6 +49,9 @@ pub struct Session {
     locked: bool,
     armed: bool,
     end: Instant,
+    /// The RTMR the lock event is mirrored into on TDX guests (absent
+    /// elsewhere: nothing happens).
+    rtmr3: PathBuf,
 }
 
 impl Session {
@@ -39,7 +64,14 @@ impl Session {
             locked: false,
             armed: true,
             end: Instant::now() + deadline,
+            rtmr3: PathBuf::from(crate::sys::tsm::DEFAULT_RTMR3),
         }
+    }
+
+    /// Mirror the lock into this RTMR attribute instead of the default
+    /// ([`crate::sys::tsm::DEFAULT_RTMR3`]).
+    pub fn set_rtmr3(&mut self, attr: PathBuf) {
+        self.rtmr3 = attr;
     }
 
     /// Use another TPM (a volume's own TCTI) before the first connection.
@@ -101,6 +133,7 @@ impl Session {
         }
         self.locked = true;
         self.lock_base();
+        mirror_rtmr3(&self.rtmr3, fingerprints);
         Ok(())
     }
 
