@@ -18,6 +18,8 @@ source "$HARNESS_DIR/lib/scenario.sh"
 source "$HARNESS_DIR/lib/distro.sh"
 # shellcheck source=lib/snp.sh
 source "$HARNESS_DIR/lib/snp.sh"
+# shellcheck source=lib/tdx.sh
+source "$HARNESS_DIR/lib/tdx.sh"
 # shellcheck source=lib/signed.sh
 source "$HARNESS_DIR/lib/signed.sh"
 # shellcheck source=lib/hostile.sh

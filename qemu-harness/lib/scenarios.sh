@@ -12,6 +12,8 @@ SCENARIOS+=(hostile-header fs-confusion)
 SCENARIOS+=(two-volumes)
 # lib/systemd.sh
 SCENARIOS+=(systemd-enrolled)
+# lib/tdx.sh
+SCENARIOS+=(tdx-hcl)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -25,6 +27,7 @@ describe_scenario() {
     relock) echo "from the real root, a second sealroot unlock --dry-run fails with exit code 4" ;;
     initramfs-tools) echo "Debian 12 root, initrd by update-initramfs with sealroot's hook: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
     dracut) echo "Debian 12 root, systemd initrd by dracut with 90sealroot: enroll, unlock, tampered initrd refused, recovery prompt, no key: power off, no shell" ;;
+    tdx-hcl) echo "Azure-style vTPM with a TDX HCL report (TDREPORT): enroll with the TDX requirement (MRTD), unlock; another MRTD refused (exit 10)" ;;
     snp-hcl) echo "Azure-style vTPM with an SEV-SNP HCL report: enroll with the SNP requirement, unlock; other measurement / no report refused (exit 10)" ;;
     update-kernel) echo "signed-policy enrollment; the builder signs the predicted PCRs of a new initramfs, which unlocks without re-enrollment; an unsigned one is refused naming PCR 9 and the initrd event" ;;
     revoke-old-policy) echo "after sealroot policy revoke --below 2 in the new system, the old image with its old signed policy is refused" ;;

@@ -1,7 +1,8 @@
 //! `sealroot unlock`: options.
 
 use super::options::{
-    EvidenceArgs, FlagList, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs, UnlockInputs,
+    EvidenceArgs, FlagList, MappingName, PcrList, Seconds, SnpCertArgs, SnpPolicyArgs,
+    TdxPolicyArgs, UnlockInputs,
 };
 use crate::cmd::steps::inputs::{read_public_key, PinSource};
 use crate::cmd::steps::session::Session;
@@ -52,6 +53,10 @@ pub struct UnlockCmd {
     /// token, and stored by first-boot enrollment.
     #[command(flatten)]
     pub snp: SnpPolicyArgs,
+    /// With --require-tdx: a TDX requirement checked before unsealing any
+    /// token, and stored by first-boot enrollment.
+    #[command(flatten)]
+    pub tdx: TdxPolicyArgs,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
     /// First boot: enroll in signed-policy mode with this public key.
@@ -82,8 +87,11 @@ impl UnlockCmd {
             .as_deref()
             .map(read_public_key)
             .transpose()?;
-        let platform = self.evidence.platform_opts(None)?;
+        let mut platform = self.evidence.platform_opts(None)?;
         session.set_rtmr3(platform.rtmr3.clone());
+        // Collateral is read at run time (--tdx-collateral); the time of
+        // this boot is not a floor for later ones.
+        platform.require_tdx = self.tdx.requirement(None, None)?;
         // Certificates are read at run time here (platform_opts).
         let require = self.snp.requirement(&SnpCertArgs::default())?;
         let i = self.inputs;

@@ -36,6 +36,10 @@ pub struct PlatformOpts {
     pub time: Option<u64>,
     /// The RTMR the lock event is mirrored into on TDX guests.
     pub rtmr3: PathBuf,
+    /// A TDX requirement from the command line (`unlock --require-tdx`):
+    /// checked before unsealing any token, and stored by first-boot
+    /// enrollment.
+    pub require_tdx: Option<TdxRequirement>,
 }
 
 impl Default for PlatformOpts {
@@ -48,6 +52,7 @@ impl Default for PlatformOpts {
             tdx_collateral: None,
             time: None,
             rtmr3: PathBuf::from(tsm::DEFAULT_RTMR3),
+            require_tdx: None,
         }
     }
 }
@@ -189,7 +194,7 @@ pub fn check_blob(
     blob: &Blob,
     extra: Option<&SnpRequirement>,
 ) -> Result<()> {
-    if let Some(t) = &blob.tdx {
+    for t in blob.tdx.iter().chain(&opts.require_tdx) {
         check_tdx(tpm, opts, t, &blob.policy_digest)?;
     }
     let policies: Vec<&SnpRequirement> = blob.platform.iter().chain(extra).collect();

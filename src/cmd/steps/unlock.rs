@@ -548,12 +548,15 @@ fn first_boot(
     if let Some(p) = &args.require {
         evidence::check(tpm, &args.platform, &[p], &[0; 32])?;
     }
+    if let Some(t) = &args.platform.require_tdx {
+        evidence::check_tdx(tpm, &args.platform, t, &[0; 32])?;
+    }
     let spec = SealSpec {
         pcrs: &args.pcrs,
         measurements: *now,
         pin: None,
         platform: args.require.as_ref(),
-        tdx: None,
+        tdx: args.platform.require_tdx.as_ref(),
         authorize: args.policy_key.as_ref(),
         events: eventlog::expected_events(tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
