@@ -66,8 +66,11 @@ fn read_limited(f: &Path, max: usize) -> Result<Vec<u8>> {
     std::fs::read(f).map_err(|e| Error::io(f, e))
 }
 
+/// A requirement and where it came from.
+type Judged = (Requirement, String);
+
 impl PlatformCmd {
-    fn policy(&self) -> Result<(Option<(Requirement, String)>, [u8; 32])> {
+    fn policy(&self) -> Result<(Option<Judged>, [u8; 32])> {
         Ok(if self.snp.require_snp {
             // Certificates are given at run time here, not stored.
             let p = self
@@ -80,7 +83,7 @@ impl PlatformCmd {
             )
         } else if let Some(p) = self.tdx.requirement(None, None)? {
             (
-                Some((Requirement::Tdx(p), "command line".to_string())),
+                Some((Requirement::Tdx(Box::new(p)), "command line".to_string())),
                 [0; 32],
             )
         } else if self.device.is_some() || self.blob_file.is_some() {

@@ -26,7 +26,7 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub enum Requirement {
     Snp(SnpRequirement),
-    Tdx(TdxRequirement),
+    Tdx(Box<TdxRequirement>),
 }
 
 impl Requirement {
@@ -38,7 +38,7 @@ impl Requirement {
     }
     fn tdx(&self) -> Option<&TdxRequirement> {
         match self {
-            Requirement::Tdx(p) => Some(p),
+            Requirement::Tdx(p) => Some(p.as_ref()),
             Requirement::Snp(_) => None,
         }
     }
@@ -295,7 +295,7 @@ pub fn policy_from_blob(
         if let Some(p) = b.platform {
             with.push((Requirement::Snp(p), s.origin, b.policy_digest));
         } else if let Some(p) = b.tdx {
-            with.push((Requirement::Tdx(p), s.origin, b.policy_digest));
+            with.push((Requirement::Tdx(Box::new(p)), s.origin, b.policy_digest));
         } else if token.is_some() {
             return Err(Error::Usage(format!(
                 "{} has no platform requirement",
