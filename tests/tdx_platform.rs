@@ -418,3 +418,15 @@ fn platform_judges_a_captured_hcl_report_file() {
     r.assert_exit(Exit::Ok);
     assert_eq!(json(&r)["platform"], "sev-snp");
 }
+
+#[test]
+fn a_command_line_tdx_requirement_is_checked_before_unsealing() {
+    let tpm = Swtpm::start();
+    let img = Image::new();
+    provision_tdx_hcl(&tpm, img.dir.path());
+    enroll(&tpm, &img, &["--no-recovery-key"]).assert_exit(Exit::Ok);
+    let u = unlock_nodev(&tpm, &img, &["--require-tdx", "--tdx-mrtd", OTHER_MRTD]);
+    u.assert_exit(Exit::Platform);
+    assert!(u.stderr.contains("mrtd check failed"), "{u:?}");
+    assert!(!u.stderr.contains("opens keyslot"), "{u:?}");
+}
