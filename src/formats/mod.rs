@@ -10,6 +10,7 @@ pub mod keyfile;
 pub mod luks2;
 pub mod probe;
 pub mod signed_policy;
+pub mod state;
 pub mod systemd_token;
 pub mod volume_key;
 pub mod wire;

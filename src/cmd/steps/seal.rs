@@ -10,6 +10,7 @@ use super::inputs::pin_auth;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::{Kdf, Volume};
 use crate::formats::blob::{Blob, FORMAT_VERSION};
+use crate::formats::state::KeyOrigin;
 use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;
@@ -39,6 +40,9 @@ pub struct SealSpec<'a> {
     pub events: Vec<ExpectedEvent>,
     /// Seal to firmware PCRs even when they were never extended (all zero).
     pub allow_zero_pcrs: bool,
+    /// Where the volume key comes from (recorded in the token, bound into
+    /// the envelope).
+    pub key_origin: KeyOrigin,
 }
 
 /// A freshly added TPM keyslot.
@@ -119,6 +123,7 @@ pub fn add_sealed(
         keyslot,
         platform: spec.platform.map(SnpRequirement::digest),
         fingerprint: Some(fingerprint),
+        key_origin: spec.key_origin.token_field(),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -151,6 +156,7 @@ pub fn add_sealed(
         authorize: spec.authorize.cloned(),
         events,
         fingerprint: Some(fingerprint),
+        key_origin: spec.key_origin,
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {
