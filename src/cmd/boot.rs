@@ -124,7 +124,7 @@ pub fn run(args: &BootArgs, session: &mut Session) -> Result<BootOutcome> {
     }
     let formatted = first_boot_states(args, &sealed, session)?;
     let out = unlock_volumes(args, &sealed, session)?;
-    for (device, name) in &formatted {
+    for (device, name) in formatted.iter().filter(|_| !args.dry_run) {
         if out.opened.iter().any(|(n, _)| n == name) {
             state::complete(device, name)?;
         }
@@ -165,10 +165,10 @@ fn first_boot_states(
             )));
         }
         if args.dry_run {
-            return Err(Error::Usage(format!(
-                "dry run: state volume {} needs its first boot; nothing written",
+            info!(
+                "dry run: state volume {} is formatted and enrolled, and left incomplete (no mapping, no filesystem): the next boot formats it afresh",
                 device.display()
-            )));
+            );
         }
         session.retarget(boot_tpm(args, sealed)?);
         let policy_key = v
