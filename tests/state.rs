@@ -8,6 +8,8 @@
 
 mod common;
 use common::*;
+use sealroot::formats::bootcfg::{parse_cmdline, parse_crypttab, resolve, sealed_in_boot_order};
+use sealroot::formats::state::StateMount;
 use sealroot::Exit;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -312,7 +314,8 @@ fn the_guard_refuses_what_is_not_a_state_volume() {
     let s = State::new();
     let key = s.dir.path().join("k");
     std::fs::write(&key, b"foreign").unwrap();
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
         (
             "LUKS2 volume that is not a sealroot state volume",
             Box::new(|| {
@@ -432,4 +435,86 @@ fn crypttab_state_line_and_usage_errors() {
     .unwrap();
     s.boot(&tpm).run().assert_exit(Exit::Usage);
     assert_eq!(sha(&s.dev), before);
+}
+
+/// The options' forms (pure parsing; exit 2 for the same errors above).
+#[test]
+fn bootcfg_state_forms() {
+    let t = parse_crypttab(
+        "state /dev/vdb none sealroot,sealroot-state,sealroot-pcrs=0+7,sealroot-policy-key=/k.pem\n\
+         var /dev/vdc none sealroot,sealroot-state=/var\n",
+    )
+    .unwrap();
+    assert_eq!(t[0].opts.state, Some(StateMount::Overlay));
+    assert_eq!(t[0].opts.pcrs, Some(vec![0, 7]));
+    assert_eq!(t[1].opts.state, Some(StateMount::Path("/var".into())));
+    let c = parse_cmdline(
+        "rd.sealroot.device=/dev/vdb rd.sealroot.state=overlay rd.sealroot.name=state",
+    )
+    .unwrap();
+    let v = resolve(&c, &[]).unwrap();
+    assert_eq!(v[0].opts.state, Some(StateMount::Overlay));
+    // A state volume is a sealed volume: it is in the boot order.
+    assert_eq!(sealed_in_boot_order(&v, "")[0].name, "state");
+    let c = parse_cmdline("rd.sealroot.device=/dev/vdb rd.sealroot.state").unwrap();
+    assert_eq!(
+        resolve(&c, &[]).unwrap()[0].opts.state,
+        Some(StateMount::Overlay)
+    );
+    let c = parse_cmdline("rd.sealroot.device=/dev/vdb rd.sealroot.state=/srv/data").unwrap();
+    assert_eq!(
+        resolve(&c, &[]).unwrap()[0].opts.state,
+        Some(StateMount::Path("/srv/data".into()))
+    );
+}
+
+#[test]
+fn bootcfg_state_strict_errors() {
+    for (bad, why) in [
+        ("s /dev/vdb none sealroot,sealroot-state=var", "absolute"),
+        (
+            "s /dev/vdb none sealroot,sealroot-state=/a/../b",
+            "absolute",
+        ),
+        (
+            "s /dev/vdb none sealroot,sealroot-state,sealroot-ephemeral",
+            "sealroot-ephemeral",
+        ),
+        (
+            "s /dev/vdb none sealroot,sealroot-state,sealroot-provision-key=/p",
+            "sealroot-provision-key",
+        ),
+        (
+            "s /dev/vdb none sealroot,sealroot-state,sealroot-blob=/b",
+            "sealroot-blob",
+        ),
+        (
+            "s /dev/vdb none sealroot,sealroot-state,header=/h",
+            "header=",
+        ),
+        ("s /dev/vdb none sealroot,sealroot-states", "unknown option"),
+    ] {
+        let e = parse_crypttab(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    for (bad, why) in [
+        (
+            "rd.sealroot.device=/dev/vdb rd.sealroot.state=1",
+            "absolute",
+        ),
+        (
+            "rd.sealroot.device=/dev/vdb rd.sealroot.state rd.sealroot.ephemeral",
+            "rd.sealroot.ephemeral",
+        ),
+        (
+            "rd.sealroot.device=/dev/vdb rd.sealroot.state rd.sealroot.provision-key=/k",
+            "rd.sealroot.provision-key",
+        ),
+        ("rd.sealroot.state", "without rd.sealroot.uuid"),
+    ] {
+        let e = parse_cmdline(bad)
+            .and_then(|c| resolve(&c, &[]).map(|_| ()))
+            .unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
 }

@@ -9,7 +9,7 @@ use super::steps::systemd;
 use super::steps::TpmOpts;
 use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::blob::Blob;
-use crate::formats::state::KeyOrigin;
+use crate::formats::key_origin::KeyOrigin;
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::{self, Measurements};
 use crate::pcr::signer::PublicKey;

@@ -5,8 +5,8 @@
 //! lists are errors, because the blob is untrusted input from the disk.
 
 use super::envelope::{self, Binding};
+use super::key_origin::KeyOrigin;
 use super::signed_policy;
-use super::state::KeyOrigin;
 use super::wire::{hex32, pcrs_from_wire, pcrs_to_wire, WirePcr};
 use crate::attest::snp_requirement::{SnpRequirement, WireRequirement};
 use crate::pcr::explain::ExpectedEvent;

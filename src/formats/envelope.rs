@@ -28,7 +28,7 @@ pub struct Binding<'a> {
     /// The volume key's fingerprint (version 2 on).
     pub fingerprint: Option<[u8; 32]>,
     /// Where the volume key comes from, when not the image
-    /// ([`crate::formats::state::KeyOrigin::token_field`]).
+    /// ([`crate::formats::key_origin::KeyOrigin::token_field`]).
     pub key_origin: Option<&'static str>,
 }
 

@@ -6,6 +6,7 @@ pub mod blob;
 pub mod bootcfg;
 pub mod envelope;
 pub mod ephemeral;
+pub mod key_origin;
 pub mod keyfile;
 pub mod luks2;
 pub mod probe;

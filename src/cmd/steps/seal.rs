@@ -10,7 +10,7 @@ use super::inputs::pin_auth;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::{Kdf, Volume};
 use crate::formats::blob::{Blob, FORMAT_VERSION};
-use crate::formats::state::KeyOrigin;
+use crate::formats::key_origin::KeyOrigin;
 use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;

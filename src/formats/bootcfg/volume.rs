@@ -138,7 +138,8 @@ impl VolumeOpts {
             "deadline" => self.deadline = Some(seconds(need()?)?),
             "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
             "systemd-token" if crypttab => self.systemd_token = flag()?,
-            "state" => self.state = Some(super::state::parse(value)?),
+            // A flag: the overlay's upper layer; or where to mount it.
+            "state" => self.state = Some(value.map_or(Ok(StateMount::Overlay), StateMount::parse)?),
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,
