@@ -23,10 +23,11 @@ state_args() {
 
 # The initramfs with a test-hooks build of sealroot in place of the
 # release one (a second cpio appended: the kernel unpacks both, the later
-# file wins), for stop_at=STEP. Built once per run.
+# file wins), for stop_at=STEP. Rebuilt when the artefacts' initramfs is
+# newer (the test-hooks binary comes from the same source tree).
 state_hooks_initrd() {
     local out=$VMS_DIR/initramfs-state-hooks.cpio.gz stage
-    if [[ ! -s $out ]]; then
+    if [[ ! -s $out || $ARTEFACTS_DIR/initramfs.cpio.gz -nt $out ]]; then
         log "cargo build --features test-hooks (sealroot for the power-cut initramfs)"
         (cd "$REPO_DIR" && cargo build --locked --features test-hooks --bin sealroot >&2) ||
             scn_fail "cargo build --features test-hooks failed"
