@@ -518,3 +518,61 @@ fn bootcfg_state_strict_errors() {
         assert!(e.contains(why), "{bad}: {e}");
     }
 }
+
+/// With a policy key, the first boot enrolls the state volume in
+/// signed-policy mode (the token trusts the builder's key, PCR 15 literal),
+/// and the boot's unlock opens it through a signed policy for this boot.
+#[test]
+fn signed_policy_mode_at_first_boot() {
+    let mut tpm = Swtpm::start();
+    let s = State::new();
+    let k = PolicyKeys::generate();
+    let dir = s.dir.path().join("policies");
+    std::fs::create_dir(&dir).unwrap();
+    let values = s.dir.path().join("values");
+    std::fs::write(&values, format!("7:{}\n", hex::encode([0u8; 32]))).unwrap();
+    sealroot(&[
+        "policy",
+        "sign",
+        "--key",
+        p(&k.private),
+        "--pcrs",
+        "7",
+        "--values",
+        p(&values),
+        "--version",
+        "1",
+        "--out",
+        p(&dir.join("p.json")),
+    ])
+    .expect(Exit::Ok);
+    std::fs::write(
+        &s.cmdline,
+        format!(
+            "ro rd.sealroot.device={} rd.sealroot.state rd.sealroot.name=state rd.sealroot.policy-key={}\n",
+            s.dev.display(),
+            k.public.display()
+        ),
+    )
+    .unwrap();
+    let r = s.boot(&tpm).opt("policy-dir", &dir).run().expect(Exit::Ok);
+    assert!(r.stderr.contains("signed-policy mode"), "{r:?}");
+    assert!(r.stderr.contains("matches this boot's PCRs"), "{r:?}");
+    let t = s.token();
+    assert!(t.get("authorize").is_some(), "{t}");
+    assert_eq!(t["key_origin"], "vm-formatted");
+    tpm.reboot();
+    // Without a signed policy for this boot the proof fails: refused, and
+    // the volume stays incomplete for the next boot to format afresh.
+    std::fs::write(&s.dev, b"").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&s.dev)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let r = s.boot(&tpm).opt("policy-dir", "/nonexistent").run();
+    r.assert_exit(Exit::PcrMismatch);
+    assert_eq!(s.subsystem(), "sealroot-state-incomplete");
+    assert_locked(&tpm);
+}
