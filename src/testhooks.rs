@@ -109,3 +109,18 @@ pub fn assume_resource_manager() -> bool {
 pub fn fail_reconnect() -> bool {
     var("SEALROOT_TEST_FAIL_RECONNECT").is_some()
 }
+
+/// Stop for good at a named step when `$SEALROOT_TEST_STOP_AT` names it:
+/// log it (the harness watches the console for the line) and sleep until killed, so a test can cut the power (kill QEMU)
+/// at exactly that point.
+pub fn stop_at(step: &str) {
+    if var("SEALROOT_TEST_STOP_AT").is_some_and(|v| v == step) {
+        // libcryptsetup writes its metadata with O_DIRECT and fsync, and
+        // mke2fs fsyncs the device before it exits: what a step wrote is on
+        // the disk when the line appears.
+        log::warn!("test hook: stopped at {step}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

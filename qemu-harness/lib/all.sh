@@ -28,5 +28,7 @@ source "$HARNESS_DIR/lib/hostile.sh"
 source "$HARNESS_DIR/lib/volumes.sh"
 # shellcheck source=lib/systemd.sh
 source "$HARNESS_DIR/lib/systemd.sh"
+# shellcheck source=lib/state.sh
+source "$HARNESS_DIR/lib/state.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -57,7 +57,7 @@ scn_fail() {
     exit 1
 }
 
-# scn_boot [--tampered|--updated] [--append STR] [--recovery-key] [control lines...]
+# scn_boot [--tampered|--updated|--initrd PATH] [--append STR] [--recovery-key] [control lines...]
 # Boots the scenario's VM once; the console goes to boot-N.log. Fails the
 # scenario on a timeout or a QEMU error, not on what the guest did.
 scn_boot() {
@@ -67,6 +67,7 @@ scn_boot() {
         case $1 in
         --tampered) initrd=$ARTEFACTS_DIR/initramfs-tampered.cpio.gz ;;
         --updated) initrd=$ARTEFACTS_DIR/initramfs-updated.cpio.gz ;;
+        --initrd) initrd=$2; shift ;;
         --append) extra=$2; shift ;;
         --recovery-key) fwcfg+=("recovery-key=$ARTEFACTS_DIR/recovery.key") ;;
         *) break ;;

@@ -14,6 +14,8 @@ SCENARIOS+=(two-volumes)
 SCENARIOS+=(systemd-enrolled)
 # lib/tdx.sh
 SCENARIOS+=(tdx-hcl)
+# lib/state.sh
+SCENARIOS+=(state-volume two-vms-one-image)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -42,6 +44,8 @@ describe_scenario() {
     systemd-enrolled) echo "root enrolled by systemd-cryptenroll on the host (PCRs 0+4+7+9 replayed from the event log, PCR 15 at zero): sealroot unlocks it at a measured boot; from the root PCR 15 refuses it" ;;
     fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
     two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
+    state-volume) echo "verity OS + state volume: a power cut after mkfs (before the final marker) is formatted afresh, a file written survives the reboot, a changed OS byte is refused by verity, a foreign LUKS2 volume in the state's place is refused (exit 12, PCR 15 locked, no shell)" ;;
+    two-vms-one-image) echo "two VMs from one image, each its own swtpm: their state volumes' key fingerprints differ, nothing the image holds opens either, and one VM's state disk is refused in the other" ;;
     *) return 1 ;;
     esac
 }

@@ -10,12 +10,14 @@ use super::steps::inputs::{read_public_key, PinSource};
 use super::steps::measure::measure_primary;
 use super::steps::session::Session;
 use super::steps::signed::PolicySearch;
+use super::steps::state::{self, FirstBoot};
 use super::steps::unlock::{self, Opened, Prepared, UnlockArgs, Unlocked};
 use super::steps::TpmOpts;
 use crate::disk::luks::OpenOpts;
 use crate::disk::verity::{self, VerityArgs};
 use crate::disk::wait::wait_for;
 use crate::formats::bootcfg::{self, DeviceRef, VerityCfg, VolumeCfg};
+use crate::formats::state::Found;
 use crate::pcr::selfpcr::Measurements;
 use crate::pcr::{Digest, DEFAULT_PCRS};
 use crate::sys::files::read_key_file;
@@ -120,7 +122,79 @@ pub fn run(args: &BootArgs, session: &mut Session) -> Result<BootOutcome> {
         }
         return Ok(BootOutcome::default());
     }
-    unlock_volumes(args, &sealed, session)
+    let formatted = first_boot_states(args, &sealed, session)?;
+    let out = unlock_volumes(args, &sealed, session)?;
+    for (device, name) in formatted.iter().filter(|_| !args.dry_run) {
+        if out.opened.iter().any(|(n, _)| n == name) {
+            state::complete(device, name)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Guard every state volume, and format and enroll those whose first boot
+/// this is (blank, or left incomplete by a power cut): returns them, to be
+/// completed once the unlock opened them. A state volume's first boot
+/// measures PCR 15 as the boot's primary volume, so it must be that
+/// volume (it is, in the usual layout: a verity OS and one state volume).
+///
+/// Errors: [`Error::StateRefused`] (exit 12) from the guard;
+/// [`Error::Usage`] for a first boot of a state volume that is not the
+/// primary one; those of [`state::format_and_enroll`].
+fn first_boot_states(
+    args: &BootArgs,
+    sealed: &[VolumeCfg],
+    session: &mut Session,
+) -> Result<Vec<(PathBuf, String)>> {
+    let mut formatted = vec![];
+    for (i, v) in sealed.iter().enumerate() {
+        if v.opts.state.is_none() {
+            continue;
+        }
+        let device = v.device.path();
+        wait_for(&device, args.device_timeout)?;
+        let found = state::inspect(&device)?;
+        state::report(&device, &found);
+        if found == Found::Complete {
+            continue;
+        }
+        if i != 0 {
+            return Err(Error::Usage(format!(
+                "{}: the first boot of a state volume measures it as the boot's primary volume, and {} is the primary one (docs/first-boot.md#mode-1-a-fresh-state-volume)",
+                v.name, sealed[0].name
+            )));
+        }
+        if args.dry_run {
+            info!(
+                "dry run: state volume {} is formatted and enrolled, and left incomplete (no mapping, no filesystem): the next boot formats it afresh",
+                device.display()
+            );
+        }
+        session.retarget(boot_tpm(args, sealed)?);
+        let policy_key = v
+            .opts
+            .policy_key
+            .as_deref()
+            .map(read_public_key)
+            .transpose()?;
+        let pcrs = v.opts.pcrs.clone().unwrap_or_else(|| DEFAULT_PCRS.to_vec());
+        let tpm = tpm_for(args, v);
+        state::format_and_enroll(
+            &FirstBoot {
+                device: &device,
+                name: &v.name,
+                cmdline: &args.cmdline,
+                pcrs: &pcrs,
+                policy_key: policy_key.as_ref(),
+                allow_zero_pcrs: args.allow_zero_pcrs,
+                eventlog: args.eventlog.as_deref(),
+                tpm: &tpm,
+            },
+            session,
+        )?;
+        formatted.push((device, v.name.clone()));
+    }
+    Ok(formatted)
 }
 
 /// The primary sealed volume's configuration as shell assignments

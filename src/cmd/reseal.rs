@@ -133,6 +133,7 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         authorize: old.authorize.as_ref(),
         events: vec![],
         allow_zero_pcrs: args.allow_zero_pcrs,
+        key_origin: old.key_origin,
     };
     let added = add_sealed(&mut vol, &mut tpm, &spec, &key, args.blob_file.as_deref())?;
     drop(key);

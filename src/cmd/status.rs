@@ -9,6 +9,7 @@ use super::steps::systemd;
 use super::steps::TpmOpts;
 use crate::disk::luks::{OpenOpts, Volume};
 use crate::formats::blob::Blob;
+use crate::formats::key_origin::KeyOrigin;
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::{self, Measurements};
 use crate::pcr::signer::PublicKey;
@@ -27,6 +28,12 @@ pub struct Report {
     pub tokens: Vec<TokenReport>,
     /// The volume's `systemd-tpm2` tokens, read without unsealing.
     pub systemd_tokens: Vec<SystemdTokenReport>,
+    /// Where the volume key comes from, as the sealroot tokens record it
+    /// (bound into their envelopes): `image`, or `vm-formatted` (a state
+    /// volume this VM formatted). Any token without the field: `image`.
+    pub key_origin: String,
+    /// Whether the volume key is this VM's alone (not the image's).
+    pub private_to_vm: bool,
 }
 
 /// A `systemd-tpm2` token (systemd 252's systemd-cryptenroll), as read
@@ -154,7 +161,14 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
             }
         })
         .collect();
+    let claims: Vec<KeyOrigin> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok().map(|b| b.key_origin))
+        .collect();
+    let origin = KeyOrigin::of_volume(&claims);
     Ok(Report {
+        key_origin: origin.as_str().into(),
+        private_to_vm: origin.private_to_vm(),
         device: args.device.display().to_string(),
         volume_uuid: uuid,
         active_keyslots: vol.active_keyslots(),
@@ -423,6 +437,15 @@ pub fn render(r: &Report) -> String {
         r.volume_uuid,
         join(&r.active_keyslots)
     );
+    s.push_str(&format!(
+        "volume key: {} ({})\n",
+        r.key_origin,
+        if r.private_to_vm {
+            "private to this VM"
+        } else {
+            "the image's: every clone of the image has it"
+        }
+    ));
     if r.tokens.is_empty() {
         s.push_str("no sealroot tokens\n");
     }

@@ -255,6 +255,17 @@ impl Volume {
         Ok(out)
     }
 
+    /// Rewrite the LUKS2 label and subsystem (the state volume's marker),
+    /// through the checked header like every write.
+    ///
+    /// Errors: [`Error::Luks`] naming the device.
+    pub fn set_subsystem(&mut self, label: &str, subsystem: &str) -> Result<()> {
+        self.write(
+            &format!("setting the LUKS2 subsystem to {subsystem:?}"),
+            |d| d.context_handle().set_label(Some(label), Some(subsystem)),
+        )
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

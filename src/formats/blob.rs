@@ -5,6 +5,7 @@
 //! lists are errors, because the blob is untrusted input from the disk.
 
 use super::envelope::{self, Binding};
+use super::key_origin::KeyOrigin;
 use super::signed_policy;
 use super::wire::{hex32, pcrs_from_wire, pcrs_to_wire, WirePcr};
 use crate::attest::snp_requirement::{SnpRequirement, WireRequirement};
@@ -75,6 +76,10 @@ struct Wire {
     /// Keyed hash of the LUKS2 volume key (hex); version 2 on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     volume_key_fingerprint: Option<String>,
+    /// Where the volume key comes from; absent: the image's key. Bound
+    /// into the envelope (docs/format.md#key-origin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_origin: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,6 +144,8 @@ pub struct Blob {
     /// ([`crate::formats::volume_key::fingerprint`]), bound into the
     /// envelope; `None` only in a version-1 token.
     pub fingerprint: Option<Digest>,
+    /// Where the volume key comes from (bound into the envelope).
+    pub key_origin: KeyOrigin,
 }
 
 impl Blob {
@@ -310,6 +317,11 @@ impl Blob {
             }
             (_, None) => None,
         };
+        let key_origin = match (&w.key_origin, fingerprint) {
+            (None, _) => KeyOrigin::Image,
+            (Some(o), Some(_)) => KeyOrigin::parse_token(o)?,
+            (Some(_), None) => return Err(format!("key_origin needs version {FORMAT_VERSION}")),
+        };
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -330,6 +342,7 @@ impl Blob {
             authorize,
             events,
             fingerprint,
+            key_origin,
         })
     }
 
@@ -374,6 +387,7 @@ impl Blob {
                 .map(signed_policy::format_event)
                 .collect(),
             volume_key_fingerprint: self.fingerprint.map(hex::encode),
+            key_origin: self.key_origin.token_field().map(str::to_string),
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -399,6 +413,7 @@ impl Blob {
             keyslot: self.keyslot,
             platform: platform_digest(self.platform.as_ref(), self.tdx.as_ref()),
             fingerprint: self.fingerprint,
+            key_origin: self.key_origin.token_field(),
         }
     }
 }
@@ -501,7 +516,27 @@ pub(crate) mod tests {
             authorize: None,
             events: vec![],
             fingerprint: Some([6; 32]),
+            key_origin: KeyOrigin::Image,
         }
+    }
+
+    #[test]
+    fn key_origin_is_bound_and_strict() {
+        let mut b = sample();
+        b.key_origin = KeyOrigin::VmFormatted;
+        let v = b.to_value();
+        assert_eq!(v["key_origin"], "vm-formatted");
+        assert_eq!(Blob::from_value(v.clone(), "t").unwrap(), b);
+        // Absent means the image's key; the two bindings differ, so the
+        // host can neither add nor strip the field unnoticed.
+        assert!(sample().to_value().get("key_origin").is_none());
+        assert_ne!(b.binding().aad(), sample().binding().aad());
+        let mut w = v.clone();
+        w["key_origin"] = serde_json::json!("image");
+        assert!(Blob::from_value(w, "t").is_err());
+        let mut w = v;
+        w["key_origin"] = serde_json::json!("vm-rekeyed-by-host");
+        assert!(Blob::from_value(w, "t").is_err());
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn optional_tpm(opts: &TpmOpts, sys_tpm: &Path) -> Option<Tpm> {
 
 /// `n` (a multiple of 32) fresh random bytes: kernel RNG, each 32-byte
 /// block XORed with 32 bytes of the TPM's RNG when a TPM answers.
-fn fresh_key(n: usize, tpm: &mut Option<Tpm>) -> Result<(SecretBytes, bool)> {
+pub fn fresh_key(n: usize, tpm: &mut Option<Tpm>) -> Result<(SecretBytes, bool)> {
     let mut v = Vec::with_capacity(n);
     let cap = v.capacity();
     let mut mixed = tpm.is_some();

@@ -15,6 +15,7 @@ pub mod seal;
 pub mod session;
 pub mod signed;
 pub mod slots;
+pub mod state;
 pub mod systemd;
 pub mod unlock;
 

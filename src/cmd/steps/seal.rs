@@ -11,6 +11,7 @@ use crate::attest::snp_requirement::SnpRequirement;
 use crate::attest::tdx_requirement::TdxRequirement;
 use crate::disk::luks::{Kdf, Volume};
 use crate::formats::blob::{platform_digest, Blob, FORMAT_VERSION};
+use crate::formats::key_origin::KeyOrigin;
 use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;
@@ -42,6 +43,9 @@ pub struct SealSpec<'a> {
     pub events: Vec<ExpectedEvent>,
     /// Seal to firmware PCRs even when they were never extended (all zero).
     pub allow_zero_pcrs: bool,
+    /// Where the volume key comes from (recorded in the token, bound into
+    /// the envelope).
+    pub key_origin: KeyOrigin,
 }
 
 /// A freshly added TPM keyslot.
@@ -122,6 +126,7 @@ pub fn add_sealed(
         keyslot,
         platform: platform_digest(spec.platform, spec.tdx),
         fingerprint: Some(fingerprint),
+        key_origin: spec.key_origin.token_field(),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -155,6 +160,7 @@ pub fn add_sealed(
         authorize: spec.authorize.cloned(),
         events,
         fingerprint: Some(fingerprint),
+        key_origin: spec.key_origin,
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {

@@ -560,6 +560,7 @@ fn first_boot(
         authorize: args.policy_key.as_ref(),
         events: eventlog::expected_events(tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
+        key_origin: crate::formats::key_origin::KeyOrigin::Image,
     };
     let added = add_sealed(vol, tpm, &spec, &key, None)?;
     checkpoint("firstboot:enrolled");

@@ -18,10 +18,11 @@ pub fn shell_quote(value: &str) -> String {
 /// `SEALROOT_POLICY_KEY`, `SEALROOT_BLOB`, `SEALROOT_ON_FAILURE` (`poweroff`,
 /// `reboot` or `shell`), `SEALROOT_HEADER` (a detached header, for
 /// `unlock --header`), `SEALROOT_FLAGS` (activation flags, for `unlock
-/// --flags`). Every key is printed; without a volume all are empty.
+/// --flags`), `SEALROOT_STATE` (a state volume's mount: `overlay` or a
+/// directory; empty for other volumes). Every key is printed; without a volume all are empty.
 pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let fields: [(&str, Option<String>); 12] = [
+    let fields: [(&str, Option<String>); 13] = [
         ("NAME", v.map(|v| v.name.clone())),
         ("DEVICE", v.map(|v| v.device.to_string())),
         ("PATH", v.map(|v| v.device.path().display().to_string())),
@@ -43,6 +44,10 @@ pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
         ),
         ("HEADER", v.and_then(|v| path(&v.opts.header))),
         ("FLAGS", v.map(|v| v.opts.flags.names().join(","))),
+        (
+            "STATE",
+            v.and_then(|v| v.opts.state.as_ref().map(|m| m.as_string())),
+        ),
     ];
     fields
         .iter()

@@ -36,6 +36,7 @@ mod crypttab;
 mod device;
 mod export;
 mod resolve;
+mod state;
 mod values;
 mod volume;
 
@@ -485,7 +486,7 @@ mod tests {
         assert!(out.contains("SEALROOT_BLOB=''\n"), "{out}");
         assert!(out.contains("SEALROOT_ON_FAILURE='poweroff'\n"), "{out}");
         let none = export(None, "x");
-        assert_eq!(none.lines().count(), 12);
+        assert_eq!(none.lines().count(), 13);
         assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
     }
 

@@ -45,6 +45,7 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
             || c.blob.is_some()
             || c.ephemeral.is_some()
             || c.header.is_some()
+            || c.state.is_some()
         {
             return Err(
                 "rd.sealroot.* options given without rd.sealroot.uuid or rd.sealroot.device".into(),
@@ -68,6 +69,7 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
                 .into(),
         );
     }
+    super::state::check(&opts, "rd.sealroot.")?;
     let name = cmdline
         .name
         .clone()

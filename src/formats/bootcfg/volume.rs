@@ -6,6 +6,7 @@ use super::cryptopts::ActivationFlags;
 use super::device::DeviceRef;
 use super::values::{flag_ok, measure_pcr, path_ok, seconds, tcti_ok, OnFailure};
 use crate::formats::ephemeral::{Mkfs, Settings};
+use crate::formats::state::StateMount;
 use crate::pcr::parse_list;
 use std::path::PathBuf;
 
@@ -69,6 +70,9 @@ pub struct VolumeOpts {
     /// token may open through its systemd-tpm2 token (unsealed before
     /// PCR 15 is measured, so only when the measured initrd says so).
     pub systemd_token: bool,
+    /// A state volume (`sealroot-state`): formatted at first boot under a
+    /// fresh key, then unlocked with the TPM; mounted as configured.
+    pub state: Option<StateMount>,
 }
 
 impl VolumeOpts {
@@ -91,6 +95,7 @@ impl VolumeOpts {
             header: self.header.clone().or_else(|| base.header.clone()),
             flags: self.flags.or(base.flags),
             systemd_token: self.systemd_token || base.systemd_token,
+            state: self.state.clone().or_else(|| base.state.clone()),
         }
     }
 
@@ -133,6 +138,8 @@ impl VolumeOpts {
             "deadline" => self.deadline = Some(seconds(need()?)?),
             "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
             "systemd-token" if crypttab => self.systemd_token = flag()?,
+            // A flag: the overlay's upper layer; or where to mount it.
+            "state" => self.state = Some(value.map_or(Ok(StateMount::Overlay), StateMount::parse)?),
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,
