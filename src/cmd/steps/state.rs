@@ -137,6 +137,7 @@ pub fn format_and_enroll(fb: &FirstBoot, session: &mut Session) -> Result<()> {
         measurements: now,
         pin: None,
         platform: None,
+        tdx: None,
         authorize: fb.policy_key,
         events: eventlog::expected_events(tpm, fb.eventlog),
         allow_zero_pcrs: fb.allow_zero_pcrs,
