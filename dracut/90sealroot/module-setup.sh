@@ -139,7 +139,13 @@ install() {
         local mkfs
         mkfs=$(command -v mkfs.ext4) ||
             sealroot_fail "mkfs.ext4 is not installed (e2fsprogs): ephemeral volumes could not be formatted"
-        inst_binary "$mkfs" /usr/sbin/mkfs.ext4 || sealroot_fail "cannot install $mkfs"
+        # e2fsprogs' mke2fs as a file named mkfs.ext4 (it takes the file
+        # system type from its name), whatever else provides mke2fs.
+        local mke2fs
+        mke2fs=$(readlink -f "$mkfs")
+        inst_binary "$mke2fs" /usr/sbin/mkfs.ext4 || sealroot_fail "cannot install $mke2fs"
+        cmp -s "$mke2fs" "$initdir/usr/sbin/mkfs.ext4" ||
+            sealroot_fail "the image's /usr/sbin/mkfs.ext4 is not e2fsprogs' $mke2fs"
         [[ -r ${dracutsysrootdir}/etc/mke2fs.conf ]] ||
             sealroot_fail "/etc/mke2fs.conf is missing (e2fsprogs): mkfs.ext4 would format with built-in defaults"
         inst_simple /etc/mke2fs.conf || sealroot_fail "cannot install /etc/mke2fs.conf"
