@@ -53,7 +53,10 @@ top=/run/sealroot/upper
     overlay_fail "the overlay root's upper layer $dev is not there (sealroot.overlay=$upper must name an ephemeral volume of the configuration)"
 modprobe -q overlay 2>/dev/null || true
 mkdir -p "$lower" "$top" || overlay_fail "cannot create $lower and $top"
+# Private: systemd makes mounts shared, and the overlay mounted on /sysroot
+# below would otherwise propagate onto this bind of it as well.
 mount --bind /sysroot "$lower" || overlay_fail "cannot bind the root file system (/sysroot) to $lower"
+mount --make-private "$lower" || overlay_fail "cannot make $lower a private mount"
 mount -t ext4 "$dev" "$top" || overlay_fail "cannot mount the overlay's upper layer $dev on $top"
 mkdir -p "$top/upper" "$top/work" || overlay_fail "cannot create upper/ and work/ on $dev"
 mount -t overlay -o "lowerdir=$lower,upperdir=$top/upper,workdir=$top/work" overlay /sysroot ||
