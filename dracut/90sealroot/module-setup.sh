@@ -132,8 +132,9 @@ install() {
     # without it): after sysroot.mount, before initrd-root-fs.target.
     inst_simple "$moddir/sealroot-overlay.service" "$systemdsystemunitdir/sealroot-overlay.service"
     inst_script "$moddir/sealroot-overlay.sh" /usr/lib/sealroot/sealroot-overlay
-    inst_multiple mount mkdir ||
-        sealroot_fail "cannot install mount, mkdir (the overlay root)"
+    inst_script "$moddir/sealroot-verity-check.sh" /usr/lib/sealroot/sealroot-verity-check
+    inst_multiple mount mkdir dd dmsetup ||
+        sealroot_fail "cannot install mount, mkdir, dd, dmsetup (the overlay root, the verity check)"
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-overlay.service
     if sealroot_wants_ephemeral; then
         local mkfs
