@@ -24,10 +24,11 @@ DISTRO_EPH_ROOT_CRYPTTAB="eph /dev/vdb none sealroot,sealroot-ephemeral"
 DISTRO_EPH_SCRATCH_LINE="scratch /dev/vdc none sealroot,sealroot-ephemeral,sealroot-integrity"
 
 # The ephemeral root's kernel command line: root= is the verified OS layer
-# (sealroot boot opens it; rootfstype=, so initramfs-tools does not poll
-# blkid for a root whose superblock fails verity), sealroot.overlay= the
-# upper volume; no fsck of a read-only, hash-checked image (fastboot:
-# initramfs-tools, fsck.mode: systemd).
+# (sealroot boot opens it; its type is known: rootfstype=),
+# sealroot.overlay= the upper volume; no fsck of a read-only, hash-checked
+# image (fastboot: initramfs-tools, fsck.mode: systemd). A root whose
+# superblock fails verity still costs initramfs-tools its 30 s wait for the
+# root device before it panics.
 distro_eph_cmdline() {
     echo "root=/dev/mapper/sealroot-os rootfstype=ext4 ro fastboot fsck.mode=skip sealroot.overlay=eph" \
         "rd.sealroot.verity-data=/dev/vda rd.sealroot.verity-hash=/dev/vdc" \
