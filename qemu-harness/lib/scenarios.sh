@@ -20,6 +20,16 @@ SCENARIOS+=(tdx-hcl)
 SCENARIOS+=(state-volume two-vms-one-image)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
+# Scenarios that `run` starts beside the others when it runs several
+# (SEALROOT_HARNESS_SIDE=0: all in turn): long, one VM at a time, and
+# sharing nothing with the others but the built artefacts.
+is_side_scenario() {
+    case $1 in
+    state-volume | two-vms-one-image | tdx-hcl | two-volumes | systemd-enrolled) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
 describe_scenario() {
     case $1 in
     first-boot-enroll) echo "first boot enrolls the TPM and mounts the root; provisioning keyslot removed" ;;
