@@ -161,9 +161,12 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
             }
         })
         .collect();
+    // Only tokens whose keyslots exist speak for the volume key.
     let claims: Vec<KeyOrigin> = sources
         .iter()
-        .filter_map(|s| s.blob.as_ref().ok().map(|b| b.key_origin))
+        .filter_map(|s| s.blob.as_ref().ok())
+        .filter(|b| vol.keyslot_active(b.keyslot))
+        .map(|b| b.key_origin)
         .collect();
     let origin = KeyOrigin::of_volume(&claims);
     Ok(Report {
