@@ -264,7 +264,7 @@ fn first_boot_formats_enrolls_and_unlocks() {
     assert!(
         human
             .stdout
-            .contains("volume key: vm-formatted (private to this VM)"),
+            .contains("volume key: vm-formatted (private to this VM, as its token says"),
         "{human:?}"
     );
 }

@@ -444,7 +444,7 @@ pub fn render(r: &Report) -> String {
         "volume key: {} ({})\n",
         r.key_origin,
         if r.private_to_vm {
-            "private to this VM"
+            "private to this VM, as its token says: read without unsealing, authenticated by unlock"
         } else {
             "the image's: every clone of the image has it"
         }
