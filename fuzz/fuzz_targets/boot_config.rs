@@ -48,7 +48,9 @@ fuzz_target!(|data: &[u8]| {
                 rest = &tail[end + 1..];
                 lines += 1;
             }
-            assert!(rest.is_empty() && lines == 12, "{out}");
+            // NAME, DEVICE, PATH, TCTI, TRIES, PROMPT_TIMEOUT, PROVISION_KEY,
+            // POLICY_KEY, BLOB, ON_FAILURE, HEADER, FLAGS, STATE.
+            assert!(rest.is_empty() && lines == 13, "{out}");
         }
     }
 });
