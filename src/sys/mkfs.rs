@@ -11,59 +11,33 @@ use std::path::{Path, PathBuf};
 /// discard, so its time does not grow with the disk; no journal (a crash
 /// ends the boot, and with it every byte of this volume).
 pub fn mkfs_ext4(target: &Path, staged: bool) -> Result<()> {
-    let tool = Path::new("mkfs.ext4");
-    let mut cmd = std::process::Command::new(tool);
+    let mut cmd = std::process::Command::new("mkfs.ext4");
     if staged {
         // Zeroing by writing zeros, not by punching holes: every block the
         // filesystem needs to read as zero is then data in the staging file.
         cmd.env("UNIX_IO_NOZEROOUT", "1");
     }
-    let out = cmd
-        .args([
-            "-q",
-            "-F",
-            "-b",
-            "4096",
-            "-O",
-            "^has_journal",
-            "-E",
-            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-        ])
-        .arg(target)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::io(tool, e))?;
-    if !out.status.success() {
-        return Err(Error::io(
-            target,
-            std::io::Error::other(format!(
-                "mkfs.ext4 failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        ));
-    }
-    Ok(())
+    run_mkfs(cmd, &["-O", "^has_journal"], target)
 }
 
 /// `mkfs.ext4` for a persistent volume (a state volume): with a journal,
 /// lazy inode-table and journal initialisation and no discard, so its time
 /// does not grow with the disk.
 pub fn mkfs_ext4_journaled(target: &Path) -> Result<()> {
-    let tool = Path::new("mkfs.ext4");
-    let out = std::process::Command::new(tool)
-        .args([
-            "-q",
-            "-F",
-            "-b",
-            "4096",
-            "-E",
-            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-        ])
+    run_mkfs(std::process::Command::new("mkfs.ext4"), &[], target)
+}
+
+/// Run `cmd` (mkfs.ext4) with the options both kinds share, `features`,
+/// and `target`; a failure names the target and carries mkfs's stderr.
+fn run_mkfs(mut cmd: std::process::Command, features: &[&str], target: &Path) -> Result<()> {
+    let out = cmd
+        .args(["-q", "-F", "-b", "4096"])
+        .args(features)
+        .args(["-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"])
         .arg(target)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| Error::io(tool, e))?;
+        .map_err(|e| Error::io(Path::new("mkfs.ext4"), e))?;
     if !out.status.success() {
         return Err(Error::io(
             target,
