@@ -70,6 +70,33 @@ struct Wire {
     /// Keyed hash of the LUKS2 volume key (hex); version 2 on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     volume_key_fingerprint: Option<String>,
+    /// Where the volume key comes from; absent: the image's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_origin: Option<KeyOrigin>,
+}
+
+/// Where a volume's key comes from, when it is not the image's (the
+/// token's `key_origin`; absent = the image's key, which every clone of
+/// the image shares). Bound into the envelope's associated data, so the
+/// host cannot make a volume look private by adding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyOrigin {
+    /// Formatted by this VM at its first boot (a fresh state volume).
+    #[serde(rename = "vm-formatted")]
+    VmFormatted,
+    /// Re-encrypted by this VM at its first boot to a key of its own.
+    #[serde(rename = "vm-rekeyed")]
+    VmRekeyed,
+}
+
+impl KeyOrigin {
+    /// The name in the token and in `status --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyOrigin::VmFormatted => "vm-formatted",
+            KeyOrigin::VmRekeyed => "vm-rekeyed",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,6 +158,8 @@ pub struct Blob {
     /// ([`crate::formats::volume_key::fingerprint`]), bound into the
     /// envelope; `None` only in a version-1 token.
     pub fingerprint: Option<Digest>,
+    /// Where the volume key comes from (`None`: the image's).
+    pub key_origin: Option<KeyOrigin>,
 }
 
 impl Blob {
@@ -317,6 +346,7 @@ impl Blob {
             authorize,
             events,
             fingerprint,
+            key_origin: w.key_origin,
         })
     }
 
@@ -360,6 +390,7 @@ impl Blob {
                 .map(signed_policy::format_event)
                 .collect(),
             volume_key_fingerprint: self.fingerprint.map(hex::encode),
+            key_origin: self.key_origin,
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -385,6 +416,7 @@ impl Blob {
             keyslot: self.keyslot,
             platform: self.platform.as_ref().map(SnpRequirement::digest),
             fingerprint: self.fingerprint,
+            key_origin: self.key_origin.map(KeyOrigin::as_str),
         }
     }
 }
@@ -476,7 +508,26 @@ pub(crate) mod tests {
             authorize: None,
             events: vec![],
             fingerprint: Some([6; 32]),
+            key_origin: None,
         }
+    }
+
+    #[test]
+    fn key_origin_round_trips_and_is_bound() {
+        let mut b = sample();
+        let image = b.binding().aad();
+        b.key_origin = Some(KeyOrigin::VmRekeyed);
+        let v = b.to_value();
+        assert_eq!(v["key_origin"], "vm-rekeyed");
+        assert_eq!(Blob::from_value(v.clone(), "t").unwrap(), b);
+        assert_ne!(
+            b.binding().aad(),
+            image,
+            "added by the host: the envelope fails"
+        );
+        let mut w = v;
+        w["key_origin"] = serde_json::json!("vm-made");
+        assert!(Blob::from_value(w, "t").is_err());
     }
 
     #[test]

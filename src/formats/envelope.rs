@@ -27,6 +27,8 @@ pub struct Binding<'a> {
     pub platform: Option<[u8; 32]>,
     /// The volume key's fingerprint (version 2 on).
     pub fingerprint: Option<[u8; 32]>,
+    /// The token's `key_origin` (absent: the image's key).
+    pub key_origin: Option<&'a str>,
 }
 
 impl Binding<'_> {
@@ -47,6 +49,11 @@ impl Binding<'_> {
         if let Some(f) = &self.fingerprint {
             v.extend_from_slice(b"volume-key\0");
             v.extend_from_slice(f);
+        }
+        if let Some(o) = self.key_origin {
+            v.extend_from_slice(b"key-origin\0");
+            v.extend_from_slice(&(o.len() as u32).to_be_bytes());
+            v.extend_from_slice(o.as_bytes());
         }
         v
     }
@@ -101,6 +108,7 @@ mod tests {
             keyslot: 1,
             platform: None,
             fingerprint: None,
+            key_origin: None,
         }
     }
 

@@ -9,7 +9,7 @@
 use super::inputs::pin_auth;
 use crate::attest::snp_requirement::SnpRequirement;
 use crate::disk::luks::{Kdf, Volume};
-use crate::formats::blob::{Blob, FORMAT_VERSION};
+use crate::formats::blob::{Blob, KeyOrigin, FORMAT_VERSION};
 use crate::formats::{envelope, volume_key};
 use crate::pcr::explain::ExpectedEvent;
 use crate::pcr::selfpcr::Measurements;
@@ -63,6 +63,23 @@ pub fn add_sealed(
     spec: &SealSpec,
     key: &VolumeKey,
     blob_file: Option<&Path>,
+) -> Result<Added> {
+    add_sealed_as(vol, tpm, spec, key, blob_file, None)
+}
+
+/// [`add_sealed`] for a key of `origin` (stored in the token and bound
+/// into its envelope). A [`KeyOrigin::VmRekeyed`] key is not the volume's
+/// yet: its keyslot is added unbound, to be the target of re-encryption
+/// ([`super::rekey`]), and it is only ever wrapped by the sealed secret.
+///
+/// Errors: as [`add_sealed`].
+pub fn add_sealed_as(
+    vol: &mut Volume,
+    tpm: &mut Tpm,
+    spec: &SealSpec,
+    key: &VolumeKey,
+    blob_file: Option<&Path>,
+    origin: Option<KeyOrigin>,
 ) -> Result<Added> {
     let uuid = vol.uuid()?;
     let all = if spec.authorize.is_some() {
@@ -119,6 +136,7 @@ pub fn add_sealed(
         keyslot,
         platform: spec.platform.map(SnpRequirement::digest),
         fingerprint: Some(fingerprint),
+        key_origin: origin.map(KeyOrigin::as_str),
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -151,13 +169,18 @@ pub fn add_sealed(
         authorize: spec.authorize.cloned(),
         events,
         fingerprint: Some(fingerprint),
+        key_origin: origin,
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {
         None => {
             let id = vol.add_token(&blob.to_value())?;
             checkpoint("enroll:token-written");
-            vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            if origin == Some(KeyOrigin::VmRekeyed) {
+                vol.add_unbound_keyslot(keyslot, key, secret.as_bytes())?;
+            } else {
+                vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            }
             checkpoint("enroll:keyslot-added");
             blob.assigned = true;
             vol.replace_token(id, &blob.to_value())?;

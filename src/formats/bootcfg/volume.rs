@@ -69,6 +69,11 @@ pub struct VolumeOpts {
     /// token may open through its systemd-tpm2 token (unsealed before
     /// PCR 15 is measured, so only when the measured initrd says so).
     pub systemd_token: bool,
+    /// crypttab's `sealroot-rekey`, `rd.sealroot.rekey`: the first boot
+    /// re-encrypts the volume to a fresh volume key of this VM's own
+    /// (docs/first-boot.md#mode-2-re-keying-the-root-at-first-boot), and
+    /// a later boot resumes an interrupted re-keying.
+    pub rekey: bool,
 }
 
 impl VolumeOpts {
@@ -91,6 +96,7 @@ impl VolumeOpts {
             header: self.header.clone().or_else(|| base.header.clone()),
             flags: self.flags.or(base.flags),
             systemd_token: self.systemd_token || base.systemd_token,
+            rekey: self.rekey || base.rekey,
         }
     }
 
@@ -101,6 +107,7 @@ impl VolumeOpts {
             || self.provision_key.is_some()
             || self.policy_key.is_some()
             || self.blob.is_some()
+            || self.rekey
     }
 
     /// Set the option `name` (without its `sealroot-` or `rd.sealroot.`
@@ -133,6 +140,7 @@ impl VolumeOpts {
             "deadline" => self.deadline = Some(seconds(need()?)?),
             "on-failure" => self.on_failure = Some(OnFailure::parse(need()?)?),
             "systemd-token" if crypttab => self.systemd_token = flag()?,
+            "rekey" => self.rekey = flag()?,
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,

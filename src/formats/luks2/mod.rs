@@ -25,6 +25,7 @@ pub mod allow;
 pub mod binary;
 pub mod keyslot;
 pub mod metadata;
+pub mod reencrypt;
 
 pub use allow::{
     CIPHER, CONFIG_FLAGS, INTEGRITY, MAX_ARGON2_CPUS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_TIME,

@@ -1,0 +1,230 @@
+//! LUKS2 re-encryption to a new volume key (first-boot re-keying,
+//! [`crate::cmd::steps::rekey`]): the new key's unbound keyslot, putting
+//! the header into re-encryption, running (or resuming) it offline with a
+//! progress report, and reading how far it got.
+//!
+//! Re-encryption runs offline (no mapping is active; libcryptsetup reads
+//! and writes the device through the kernel crypto API), before the root
+//! is mounted, with `checksum` resilience: a power cut at any instant
+//! leaves a header that libcryptsetup recovers from, and
+//! [`resume`] goes on from there. It writes to the device itself, not to
+//! the checked copy, and only after the header on the device was checked
+//! ([`Volume::writer`], or [`crate::formats::luks2::reencrypt`] for a
+//! header already in re-encryption).
+
+use super::luks::{pbkdf2_min, Volume, KEYSLOT_CIPHER};
+use crate::formats::luks2::reencrypt::{self, InProgress};
+use crate::formats::luks2::{hdr_size, BINARY_HEADER_LEN};
+use crate::secret::VolumeKey;
+use crate::{Error, Result};
+use libcryptsetup_rs::consts::flags::{CryptReencrypt, CryptVolumeKey};
+use libcryptsetup_rs::consts::vals::{
+    CryptReencryptDirectionInfo, CryptReencryptModeInfo, EncryptionFormat, KeyslotInfo,
+};
+use libcryptsetup_rs::{CryptDevice, CryptInit, CryptParamsLuks2, CryptParamsReencrypt, Either};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::raw::{c_int, c_void};
+use std::path::Path;
+
+/// The resilience sealroot re-encrypts with: every hotzone's old
+/// ciphertext checksummed in the header before it is overwritten, so an
+/// interrupted write is detected and redone on resume (less header I/O
+/// than `journal`, and safe on a device that does not tear sectors).
+pub const RESILIENCE: &str = "checksum";
+
+/// What a progress report returns: go on, or stop (the header then says
+/// "in re-encryption", as after a power cut).
+pub type Report<'a> = &'a mut dyn FnMut(u64, u64) -> bool;
+
+impl Volume {
+    /// Add keyslot `slot` for `key`, a volume key that is not (yet) this
+    /// volume's (libcryptsetup's `CRYPT_VOLUME_KEY_NO_SEGMENT`), wrapped by
+    /// `secret` under PBKDF2 at the minimum count (it is 256 random bits).
+    ///
+    /// Errors: [`Error::VolumeRefused`] when the header on the device
+    /// changed since it was checked; [`Error::Luks`] naming the keyslot.
+    pub fn add_unbound_keyslot(
+        &mut self,
+        slot: u32,
+        key: &VolumeKey,
+        secret: &[u8],
+    ) -> Result<u32> {
+        self.ensure_room(1, key.as_bytes().len())?;
+        self.write(&format!("adding unbound keyslot {slot}"), |d| {
+            d.settings_handle().set_pbkdf_type(&pbkdf2_min())?;
+            d.keyslot_handle()
+                .set_encryption(KEYSLOT_CIPHER.0, KEYSLOT_CIPHER.1)?;
+            d.keyslot_handle().add_by_key(
+                Some(slot),
+                Some(Either::Left(key.as_bytes())),
+                secret,
+                CryptVolumeKey::NO_SEGMENT,
+            )
+        })
+    }
+
+    /// Keyslots bound to no segment: a new key's before re-encryption
+    /// starts, an old key's after it finished.
+    pub fn unbound_keyslots(&mut self) -> Vec<u32> {
+        (0..=crate::formats::blob::MAX_KEYSLOT)
+            .filter(|&s| {
+                matches!(
+                    self.crypt().keyslot_handle().status(s),
+                    Ok(KeyslotInfo::Unbound)
+                )
+            })
+            .collect()
+    }
+
+    /// Put the header on the device into re-encryption from the key of
+    /// keyslot `old` to that of keyslot `new` (both opened by `secret`),
+    /// forward, with [`RESILIENCE`], the new digest at the minimum PBKDF2
+    /// count. Nothing is re-encrypted yet ([`resume`] does it). Consumes
+    /// the volume: its checked copy no longer describes the device.
+    ///
+    /// Errors: [`Error::VolumeRefused`] when the header on the device
+    /// changed since it was checked; [`Error::Luks`].
+    pub fn start_reencrypt(mut self, secret: &[u8], old: u32, new: u32) -> Result<()> {
+        let sector = self.header().segment.sector_size;
+        let path = self.path().to_path_buf();
+        let w = self.writer()?;
+        w.settings_handle()
+            .set_pbkdf_type(&pbkdf2_min())
+            .map_err(|e| Error::luks(&path, format!("re-encryption PBKDF: {e}")))?;
+        w.reencrypt_handle()
+            .reencrypt_init_by_passphrase(
+                None,
+                secret,
+                Some(old),
+                Some(new),
+                Some(("aes", "xts-plain64")),
+                params(CryptReencrypt::INITIALIZE_ONLY, sector),
+            )
+            .map_err(|e| Error::luks(&path, format!("starting re-encryption: {e}")))?;
+        Ok(())
+    }
+}
+
+fn params(flags: CryptReencrypt, sector_size: u32) -> CryptParamsReencrypt {
+    CryptParamsReencrypt {
+        mode: CryptReencryptModeInfo::Reencrypt,
+        direction: CryptReencryptDirectionInfo::Forward,
+        resilience: RESILIENCE.into(),
+        hash: "sha256".into(),
+        data_shift: 0,
+        max_hotzone_size: 0,
+        device_size: 0,
+        luks2: Some(CryptParamsLuks2 {
+            pbkdf: Some(pbkdf2_min()),
+            integrity: None,
+            integrity_params: None,
+            data_alignment: 0,
+            data_device: None,
+            sector_size,
+            label: None,
+            subsystem: None,
+        }),
+        flags,
+    }
+}
+
+/// libcryptsetup's context for the device itself (not a checked copy).
+fn device(path: &Path, header: Option<&Path>) -> Result<CryptDevice> {
+    let d = match header {
+        Some(h) => CryptInit::init_with_data_device(Either::Right((h, path))),
+        None => CryptInit::init(path),
+    };
+    let mut d = d.map_err(|e| Error::luks(path, format!("opening: {e}")))?;
+    d.context_handle()
+        .load::<()>(Some(EncryptionFormat::Luks2), None)
+        .map_err(|e| Error::luks(path, format!("loading the header: {e}")))?;
+    Ok(d)
+}
+
+/// The volume key that `secret` opens in keyslot `slot` of a header in
+/// re-encryption (bound to either key), checked by libcryptsetup against
+/// that keyslot's digest.
+///
+/// Errors: [`Error::Luks`] ("does not open").
+pub fn key_in_slot(
+    path: &Path,
+    header: Option<&Path>,
+    slot: u32,
+    secret: &[u8],
+) -> Result<VolumeKey> {
+    let mut d = device(path, header)?;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 256]);
+    let (_, len) = d
+        .volume_key_handle()
+        .get(Some(slot), &mut buf, Some(secret))
+        .map_err(|e| Error::luks(path, format!("keyslot {slot} does not open: {e}")))?;
+    Ok(VolumeKey::new(buf[..len].to_vec()))
+}
+
+unsafe extern "C" fn c_progress(size: u64, offset: u64, usr: *mut c_void) -> c_int {
+    if usr.is_null() {
+        return 0;
+    }
+    // SAFETY: `usr` is the `&mut Report` that `resume` passes to
+    // crypt_reencrypt_run, alive and not otherwise borrowed for the call.
+    let report = unsafe { &mut *usr.cast::<Report>() };
+    c_int::from(!report(offset, size))
+}
+
+/// Run (or resume after a power cut) the re-encryption the header on the
+/// device is in, offline, from keyslot `old` to keyslot `new`, both opened
+/// by `secret`; libcryptsetup first recovers an interrupted hotzone from
+/// its checksums. `report(done, total)` is called as it goes; `false`
+/// stops it (the header stays in re-encryption).
+///
+/// Errors: [`Error::Luks`] (a stop is one).
+pub fn resume(
+    path: &Path,
+    header: Option<&Path>,
+    secret: &[u8],
+    (old, new): (u32, u32),
+    mut report: Report,
+) -> Result<()> {
+    let mut d = device(path, header)?;
+    d.reencrypt_handle()
+        .reencrypt_init_by_passphrase(
+            None,
+            secret,
+            Some(old),
+            Some(new),
+            None,
+            params(CryptReencrypt::RESUME_ONLY, 0),
+        )
+        .map_err(|e| Error::luks(path, format!("resuming re-encryption: {e}")))?;
+    d.reencrypt_handle()
+        .reencrypt2::<Report>(Some(c_progress), Some(&mut report))
+        .map_err(|e| Error::luks(path, format!("re-encryption stopped: {e}")))
+}
+
+/// Whether the header of `path` (or its detached `header`) is in
+/// re-encryption, and if so how far it got, checked
+/// ([`reencrypt::inspect`]).
+///
+/// Errors: [`Error::Io`]; [`Error::VolumeRefused`] for a header in
+/// re-encryption outside the allow-list.
+pub fn in_progress(path: &Path, header: Option<&Path>) -> Result<Option<InProgress>> {
+    let hpath = header.unwrap_or(path);
+    let io = |e: std::io::Error| Error::io(hpath, e);
+    let mut f = File::open(hpath).map_err(io)?;
+    let mut first = vec![0u8; BINARY_HEADER_LEN];
+    if f.read_exact(&mut first).is_err() {
+        return Ok(None);
+    }
+    let Ok(hs) = hdr_size(&first) else {
+        return Ok(None);
+    };
+    let mut metadata = vec![0u8; 2 * hs as usize];
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    f.read_exact(&mut metadata).map_err(io)?;
+    let size = File::open(path)
+        .and_then(|mut d| d.seek(SeekFrom::End(0)))
+        .map_err(|e| Error::io(path, e))?;
+    reencrypt::inspect(&metadata, size)
+        .map_err(|r| Error::refused(hpath, format!("LUKS2 header in re-encryption: {r}")))
+}
