@@ -33,6 +33,11 @@ use std::path::Path;
 /// than `journal`, and safe on a device that does not tear sectors).
 pub const RESILIENCE: &str = "checksum";
 
+/// The most data re-encrypted between two header commits, in 512-byte
+/// sectors (8 MiB): a progress report per step, and at most this much to
+/// redo after a power cut.
+pub const MAX_HOTZONE_SECTORS: u64 = 16384;
+
 /// What a progress report returns: go on, or stop (the header then says
 /// "in re-encryption", as after a power cut).
 pub type Report<'a> = &'a mut dyn FnMut(u64, u64) -> bool;
@@ -113,7 +118,7 @@ fn params(flags: CryptReencrypt, sector_size: u32) -> CryptParamsReencrypt {
         resilience: RESILIENCE.into(),
         hash: "sha256".into(),
         data_shift: 0,
-        max_hotzone_size: 0,
+        max_hotzone_size: MAX_HOTZONE_SECTORS,
         device_size: 0,
         luks2: Some(CryptParamsLuks2 {
             pbkdf: Some(pbkdf2_min()),
