@@ -100,8 +100,14 @@ fn provisioning_key_never_wraps_the_new_key() {
         let tok = r.rekey_token();
         let slot: u32 = tok["keyslot"].as_u64().unwrap() as u32;
         assert!(r.img.keyslots().contains(&slot), "{at}");
-        assert!(!r.opens_slot(PROV, slot), "{at}: the provisioning key opens the new key's keyslot");
-        assert_eq!(r.img.json()["keyslots"][slot.to_string()]["kdf"]["type"], "pbkdf2");
+        assert!(
+            !r.opens_slot(PROV, slot),
+            "{at}: the provisioning key opens the new key's keyslot"
+        );
+        assert_eq!(
+            r.img.json()["keyslots"][slot.to_string()]["kdf"]["type"],
+            "pbkdf2"
+        );
     }
 }
 
@@ -123,15 +129,33 @@ fn first_boot_rekeys_and_the_image_key_opens_nothing() {
     assert_ne!(d["digest"], before, "a new volume key");
     assert_eq!(d["iterations"], 1000, "minimum digest count");
     let tok = r.rekey_token();
-    assert_eq!(r.img.keyslots(), vec![tok["keyslot"].as_u64().unwrap() as u32]);
-    assert!(!r.img.opens(PROV), "the provisioning key still opens a keyslot");
+    assert_eq!(
+        r.img.keyslots(),
+        vec![tok["keyslot"].as_u64().unwrap() as u32]
+    );
+    assert!(
+        !r.img.opens(PROV),
+        "the provisioning key still opens a keyslot"
+    );
     // The next boot opens through the TPM alone.
     tpm.reboot();
     let again = r.boot(&tpm, &[]);
     again.assert_exit(Exit::Ok);
-    assert!(again.stderr.contains("dry run: the key opens keyslot"), "{again:?}");
-    let st = Args::new("status").opt("device", &r.img.path).arg("--json").run();
-    assert!(st.stdout.contains("\"key_origin\": \"vm-rekeyed\"") || st.stdout.contains("\"key_origin\":\"vm-rekeyed\""), "{st:?}");
+    assert!(
+        again.stderr.contains("dry run: the key opens keyslot"),
+        "{again:?}"
+    );
+    let st = Args::new("status")
+        .opt("device", &r.img.path)
+        .opt("tcti", tpm.tcti())
+        .arg("--json")
+        .run();
+    assert!(st.stdout.contains("\"private_to_vm\": true"), "{st:?}");
+    assert!(
+        st.stdout.contains("\"key_origin\": \"vm-rekeyed\"")
+            || st.stdout.contains("\"key_origin\":\"vm-rekeyed\""),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -148,6 +172,12 @@ fn an_interrupted_rekeying_resumes_only_through_the_tpm() {
         .unwrap();
     assert!(info.done >= 8 << 20 && info.done < info.total, "{info:?}");
     assert_eq!(info.resilience, "checksum");
+    let st = Args::new("status")
+        .opt("device", &r.img.path)
+        .arg("--json")
+        .run();
+    assert!(st.stdout.contains("\"state\": \"in-progress\""), "{st:?}");
+    assert!(st.stdout.contains("\"private_to_vm\": false"), "{st:?}");
     // Another VM's TPM (the host with the image and its provisioning
     // key): nothing resumes, nothing changes.
     let other = Swtpm::start();
@@ -187,13 +217,18 @@ fn rekey_option_is_strict() {
     let ok = parse_crypttab("root /dev/vda none sealroot,sealroot-rekey\n").unwrap();
     assert!(ok[0].opts.rekey);
     assert!(parse_crypttab("root /dev/vda none sealroot,sealroot-rekey=1\n").is_err());
-    assert!(parse_crypttab("root /dev/vda none sealroot,sealroot-ephemeral,sealroot-rekey\n").is_err());
+    assert!(
+        parse_crypttab("root /dev/vda none sealroot,sealroot-ephemeral,sealroot-rekey\n").is_err()
+    );
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey").is_ok());
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey=2").is_err());
     let bad = Args::new("boot")
         .arg("--dry-run")
         .opt("crypttab", "/nonexistent")
-        .opt("cmdline", "rd.sealroot.device=/dev/vda rd.sealroot.rekey=maybe")
+        .opt(
+            "cmdline",
+            "rd.sealroot.device=/dev/vda rd.sealroot.rekey=maybe",
+        )
         .run();
     assert_eq!(bad.code, 2, "{bad:?}");
 }
@@ -204,7 +239,14 @@ fn rekey_option_is_strict() {
 fn a_header_in_reencryption_is_checked() {
     let r = rk();
     let st = Command::new("cryptsetup")
-        .args(["reencrypt", "-q", "--init-only", "--resilience", "checksum", "--key-file"])
+        .args([
+            "reencrypt",
+            "-q",
+            "--init-only",
+            "--resilience",
+            "checksum",
+            "--key-file",
+        ])
         .arg(&r.img.key)
         .arg(&r.img.path)
         .output()

@@ -229,7 +229,11 @@ fn unlock_volumes(
 /// A primary volume whose first-boot re-keying was cut goes on with it
 /// ([`super::steps::rekey`]): alone in its boot, since the resume locks
 /// PCR 15 for its one key.
-fn resume_rekey(args: &BootArgs, vols: &[VolumeCfg], session: &mut Session) -> Result<Option<Unlocked>> {
+fn resume_rekey(
+    args: &BootArgs,
+    vols: &[VolumeCfg],
+    session: &mut Session,
+) -> Result<Option<Unlocked>> {
     if !vols[0].opts.rekey {
         return Ok(None);
     }

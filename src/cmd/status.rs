@@ -27,6 +27,21 @@ pub struct Report {
     pub tokens: Vec<TokenReport>,
     /// The volume's `systemd-tpm2` tokens, read without unsealing.
     pub systemd_tokens: Vec<SystemdTokenReport>,
+    /// Where the volume key comes from, as its sealroot token says
+    /// (`vm-formatted`, `vm-rekeyed`); `None`: the image's key.
+    pub key_origin: Option<String>,
+    /// Whether the volume key is this VM's alone (made by it, re-keying
+    /// finished); `false`: every clone of the image shares it.
+    pub private_to_vm: bool,
+    /// First-boot re-keying: `{state, percent}` (`in-progress`, `done`).
+    pub rekey: Option<RekeyReport>,
+}
+
+/// How far first-boot re-keying has got (from the LUKS2 header).
+#[derive(Debug, Serialize)]
+pub struct RekeyReport {
+    pub state: String,
+    pub percent: u32,
 }
 
 /// A `systemd-tpm2` token (systemd 252's systemd-cryptenroll), as read
@@ -107,6 +122,21 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<Report> {
+    if let Some(st) = crate::disk::reencrypt::in_progress(&args.device, args.header.as_deref())? {
+        return Ok(Report {
+            device: args.device.display().to_string(),
+            volume_uuid: st.uuid.clone(),
+            active_keyslots: vec![],
+            tokens: vec![],
+            systemd_tokens: vec![],
+            key_origin: None,
+            private_to_vm: false,
+            rekey: Some(RekeyReport {
+                state: "in-progress".into(),
+                percent: st.percent(),
+            }),
+        });
+    }
     let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
@@ -154,12 +184,23 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
             }
         })
         .collect();
+    let origin = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok())
+        .filter(|b| vol.keyslot_active(b.keyslot))
+        .find_map(|b| b.key_origin);
     Ok(Report {
         device: args.device.display().to_string(),
         volume_uuid: uuid,
         active_keyslots: vol.active_keyslots(),
         tokens,
         systemd_tokens: systemd_reports(&mut vol)?,
+        key_origin: origin.map(|o| o.as_str().to_string()),
+        private_to_vm: origin.is_some(),
+        rekey: (origin == Some(crate::formats::blob::KeyOrigin::VmRekeyed)).then(|| RekeyReport {
+            state: "done".into(),
+            percent: 100,
+        }),
     })
 }
 
@@ -423,6 +464,14 @@ pub fn render(r: &Report) -> String {
         r.volume_uuid,
         join(&r.active_keyslots)
     );
+    s.push_str(&match (&r.key_origin, &r.rekey) {
+        (_, Some(k)) if k.state != "done" => format!(
+            "volume key: still the image's (shared by its clones); re-keying {}% done\n",
+            k.percent
+        ),
+        (Some(o), _) => format!("volume key: private to this VM ({o})\n"),
+        (None, _) => "volume key: the image's (shared by every clone of the image)\n".into(),
+    });
     if r.tokens.is_empty() {
         s.push_str("no sealroot tokens\n");
     }

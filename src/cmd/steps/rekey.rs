@@ -22,8 +22,8 @@
 //!    finishes; [`sweep`] removes any left unbound), then the volume is
 //!    activated with the new key.
 
-use super::blobs::check_pcrs;
 use super::blobs::check_blob_policy;
+use super::blobs::check_pcrs;
 use super::evidence;
 use super::measure::measure_self;
 use super::seal::{add_sealed_as, SealSpec};
@@ -157,7 +157,13 @@ fn run(args: &UnlockArgs, secret: &[u8], slots: (u32, u32)) -> Result<()> {
         }
         stop_at.is_none_or(|s| done < s)
     };
-    reencrypt::resume(&args.device, args.luks.header.as_deref(), secret, slots, &mut report)?;
+    reencrypt::resume(
+        &args.device,
+        args.luks.header.as_deref(),
+        secret,
+        slots,
+        &mut report,
+    )?;
     info!(
         "re-keying {}: done in {:.1} s",
         args.device.display(),
@@ -223,14 +229,21 @@ fn rekey_token(st: &InProgress, args: &UnlockArgs) -> Result<Blob> {
 fn unseal_secret(blob: &Blob, args: &UnlockArgs, session: &mut Session) -> Result<Key32> {
     let origin = "re-keying token";
     if blob.authorize.is_some() || blob.pin {
-        return Err(Error::blob(origin, "a re-keying token is never signed-policy or PIN"));
+        return Err(Error::blob(
+            origin,
+            "a re-keying token is never signed-policy or PIN",
+        ));
     }
     check_blob_policy(blob, origin)?;
     let now = Measurements::new(&args.cmdline, &blob.volume_uuid);
     session.check_deadline("connecting to the TPM")?;
     let tpm = session.tpm()?;
     let mut current = tpm.pcr_read(&blob.pcrs)?;
-    let at = blob.pcrs.iter().position(|&p| p == SELF_PCR).expect("self PCR");
+    let at = blob
+        .pcrs
+        .iter()
+        .position(|&p| p == SELF_PCR)
+        .expect("self PCR");
     current[at] = measure_self(tpm, &now, current[at])?;
     evidence::check_blob(tpm, &args.platform, blob, args.require.as_ref())?;
     check_pcrs(blob, &now, &blob.pcrs, &current)?;
@@ -265,10 +278,16 @@ pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result
     let secret = unseal_secret(&blob, args, session)?;
     let key = reencrypt::key_in_slot(&args.device, hdr, blob.keyslot, secret.as_bytes())?;
     let fp = volume_key::fingerprint(key.as_bytes());
-    if !blob.fingerprint.is_some_and(|f| volume_key::matches(&f, &fp)) {
+    if !blob
+        .fingerprint
+        .is_some_and(|f| volume_key::matches(&f, &fp))
+    {
         return Err(Error::refused(
             &args.device,
-            format!("keyslot {} does not hold the key the re-keying token was sealed for", blob.keyslot),
+            format!(
+                "keyslot {} does not hold the key the re-keying token was sealed for",
+                blob.keyslot
+            ),
         ));
     }
     let old = st
@@ -277,7 +296,12 @@ pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result
         .copied()
         .filter(|s| !st.new_keyslots.contains(s))
         .find(|&s| reencrypt::key_in_slot(&args.device, hdr, s, secret.as_bytes()).is_ok())
-        .ok_or_else(|| Error::refused(&args.device, "no keyslot of the old key opens with the re-keying secret"))?;
+        .ok_or_else(|| {
+            Error::refused(
+                &args.device,
+                "no keyslot of the old key opens with the re-keying secret",
+            )
+        })?;
     session.check_deadline("the lock")?;
     session.lock_opened(&[fp])?;
     checkpoint("unlock:locked");
@@ -317,7 +341,10 @@ pub fn discard_unstarted(args: &UnlockArgs) -> Result<()> {
     }
     let claimed = vol.claimed_keyslots()?;
     for s in vol.active_keyslots() {
-        if !claimed.contains(&s) && vol.keyslot_is_pbkdf2(s) && vol.check_key(Some(s), prov.as_bytes()).is_err() {
+        if !claimed.contains(&s)
+            && vol.keyslot_is_pbkdf2(s)
+            && vol.check_key(Some(s), prov.as_bytes()).is_err()
+        {
             vol.destroy_keyslot(s)?;
         }
     }
