@@ -26,5 +26,7 @@ source "$HARNESS_DIR/lib/hostile.sh"
 source "$HARNESS_DIR/lib/volumes.sh"
 # shellcheck source=lib/systemd.sh
 source "$HARNESS_DIR/lib/systemd.sh"
+# shellcheck source=lib/rekey.sh
+source "$HARNESS_DIR/lib/rekey.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

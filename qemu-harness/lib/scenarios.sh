@@ -12,6 +12,8 @@ SCENARIOS+=(hostile-header fs-confusion)
 SCENARIOS+=(two-volumes)
 # lib/systemd.sh
 SCENARIOS+=(systemd-enrolled)
+# lib/rekey.sh
+SCENARIOS+=(first-boot-rekey two-vms-one-image-rekey)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 describe_scenario() {
@@ -39,6 +41,8 @@ describe_scenario() {
     systemd-enrolled) echo "root enrolled by systemd-cryptenroll on the host (PCRs 0+4+7+9 replayed from the event log, PCR 15 at zero): sealroot unlocks it at a measured boot; from the root PCR 15 refuses it" ;;
     fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
     two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
+    first-boot-rekey) echo "256 MiB root re-keyed at first boot; QEMU killed ${REKEY_KILLS:-20}+ times mid re-encryption; every next boot resumes, the last finishes; file tree intact; image keys open nothing" ;;
+    two-vms-one-image-rekey) echo "two VMs from one image, each its own swtpm, re-key at first boot: their volume-key fingerprints differ; the provisioning key opens neither" ;;
     *) return 1 ;;
     esac
 }
