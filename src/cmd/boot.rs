@@ -239,7 +239,8 @@ fn resume_rekey(
     }
     wait_for(&vols[0].device.path(), args.device_timeout)?;
     let a = volume_args(args, &vols[0])?;
-    let done = super::steps::rekey::resume_if_interrupted(&a, session)?;
+    let done = super::steps::rekey::resume_if_interrupted(&a.rekey_target(), session)?
+        .map(Unlocked::rekeyed);
     if done.is_some() && vols.len() > 1 {
         log::warn!(
             "{}: re-keying resumed; the other sealed volumes open on the next boot (PCR 15 is locked)",

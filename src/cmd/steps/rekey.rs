@@ -25,10 +25,12 @@
 use super::blobs::check_blob_policy;
 use super::blobs::check_pcrs;
 use super::evidence;
+use super::evidence::PlatformOpts;
 use super::measure::measure_self;
 use super::seal::{add_sealed_as, SealSpec};
 use super::session::Session;
-use super::unlock::{UnlockArgs, Unlocked};
+use crate::attest::snp_requirement::SnpRequirement;
+use crate::disk::luks::OpenOpts;
 use crate::disk::luks::{Kdf, Volume};
 use crate::disk::reencrypt;
 use crate::formats::blob::{Blob, KeyOrigin};
@@ -41,7 +43,20 @@ use crate::testhooks::checkpoint;
 use crate::tpm::Tpm;
 use crate::{Error, Result};
 use log::info;
+use std::path::Path;
 use std::time::Instant;
+
+/// The volume re-keying works on, and how (from the unlock arguments).
+pub struct Target<'a> {
+    pub device: &'a Path,
+    pub luks: &'a OpenOpts,
+    pub name: &'a str,
+    pub dry_run: bool,
+    pub cmdline: &'a str,
+    pub platform: &'a PlatformOpts,
+    pub require: Option<&'a SnpRequirement>,
+    pub provision_key: Option<&'a SecretBytes>,
+}
 
 /// Bytes of the new volume key (XTS-AES-256, as the allow-list requires).
 pub const KEY_LEN: usize = 64;
@@ -118,7 +133,7 @@ pub fn enroll(
 /// `--dry-run`).
 ///
 /// Errors: those of libcryptsetup.
-pub fn finish(vol: Volume, key: VolumeKey, p: Pending, args: &UnlockArgs) -> Result<Unlocked> {
+pub fn finish(vol: Volume, key: VolumeKey, p: Pending, args: &Target) -> Result<u32> {
     vol.start_reencrypt(p.secret.as_bytes(), p.old_slot, p.new_slot)?;
     checkpoint("rekey:started");
     run(args, p.secret.as_bytes(), (p.old_slot, p.new_slot))?;
@@ -128,7 +143,7 @@ pub fn finish(vol: Volume, key: VolumeKey, p: Pending, args: &UnlockArgs) -> Res
 
 /// Re-encrypt (or go on re-encrypting) with a progress report on the
 /// console: percent, MiB/s, time left.
-fn run(args: &UnlockArgs, secret: &[u8], slots: (u32, u32)) -> Result<()> {
+fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
     let start = Instant::now();
     let mut first: Option<u64> = None;
     let mut last = Instant::now();
@@ -176,23 +191,19 @@ fn run(args: &UnlockArgs, secret: &[u8], slots: (u32, u32)) -> Result<()> {
 
 /// After the re-encryption: the header is ordinary again; drop every
 /// keyslot left of the old key, then activate with the new key.
-fn done(args: &UnlockArgs, key: VolumeKey, slot: u32, what: &str) -> Result<Unlocked> {
-    let mut vol = Volume::open_with(&args.device, &args.luks)?;
+fn done(args: &Target, key: VolumeKey, slot: u32, what: &str) -> Result<u32> {
+    let mut vol = Volume::open_with(args.device, args.luks)?;
     sweep(&mut vol)?;
     if args.dry_run {
         info!("dry run: re-keyed, no mapping created");
     } else {
-        vol.activate(&args.name, &key, false)?;
+        vol.activate(args.name, &key, false)?;
     }
     info!(
         "re-keyed {} ({what}): the volume key is private to this VM; opened with keyslot {slot}",
         args.device.display()
     );
-    Ok(Unlocked {
-        keyslot: slot,
-        origin: "re-keying".into(),
-        first_boot: true,
-    })
+    Ok(slot)
 }
 
 /// Destroy every keyslot bound to no segment: after re-encryption, the old
@@ -208,7 +219,7 @@ pub fn sweep(vol: &mut Volume) -> Result<()> {
 }
 
 /// The sealroot re-keying token of a header in re-encryption.
-fn rekey_token(st: &InProgress, args: &UnlockArgs) -> Result<Blob> {
+fn rekey_token(st: &InProgress, args: &Target) -> Result<Blob> {
     st.tokens
         .iter()
         .filter_map(|t| Blob::from_value(t.clone(), "token").ok())
@@ -219,7 +230,7 @@ fn rekey_token(st: &InProgress, args: &UnlockArgs) -> Result<Blob> {
         })
         .ok_or_else(|| {
             Error::refused(
-                &args.device,
+                args.device,
                 "the LUKS2 header is in re-encryption but carries no sealroot re-keying token for the new key: not sealroot's re-keying, or its token was removed; nothing is resumed",
             )
         })
@@ -228,7 +239,7 @@ fn rekey_token(st: &InProgress, args: &UnlockArgs) -> Result<Blob> {
 /// Unseal the re-keying token's secret: measure this boot, compare the
 /// PCRs, unseal, open the envelope. Signed-policy and PIN tokens are not
 /// resumed (first-boot re-keying writes neither).
-fn unseal_secret(blob: &Blob, args: &UnlockArgs, session: &mut Session) -> Result<Key32> {
+fn unseal_secret(blob: &Blob, args: &Target, session: &mut Session) -> Result<Key32> {
     let origin = "re-keying token";
     if blob.authorize.is_some() || blob.pin {
         return Err(Error::blob(
@@ -237,7 +248,7 @@ fn unseal_secret(blob: &Blob, args: &UnlockArgs, session: &mut Session) -> Resul
         ));
     }
     check_blob_policy(blob, origin)?;
-    let now = Measurements::new(&args.cmdline, &blob.volume_uuid);
+    let now = Measurements::new(args.cmdline, &blob.volume_uuid);
     session.check_deadline("connecting to the TPM")?;
     let tpm = session.tpm()?;
     let mut current = tpm.pcr_read(&blob.pcrs)?;
@@ -247,7 +258,7 @@ fn unseal_secret(blob: &Blob, args: &UnlockArgs, session: &mut Session) -> Resul
         .position(|&p| p == SELF_PCR)
         .expect("self PCR");
     current[at] = measure_self(tpm, &now, current[at])?;
-    evidence::check_blob(tpm, &args.platform, blob, args.require.as_ref())?;
+    evidence::check_blob(tpm, args.platform, blob, args.require)?;
     check_pcrs(blob, &now, &blob.pcrs, &current)?;
     session.check_deadline("the unseal")?;
     let kek = session.tpm()?.unseal(blob.sealed_object(), None, None)?;
@@ -265,9 +276,9 @@ fn unseal_secret(blob: &Blob, args: &UnlockArgs, session: &mut Session) -> Resul
 /// Errors: [`Error::VolumeRefused`] for a header in re-encryption outside
 /// the allow-list or without a re-keying token; those of the unseal, the
 /// lock and libcryptsetup.
-pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result<Option<Unlocked>> {
+pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Option<u32>> {
     let hdr = args.luks.header.as_deref();
-    let Some(st) = reencrypt::in_progress(&args.device, hdr)? else {
+    let Some(st) = reencrypt::in_progress(args.device, hdr)? else {
         discard_unstarted(args)?;
         return Ok(None);
     };
@@ -278,7 +289,7 @@ pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result
     );
     let blob = rekey_token(&st, args)?;
     let secret = unseal_secret(&blob, args, session)?;
-    let key = reencrypt::key_in_slot(&args.device, hdr, blob.keyslot, secret.as_bytes())?;
+    let key = reencrypt::key_in_slot(args.device, hdr, blob.keyslot, secret.as_bytes())?;
     let fp = volume_key::fingerprint(key.as_bytes());
     if !blob
         .fingerprint
@@ -297,10 +308,10 @@ pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result
         .iter()
         .copied()
         .filter(|s| !st.new_keyslots.contains(s))
-        .find(|&s| reencrypt::key_in_slot(&args.device, hdr, s, secret.as_bytes()).is_ok())
+        .find(|&s| reencrypt::key_in_slot(args.device, hdr, s, secret.as_bytes()).is_ok())
         .ok_or_else(|| {
             Error::refused(
-                &args.device,
+                args.device,
                 "no keyslot of the old key opens with the re-keying secret",
             )
         })?;
@@ -320,11 +331,11 @@ pub fn resume_if_interrupted(args: &UnlockArgs, session: &mut Session) -> Result
 /// again. Without it, nothing is touched.
 ///
 /// Errors: those of libcryptsetup.
-pub fn discard_unstarted(args: &UnlockArgs) -> Result<()> {
-    let Some(prov) = &args.provision_key else {
+pub fn discard_unstarted(args: &Target) -> Result<()> {
+    let Some(prov) = args.provision_key else {
         return Ok(());
     };
-    let mut vol = Volume::open_with(&args.device, &args.luks)?;
+    let mut vol = Volume::open_with(args.device, args.luks)?;
     let unbound = vol.unbound_keyslots();
     let mut stale = vec![];
     for id in vol.sealroot_tokens()? {

@@ -75,6 +75,33 @@ pub struct Unlocked {
     pub first_boot: bool,
 }
 
+impl Unlocked {
+    /// A volume opened by first-boot re-keying (finished or resumed).
+    pub fn rekeyed(keyslot: u32) -> Unlocked {
+        Unlocked {
+            keyslot,
+            origin: "re-keying".into(),
+            first_boot: true,
+        }
+    }
+}
+
+impl UnlockArgs {
+    /// What re-keying needs of these arguments.
+    pub fn rekey_target(&self) -> super::rekey::Target<'_> {
+        super::rekey::Target {
+            device: &self.device,
+            luks: &self.luks,
+            name: &self.name,
+            dry_run: self.dry_run,
+            cmdline: &self.cmdline,
+            platform: &self.platform,
+            require: self.require.as_ref(),
+            provision_key: self.provision_key.as_ref(),
+        }
+    }
+}
+
 /// The most PBKDF2 iterations a keyslot that a sealroot token names may
 /// ask for: sealroot writes them with 1000 (their secret is 256 random
 /// bits), so more means the header was rewritten to stall the unlock.
@@ -90,8 +117,8 @@ pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 /// and those of the TPM, the blob, the platform check and libcryptsetup.
 pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
     if args.rekey {
-        if let Some(done) = super::rekey::resume_if_interrupted(args, session)? {
-            return Ok(done);
+        if let Some(slot) = super::rekey::resume_if_interrupted(&args.rekey_target(), session)? {
+            return Ok(Unlocked::rekeyed(slot));
         }
     }
     let vol = prepare(args)?;
@@ -284,7 +311,8 @@ pub fn unseal(
 /// Errors: those of libcryptsetup.
 pub fn finish(mut p: Prepared, mut o: Opened, args: &UnlockArgs) -> Result<Unlocked> {
     if let Some(pending) = o.rekey.take() {
-        return super::rekey::finish(p.vol, o.key, pending, args);
+        let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target())?;
+        return Ok(Unlocked::rekeyed(slot));
     }
     let vol = &mut p.vol;
     if let Some(fb) = &o.first_boot {
@@ -333,6 +361,10 @@ pub fn finish(mut p: Prepared, mut o: Opened, args: &UnlockArgs) -> Result<Unloc
         None => {
             if let Some(key) = &args.provision_key {
                 finish_first_boot(vol, &p.sources, key)?;
+            }
+            if args.rekey {
+                // A re-keying cut after its last step left old-key keyslots.
+                super::rekey::sweep(vol)?;
             }
         }
     }
