@@ -13,7 +13,7 @@
 //!    opens both keys with one passphrase; the old key is the image's, so
 //!    this wraps nothing the host lacks). Same as 1 on a cut.
 //! 3. PCR 15 is locked (by the caller), then the header goes into
-//!    re-encryption and the data is re-encrypted offline, `checksum`
+//!    re-encryption and the data is re-encrypted offline, `journal`
 //!    resilience. Cut here: the header says "in re-encryption"; the next
 //!    boot unseals the secret through the TPM ([`resume_if_interrupted`]),
 //!    locks PCR 15, and resumes. The provisioning key alone cannot: it
@@ -278,6 +278,7 @@ fn unseal_secret(blob: &Blob, args: &Target, session: &mut Session) -> Result<Ke
 /// lock and libcryptsetup.
 pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Option<u32>> {
     let hdr = args.luks.header.as_deref();
+    reencrypt::repair_torn(args.device, hdr)?;
     let Some(st) = reencrypt::in_progress(args.device, hdr)? else {
         discard_unstarted(args)?;
         return Ok(None);

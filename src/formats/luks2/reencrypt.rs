@@ -59,11 +59,12 @@ pub fn percent(done: u64, total: u64) -> u32 {
 
 /// Read the metadata (`[0, 2 * hdr_size)`) of a device of `device_size`
 /// bytes: `Ok(None)` when it is not in re-encryption, else the checked
-/// state.
+/// state. A copy torn by a power cut is passed over for the valid one
+/// ([`binary::read_newest_valid`]), as libcryptsetup does when it resumes.
 ///
 /// Errors: a [`Refusal`] naming the field outside the allow-list.
 pub fn inspect(metadata: &[u8], device_size: u64) -> Result<Option<InProgress>, Refusal> {
-    let (bin, area) = binary::read_pair(metadata)?;
+    let (bin, area) = binary::read_newest_valid(metadata)?;
     let text = binary::json_text(area)?;
     let v: Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new("json area", e.to_string(), "not valid JSON"))?;
