@@ -242,7 +242,8 @@ fn segments(v: &Value) -> Result<(u64, (Vec<u32>, Vec<u32>)), Refusal> {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         match flags.as_slice() {
-            [] => {
+            // The hotzone of a step cut short is "in-reencryption".
+            [] | ["in-reencryption"] => {
                 let o = size(&s["offset"]).ok_or_else(|| {
                     Refusal::new(f("offset"), s["offset"].to_string(), "not a size")
                 })?;
