@@ -42,6 +42,10 @@ fn rk() -> Rk {
 
 impl Rk {
     fn boot(&self, tpm: &Swtpm, env: &[(&str, &str)]) -> Run {
+        self.boot_args(tpm, env).run()
+    }
+
+    fn boot_args(&self, tpm: &Swtpm, env: &[(&str, &str)]) -> Args {
         let mut a = Args::new("boot")
             .arg("--dry-run")
             .opt("crypttab", &self.tab)
@@ -51,7 +55,7 @@ impl Rk {
         for (k, v) in env {
             a = a.env(k, v);
         }
-        a.run()
+        a
     }
 
     /// Does `pass` open keyslot `slot`?
@@ -301,4 +305,59 @@ fn a_torn_metadata_copy_is_recovered() {
     let run = r.boot(&tpm, &[]);
     run.assert_exit(Exit::Ok);
     assert!(run.stderr.contains("was torn by a power cut"), "{run:?}");
+}
+
+/// The process killed (SIGKILL) at random instants while it re-encrypts,
+/// mid-step included: every next boot goes on, the last one finishes.
+#[test]
+fn killed_mid_step_the_rekeying_goes_on() {
+    use std::io::{BufRead, BufReader};
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let mut kills = 0;
+    for i in 0..40u64 {
+        let mut child = r
+            .boot_args(&tpm, &[])
+            .command()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let mut saw = false;
+        for line in err.lines() {
+            let line = line.unwrap();
+            if line.contains("re-keying /dev/")
+                || line.contains("re-keying /tmp/")
+                || line.contains("% (")
+            {
+                saw = true;
+                // A different instant each time: 0 to 9 ms after a step.
+                std::thread::sleep(std::time::Duration::from_millis(i * 7 % 10));
+                break;
+            }
+        }
+        let _ = child.kill();
+        let st = child.wait().unwrap();
+        eprintln!(
+            "kill {i}: saw={saw} status={st:?} in_reencryption={}",
+            r.in_reencryption()
+        );
+        tpm.reboot();
+        assert!(
+            saw || st.success(),
+            "boot {i} failed without being killed: {st:?}"
+        );
+        if !saw || st.success() {
+            break;
+        }
+        kills += 1;
+        if !r.in_reencryption() && r.img.opens(PROV) {
+            panic!("kill {kills}: the re-keying was lost");
+        }
+    }
+    assert!(kills >= 4, "only {kills} kills");
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(!r.in_reencryption());
+    assert!(!r.img.opens(PROV));
 }

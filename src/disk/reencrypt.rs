@@ -19,7 +19,8 @@ use crate::secret::VolumeKey;
 use crate::{Error, Result};
 use libcryptsetup_rs::consts::flags::{CryptReencrypt, CryptVolumeKey};
 use libcryptsetup_rs::consts::vals::{
-    CryptReencryptDirectionInfo, CryptReencryptModeInfo, EncryptionFormat, KeyslotInfo,
+    CryptReencryptDirectionInfo, CryptReencryptInfo, CryptReencryptModeInfo, EncryptionFormat,
+    KeyslotInfo,
 };
 use libcryptsetup_rs::{CryptDevice, CryptInit, CryptParamsLuks2, CryptParamsReencrypt, Either};
 use std::fs::File;
@@ -195,6 +196,37 @@ pub fn resume(
     mut report: Report,
 ) -> Result<()> {
     let mut d = device(path, header)?;
+    let state = d
+        .reencrypt_handle()
+        .status(params(CryptReencrypt::empty(), 0))
+        .map_err(|e| Error::luks(path, format!("re-encryption status: {e}")))?;
+    if state == CryptReencryptInfo::Crash {
+        // A step cut short: libcryptsetup puts the hotzone back from its
+        // journal (or checksums) before anything goes on.
+        log::info!(
+            "{}: recovering the re-encryption step a power cut interrupted",
+            path.display()
+        );
+        d.reencrypt_handle()
+            .reencrypt_init_by_passphrase(
+                None,
+                secret,
+                Some(old),
+                Some(new),
+                None,
+                params(CryptReencrypt::RECOVERY, 0),
+            )
+            .map_err(|e| Error::luks(path, format!("re-encryption recovery: {e}")))?;
+        d = device(path, header)?;
+    }
+    let state = d
+        .reencrypt_handle()
+        .status(params(CryptReencrypt::empty(), 0))
+        .map_err(|e| Error::luks(path, format!("re-encryption status: {e}")))?;
+    if state == CryptReencryptInfo::None {
+        // The recovery finished it (the cut came after the last step).
+        return Ok(());
+    }
     d.reencrypt_handle()
         .reencrypt_init_by_passphrase(
             None,

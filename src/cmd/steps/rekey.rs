@@ -146,7 +146,7 @@ pub fn finish(vol: Volume, key: VolumeKey, p: Pending, args: &Target) -> Result<
 fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
     let start = Instant::now();
     let mut first: Option<u64> = None;
-    let mut last = Instant::now();
+    let mut last: Option<Instant> = None;
     let mut last_pct = u32::MAX;
     let stop_at = crate::testhooks::rekey_stop_at();
     let mut report = |done: u64, total: u64| -> bool {
@@ -154,7 +154,8 @@ fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
         let pct = percent(done, total);
         // Every whole percent (the harness picks its power cuts from these
         // lines), at most four a second.
-        if pct != last_pct && (last.elapsed().as_millis() >= 250 || done == total) {
+        if pct != last_pct && (last.is_none_or(|l| l.elapsed().as_millis() >= 250) || done == total)
+        {
             let secs = start.elapsed().as_secs_f64().max(1e-3);
             let rate = (done - from) as f64 / secs;
             let left = if rate > 0.0 {
@@ -169,7 +170,7 @@ fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
                 total >> 20,
                 rate / 1048576.0
             );
-            last = Instant::now();
+            last = Some(Instant::now());
             last_pct = pct;
         }
         stop_at.is_none_or(|s| done < s)
