@@ -9,7 +9,8 @@
 //! leaves a header that libcryptsetup recovers from, and
 //! [`resume`] goes on from there. It writes to the device itself, not to
 //! the checked copy, and only after the header on the device was checked
-//! ([`Volume::writer`], or [`crate::formats::luks2::reencrypt`] for a
+//! (before any write, as for every write of a `Volume`, or
+//! [`crate::formats::luks2::reencrypt`] for a
 //! header already in re-encryption).
 
 use super::luks::{pbkdf2_min, Volume, KEYSLOT_CIPHER};

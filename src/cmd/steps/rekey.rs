@@ -176,7 +176,7 @@ fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
         stop_at.is_none_or(|s| done < s)
     };
     reencrypt::resume(
-        &args.device,
+        args.device,
         args.luks.header.as_deref(),
         secret,
         slots,
@@ -298,7 +298,7 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
         .is_some_and(|f| volume_key::matches(&f, &fp))
     {
         return Err(Error::refused(
-            &args.device,
+            args.device,
             format!(
                 "keyslot {} does not hold the key the re-keying token was sealed for",
                 blob.keyslot

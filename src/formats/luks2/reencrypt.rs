@@ -88,20 +88,16 @@ pub fn inspect(metadata: &[u8], device_size: u64) -> Result<Option<InProgress>, 
         .filter(|(_, k)| k["type"] == "luks2" && k["kdf"]["type"] == "pbkdf2")
         .filter_map(|(id, _)| id.parse().ok())
         .collect();
-    let (offset, new_segments) = segments(&v)?;
+    let Segments { offset, data, fin } = segments(&v)?;
     let digests = obj(&v, "digests")?;
     let final_digest = digests
         .values()
-        .find(|d| {
-            ids(&d["segments"])
-                .iter()
-                .any(|s| new_segments.1.contains(s))
-        })
+        .find(|d| ids(&d["segments"]).iter().any(|s| fin.contains(s)))
         .ok_or_else(|| Refusal::new("digests", "", "no digest for the new key"))?;
     let new_keyslots = ids(&final_digest["keyslots"]);
     let done = ids(&final_digest["segments"])
         .iter()
-        .filter(|s| new_segments.0.contains(s))
+        .filter(|s| data.contains(s))
         .map(|s| size(&v["segments"][s.to_string()]["size"]).unwrap_or(0))
         .sum();
     let tokens = obj(&v, "tokens")?
@@ -202,9 +198,16 @@ fn kdf(k: &Value, field: &str) -> Result<(), Refusal> {
 }
 
 /// Every segment is `crypt` with [`CIPHER`], an allowed sector size and no
-/// integrity, starting at one offset. Returns that offset, the ids of the
-/// data segments and of the backup-final segment.
-fn segments(v: &Value) -> Result<(u64, (Vec<u32>, Vec<u32>)), Refusal> {
+/// integrity, starting at one offset.
+/// The segments of a header in re-encryption: where the data starts, the
+/// data segments' ids and the backup-final segment's.
+struct Segments {
+    offset: u64,
+    data: Vec<u32>,
+    fin: Vec<u32>,
+}
+
+fn segments(v: &Value) -> Result<Segments, Refusal> {
     let mut offset = None;
     let (mut data, mut fin) = (vec![], vec![]);
     for (id, s) in obj(v, "segments")? {
@@ -262,5 +265,5 @@ fn segments(v: &Value) -> Result<(u64, (Vec<u32>, Vec<u32>)), Refusal> {
         }
     }
     let offset = offset.ok_or_else(|| Refusal::new("segments", "", "no data segment"))?;
-    Ok((offset, (data, fin)))
+    Ok(Segments { offset, data, fin })
 }
