@@ -5,7 +5,7 @@
 //!
 //! Re-encryption runs offline (no mapping is active; libcryptsetup reads
 //! and writes the device through the kernel crypto API), before the root
-//! is mounted, with `checksum` resilience: a power cut at any instant
+//! is mounted, with `journal` resilience: a power cut at any instant
 //! leaves a header that libcryptsetup recovers from, and
 //! [`resume`] goes on from there. It writes to the device itself, not to
 //! the checked copy, and only after the header on the device was checked
