@@ -20,6 +20,13 @@ SCENARIOS+=(state-volume two-vms-one-image)
 SCENARIOS+=(first-boot-rekey two-vms-one-image-rekey)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
+# Scenarios that `run` starts beside the others when it runs several
+# (SEALROOT_HARNESS_SIDE=0: all in turn): long, one VM at a time, and
+# sharing nothing with the others but the built artefacts.
+is_side_scenario() {
+    [[ $1 == first-boot-rekey ]]
+}
+
 describe_scenario() {
     case $1 in
     first-boot-enroll) echo "first boot enrolls the TPM and mounts the root; provisioning keyslot removed" ;;
