@@ -639,3 +639,44 @@ fn formatted_volumes_get_the_minimum_digest_iterations() {
         assert_eq!(d["iterations"], 1000, "{d}");
     }
 }
+
+/// A boot with only ephemeral volumes has no prompt to print, but the
+/// initramfs scripts still fail closed as configured: `--print-config`
+/// gives the first ephemeral volume's on-failure= (the command line's
+/// refining it), and nothing for the volume variables.
+#[test]
+fn print_config_gives_the_ephemeral_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let tab = dir.path().join("crypttab");
+    let cmdline = dir.path().join("cmdline");
+    let config = |tab_text: &str, cmd: &str| {
+        std::fs::write(&tab, tab_text).unwrap();
+        std::fs::write(&cmdline, cmd).unwrap();
+        Args::new("boot")
+            .arg("--print-config")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &cmdline)
+            .run()
+            .expect(Exit::Ok)
+            .stdout
+    };
+    let line = "upper /dev/vdb none sealroot,sealroot-ephemeral";
+    let r = config(
+        &format!("{line},sealroot-on-failure=reboot\n"),
+        "root=/dev/mapper/os\n",
+    );
+    assert!(r.starts_with("SEALROOT_NAME=''\n"), "{r}");
+    assert!(r.contains("SEALROOT_ON_FAILURE='reboot'\n"), "{r}");
+    let r = config(&format!("{line}\n"), "rd.sealroot.on-failure=reboot\n");
+    assert!(r.contains("SEALROOT_ON_FAILURE='reboot'\n"), "{r}");
+    // Not configured: empty (the scripts' default is poweroff).
+    let r = config(&format!("{line}\n"), "\n");
+    assert!(r.contains("SEALROOT_ON_FAILURE=''\n"), "{r}");
+    // With a sealed volume, its own setting, whatever the ephemeral line says.
+    let r = config(
+        &format!("root UUID=0a1b none sealroot\n{line},sealroot-on-failure=reboot\n"),
+        "\n",
+    );
+    assert!(r.starts_with("SEALROOT_NAME='root'\n"), "{r}");
+    assert!(r.contains("SEALROOT_ON_FAILURE='poweroff'\n"), "{r}");
+}

@@ -8,8 +8,10 @@
 # modules, the sealroot lines of /etc/crypttab and the files they name, the
 # oneshot sealroot.service (`sealroot boot`, no shell involved), its
 # OnFailure= unit sealroot-failure.service (PCR 15 lock, recovery prompt,
-# then poweroff: fail closed) and an emergency hook that keeps dracut's
-# emergency shell away from a sealroot boot. Then it checks the image with
+# then poweroff: fail closed), an emergency hook that keeps dracut's
+# emergency shell away from a sealroot boot, sealroot-overlay.service (the
+# ephemeral overlay root) and, for ephemeral volumes, mkfs.ext4 and the
+# overlay, dm-verity, dm-integrity and authenc modules. Then it checks the image with
 # its own dynamic loader and aborts the build when something is missing.
 
 # Libraries sealroot loads with dlopen() (not visible to ldd).
@@ -19,6 +21,13 @@ SEALROOT_DLOPEN_LIBS="libtss2-tcti-device.so.0"
 SEALROOT_MODULES="dm_crypt xts ecb"
 SEALROOT_MODULES_OPTIONAL="aesni_intel"
 SEALROOT_TPM_MODULES="tpm_crb tpm_tis"
+# What ephemeral volumes and the overlay root need (docs/ephemeral.md),
+# when a crypttab line is ephemeral or sealroot_ephemeral=yes is set in a
+# dracut configuration file: the overlay root, its dm-verity OS layer, the
+# upper layer's file system and --integrity's dm-integrity,
+# authenc(hmac(sha256),xts(aes)) and hmac. Each must exist (built in or a
+# module); mkfs.ext4 and /etc/mke2fs.conf come with them.
+SEALROOT_EPHEMERAL_MODULES="overlay dm_verity ext4 dm_integrity authenc hmac"
 
 # The sealroot lines of the host's crypttab (the options field has "sealroot").
 sealroot_crypttab_lines() {
@@ -35,6 +44,15 @@ sealroot_crypttab_option() {
         n = split($4, o, ",")
         for (i = 1; i <= n; i++) if (index(o[i], k "=") == 1) print substr(o[i], length(k) + 2)
     }'
+}
+
+# Yes when the image must carry what ephemeral volumes need.
+sealroot_wants_ephemeral() {
+    case ${sealroot_ephemeral:-} in
+    y | yes | 1) return 0 ;;
+    esac
+    sealroot_crypttab_lines | awk '{ n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] == "sealroot-ephemeral") f = 1 }
+        END { exit !f }'
 }
 
 sealroot_fail() {
@@ -70,6 +88,15 @@ installkernel() {
     hostonly='' instmods $SEALROOT_MODULES_OPTIONAL
     # shellcheck disable=SC2086
     hostonly='' instmods $SEALROOT_TPM_MODULES
+    if sealroot_wants_ephemeral; then
+        for m in $SEALROOT_EPHEMERAL_MODULES; do
+            modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||
+                sealroot_fail "kernel $kernel has no $m, neither built in nor as a module (an ephemeral volume or the overlay root needs it)"
+        done
+        # shellcheck disable=SC2086
+        hostonly='' instmods -c $SEALROOT_EPHEMERAL_MODULES ||
+            sealroot_fail "cannot install the kernel modules $SEALROOT_EPHEMERAL_MODULES"
+    fi
     for m in $SEALROOT_TPM_MODULES; do
         modinfo -k "$kernel" "$m" >/dev/null 2>&1 && return 0
     done
@@ -101,6 +128,34 @@ install() {
     inst_simple "$moddir/sealroot-lib.sh" /usr/lib/sealroot/sealroot-lib.sh
     inst_script "$moddir/sealroot-failure.sh" /usr/lib/sealroot/sealroot-failure
     $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-device.target sealroot.service
+    # The overlay root (sealroot.overlay= on the command line; a no-op
+    # without it): after sysroot.mount, before initrd-root-fs.target.
+    inst_simple "$moddir/sealroot-overlay.service" "$systemdsystemunitdir/sealroot-overlay.service"
+    inst_script "$moddir/sealroot-overlay.sh" /usr/lib/sealroot/sealroot-overlay
+    inst_script "$moddir/sealroot-verity-check.sh" /usr/lib/sealroot/sealroot-verity-check
+    inst_multiple mount mkdir dd dmsetup ||
+        sealroot_fail "cannot install mount, mkdir, dd, dmsetup (the overlay root, the verity check)"
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target sealroot-overlay.service
+    if sealroot_wants_ephemeral; then
+        local mkfs
+        mkfs=$(command -v mkfs.ext4) ||
+            sealroot_fail "mkfs.ext4 is not installed (e2fsprogs): ephemeral volumes could not be formatted"
+        # e2fsprogs' mke2fs as a file named mkfs.ext4 (it takes the file
+        # system type from its name), whatever else provides mke2fs.
+        local mke2fs
+        mke2fs=$(readlink -f "$mkfs")
+        inst_binary "$mke2fs" /usr/sbin/mkfs.ext4 || sealroot_fail "cannot install $mke2fs"
+        cmp -s "$mke2fs" "$initdir/usr/sbin/mkfs.ext4" ||
+            sealroot_fail "the image's /usr/sbin/mkfs.ext4 is not e2fsprogs' $mke2fs"
+        [[ -r ${dracutsysrootdir}/etc/mke2fs.conf ]] ||
+            sealroot_fail "/etc/mke2fs.conf is missing (e2fsprogs): mkfs.ext4 would format with built-in defaults"
+        inst_simple /etc/mke2fs.conf || sealroot_fail "cannot install /etc/mke2fs.conf"
+        # Tells the emergency hook that this boot is sealroot's even with
+        # no sealed volume (an ephemeral root): no shell after a failure.
+        mkdir -p "$initdir/etc/sealroot"
+        echo "ephemeral volumes configured: a failed boot powers off, no shell (docs/ephemeral.md)" \
+            >"$initdir/etc/sealroot/ephemeral"
+    fi
     # When dracut's crypt module is in too, systemd-cryptsetup@NAME.service
     # must find the volume already open rather than race sealroot for it.
     inst_simple "$moddir/sealroot-cryptsetup.conf" \
@@ -134,11 +189,17 @@ install() {
         # emergency shell of on-failure=shell), leaving the emergency mode
         # restarts the boot transaction: the unit must then be a no-op, not a
         # second failure.
-        mkdir -p "$initdir$systemdsystemunitdir/sealroot.service.d"
-        # The primary volume is the first line (or the one root= names at
-        # boot; this condition is about a restarted transaction only).
-        printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$(awk 'NR == 1 { print $1 }' <<<"$lines")" \
-            >"$initdir$systemdsystemunitdir/sealroot.service.d/50-open.conf"
+        # The primary volume is the first sealed line (or the one root=
+        # names at boot; this condition is about a restarted transaction
+        # only). Ephemeral lines do not count: an ephemeral volume's name
+        # is no sign that the sealed ones are open.
+        local primary
+        primary=$(awk '$4 !~ /(^|,)sealroot-ephemeral(,|$)/ { print $1; exit }' <<<"$lines")
+        if [[ -n $primary ]]; then
+            mkdir -p "$initdir$systemdsystemunitdir/sealroot.service.d"
+            printf '[Unit]\nConditionPathExists=!/dev/mapper/%s\n' "$primary" \
+                >"$initdir$systemdsystemunitdir/sealroot.service.d/50-open.conf"
+        fi
         # dracut's crypt module may have written its own lines: add each of
         # ours that is absent.
         local line
@@ -175,6 +236,10 @@ install() {
         [[ -e $initdir$interp ]] || sealroot_fail "the dynamic loader $interp is not in the image"
     fi
     sealroot_check_closure /usr/sbin/sealroot /usr/sbin/sealroot
+    if sealroot_wants_ephemeral; then
+        [[ -e $initdir/usr/sbin/mkfs.ext4 ]] || sealroot_fail "mkfs.ext4 is not in the image"
+        sealroot_check_closure mkfs.ext4 /usr/sbin/mkfs.ext4
+    fi
     # Against the TCTIs the configuration needs, not SEALROOT_DLOPEN_LIBS:
     # a module missing from that list is caught here.
     tctis="device ${sealroot_tctis:-}"

@@ -25,12 +25,15 @@ sealroot_emergency() {
     if [ "$rc" != 0 ]; then
         sealroot_fail_closed "dracut entered its emergency mode, and sealroot cannot use the boot configuration (exit $rc)"
     fi
-    [ -n "$SEALROOT_NAME" ] || return 0
+    # An image built for ephemeral volumes (/etc/sealroot/ephemeral, from
+    # module-setup.sh) is a sealroot boot with no sealed volume: an overlay
+    # root whose verified OS layer does not mount ends here too.
+    [ -n "$SEALROOT_NAME" ] || [ -e /etc/sealroot/ephemeral ] || return 0
     if [ "$SEALROOT_ON_FAILURE" = shell ]; then
         sealroot_say "sealroot-on-failure=shell: PCR 15 is locked; the emergency shell follows (unsafe when the host owns the console)"
         return 0
     fi
-    sealroot_fail_closed "dracut entered its emergency mode in a boot of the sealroot volume $SEALROOT_NAME"
+    sealroot_fail_closed "dracut entered its emergency mode in a boot of the sealroot volume ${SEALROOT_NAME:-(none: ephemeral volumes only)}"
 }
 
 sealroot_emergency

@@ -28,9 +28,20 @@ sealroot_failed() {
         sealroot_fail_closed "sealroot cannot use the boot configuration (exit $rc; its message above says why)"
     fi
     if [ -z "$SEALROOT_NAME" ]; then
-        # sealroot.service did not fail because of a sealed volume (none is
-        # configured now): nothing to recover.
-        sealroot_fail_closed "sealroot.service failed (exit ${status:-?}) with no sealed volume configured"
+        # No sealed volume: sealroot.service failed setting up the dm-verity
+        # OS layer or an ephemeral volume (guard refusal, failed format).
+        # Nothing to recover; on-failure= is the ephemeral line's.
+        if [ "$SEALROOT_ON_FAILURE" = shell ]; then
+            sealroot_say "sealroot-on-failure=shell: PCR 15 is locked; entering the emergency shell (unsafe when the host owns the console)"
+            systemctl --no-block --job-mode=replace-irreversibly start emergency.target
+            exit 0
+        fi
+        sealroot_fail_closed "sealroot could not set up the ephemeral volumes or the verified OS layer (sealroot exit ${status:-?}; its message above says why)"
+    fi
+    # 12: the data-loss guard refused an ephemeral volume's device (set up
+    # before the sealed volumes): not something a recovery key fixes.
+    if [ "$status" = 12 ] && [ "$SEALROOT_ON_FAILURE" != shell ]; then
+        sealroot_fail_closed "an ephemeral volume's device was refused by the data-loss guard (sealroot exit 12; docs/ephemeral.md#the-data-loss-guard)"
     fi
     sealroot_say "the TPM did not unlock $SEALROOT_NAME (sealroot exit ${status:-?}; its message above, or journalctl -u sealroot.service, says why)"
     if sealroot_console_present && sealroot_recover; then

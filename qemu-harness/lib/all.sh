@@ -16,6 +16,8 @@ source "$HARNESS_DIR/lib/build.sh"
 source "$HARNESS_DIR/lib/scenario.sh"
 # shellcheck source=lib/distro.sh
 source "$HARNESS_DIR/lib/distro.sh"
+# shellcheck source=lib/distro-ephemeral.sh
+source "$HARNESS_DIR/lib/distro-ephemeral.sh"
 # shellcheck source=lib/snp.sh
 source "$HARNESS_DIR/lib/snp.sh"
 # shellcheck source=lib/tdx.sh

@@ -272,7 +272,8 @@ distro_stash() {
 # Build one initramfs in the root with the generator; copy it to DEST.
 # VARIANT: sealroot (the boot image), baseline (no disk-encryption
 # integration at all), clevis (clevis's, with the TPM2 pin), cryptsetup
-# (cryptsetup's own: cryptroot, or dracut's crypt module).
+# (cryptsetup's own: cryptroot, or dracut's crypt module); eph-* is the
+# sealroot image with the crypttab the caller wrote (lib/distro-ephemeral.sh).
 # With MODE "update", the image in /boot is updated in place (as
 # update-initramfs -u and dracut --force do), not deleted first.
 distro_build_initrd() {
@@ -283,6 +284,7 @@ distro_build_initrd() {
     case $variant in
     sealroot | baseline) distro_crypttab_sealroot "$root" "$uuid" ;;
     clevis | cryptsetup) distro_crypttab_clevis "$root" "$uuid" ;;
+    eph-*) ;;
     esac
     case $tool in
     initramfs-tools)
@@ -293,7 +295,7 @@ distro_build_initrd() {
         mapfile -t clevis_files < <(distro_itools_files "$root" "${DISTRO_CLEVIS_PKGS_initramfs_tools[@]}")
         mapfile -t clevis_only < <(distro_itools_files "$root" "${DISTRO_CLEVIS_ONLY_PKGS_initramfs_tools[@]}")
         case $variant in
-        sealroot) hide=("${clevis_files[@]}") ;;
+        sealroot | eph-*) hide=("${clevis_files[@]}") ;;
         baseline) hide=("${clevis_files[@]}" "${sealroot_files[@]}") ;;
         clevis) hide=("${sealroot_files[@]}") ;;
         cryptsetup) hide=("${clevis_only[@]}" "${sealroot_files[@]}") ;;
@@ -309,7 +311,7 @@ distro_build_initrd() {
         ;;
     dracut)
         case $variant in
-        sealroot) args=(--add sealroot --omit "${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
+        sealroot | eph-*) args=(--add sealroot --omit "${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         baseline) args=(--omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         clevis) args=(--add "clevis clevis-pin-tpm2" --omit sealroot) ;;
         cryptsetup) args=(--add crypt --omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]/crypt/}") ;;
@@ -481,16 +483,19 @@ distro_vm_init() {
     ARTEFACTS_DIR=$DISTRO_OUT
 }
 
-# distro_boot [--tampered] [--type ERE FILE]... [--stop ERE]
+# distro_boot [--tampered] [--initrd FILE] [--cmdline LINE] [--type ERE FILE]... [--stop ERE]
 # Boots the generator's kernel and initramfs (no harness control channel:
-# the production scripts alone decide) with root=/dev/mapper/root.
+# the production scripts alone decide) with root=/dev/mapper/root (or the
+# image and command line given).
 distro_boot() {
-    local initrd=$DISTRO_OUT/initrd.img rc=0 what=''
+    local initrd=$DISTRO_OUT/initrd.img rc=0 what='' cmdline=$DISTRO_CMDLINE
     VM_CONSOLE_TYPE=()
     VM_STOP_ON=
     while (($#)); do
         case $1 in
         --tampered) initrd=$DISTRO_OUT/initrd-tampered.img; what+=' (tampered initramfs)' ;;
+        --initrd) initrd=$2; shift ;;
+        --cmdline) cmdline=$2; shift ;;
         --type)
             VM_CONSOLE_TYPE+=("$2" "$3")
             if [[ -n $3 ]]; then what+=" (types $(basename "$3") at /$2/)"; else what+=" (types an empty line at /$2/)"; fi
@@ -505,7 +510,7 @@ distro_boot() {
     SCN_BOOT=$(($(cat "$SCN_VM/boots") + 1))
     SCN_LOG=$SCN_VM/boot-$SCN_BOOT.log
     log "$SCN_NAME: boot $SCN_BOOT$what"
-    vm_boot "$SCN_VM" "$initrd" "$SCN_LOG" "$DISTRO_CMDLINE" || rc=$?
+    vm_boot "$SCN_VM" "$initrd" "$SCN_LOG" "$cmdline" || rc=$?
     VM_CONSOLE_TYPE=()
     VM_STOP_ON=
     case $rc in

@@ -6,6 +6,8 @@ SCENARIOS=(first-boot-enroll unlock tamper-initrd tamper-cmdline reboot-loop new
     snp-hcl update-kernel revoke-old-policy initramfs-tools dracut hook-missing-lib)
 SCENARIOS+=(ephemeral-root ephemeral-no-persist ephemeral-nonpersisted-tpm ephemeral-no-tpm ephemeral-guard
     ephemeral-verity)
+# lib/distro-ephemeral.sh
+SCENARIOS+=(initramfs-tools-ephemeral dracut-ephemeral distro-ephemeral-data)
 # lib/hostile.sh
 SCENARIOS+=(hostile-header fs-confusion)
 # lib/volumes.sh
@@ -24,7 +26,10 @@ REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 # (SEALROOT_HARNESS_SIDE=0: all in turn): long, one VM at a time, and
 # sharing nothing with the others but the built artefacts.
 is_side_scenario() {
-    [[ $1 == first-boot-rekey ]]
+    case $1 in
+    first-boot-rekey | two-vms-one-image-rekey | state-volume | two-vms-one-image | tdx-hcl) return 0 ;;
+    *) return 1 ;;
+    esac
 }
 
 describe_scenario() {
@@ -52,6 +57,9 @@ describe_scenario() {
     hostile-header) echo "the host rewrites the token's keyslot as cipher_null with its own volume key: refused (exit 13, cipher_null named), PCR 15 locked, no shell" ;;
     systemd-enrolled) echo "root enrolled by systemd-cryptenroll on the host (PCRs 0+4+7+9 replayed from the event log, PCR 15 at zero): sealroot unlocks it at a measured boot; from the root PCR 15 refuses it" ;;
     fs-confusion) echo "the host swaps in its own volume with the real UUID and token: refused; a second unlock in that boot fails on PCR 15" ;;
+    initramfs-tools-ephemeral) echo "Debian 12 root as a dm-verity OS image, initrd by update-initramfs: overlay root on a fresh ephemeral upper; a file is gone after reboot; one changed OS byte refused by verity; the persistent root at the ephemeral line refused by the guard, untouched; power off, no shell" ;;
+    dracut-ephemeral) echo "the same with the systemd initrd built by dracut (sealroot-overlay.service)" ;;
+    distro-ephemeral-data) echo "Debian 12 root, update-initramfs: TPM-unlocked root and data disk plus an ephemeral scratch disk with integrity in one boot; the scratch disk is empty after reboot" ;;
     two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
     state-volume) echo "verity OS + state volume: a power cut after mkfs (before the final marker) is formatted afresh, a file written survives the reboot, a changed OS byte is refused by verity, a foreign LUKS2 volume in the state's place is refused (exit 12, PCR 15 locked, no shell)" ;;
     two-vms-one-image) echo "two VMs from one image, each its own swtpm: their state volumes' key fingerprints differ, nothing the image holds opens either, and one VM's state disk is refused in the other" ;;

@@ -205,7 +205,16 @@ fn first_boot_states(
 pub fn print_config(args: &BootArgs) -> Result<String> {
     let (_, vols) = configuration(args)?;
     let sealed = bootcfg::sealed_in_boot_order(&vols, &args.cmdline);
-    Ok(bootcfg::export(sealed.first(), &args.tpm.tcti))
+    let out = bootcfg::export(sealed.first(), &args.tpm.tcti);
+    // Only ephemeral volumes: the scripts still fail closed as the first
+    // one's on-failure= says (docs/ephemeral.md#in-the-initramfs).
+    match vols.iter().find_map(|v| v.opts.on_failure) {
+        Some(f) if sealed.is_empty() => Ok(out.replace(
+            "SEALROOT_ON_FAILURE=''\n",
+            &format!("SEALROOT_ON_FAILURE='{}'\n", f.as_str()),
+        )),
+        _ => Ok(out),
+    }
 }
 
 /// The one TPM every sealed volume of a boot uses: one lock must cover
