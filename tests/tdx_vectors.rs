@@ -12,7 +12,7 @@ use sealroot::attest::tdx_quote::{
     parse_time, verify_quote, Collateral, QuoteError, StalePolicy, TcbStatuses,
 };
 use sealroot::attest::tdx_report::{parse_quote, parse_tdreport};
-use sealroot::attest::tdx_requirement::TdxRequirement;
+use sealroot::attest::tdx_requirement::{TdxEvidence, TdxRequirement};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -152,6 +152,48 @@ fn stale_collateral_follows_the_policy() {
         ..TdxRequirement::default()
     };
     assert_eq!(p.now(inside()), after);
+    // Collateral that expired before enrollment is refused even when the
+    // stale policy warns: it is older than what was current then.
+    let q = quote();
+    let fields = parse_quote(&q).unwrap().fields;
+    let ev = Evidence::TdxQuote {
+        quote: q.clone(),
+        expected: fields.report_data,
+        source: "test".into(),
+    };
+    let warn = TdxRequirement {
+        stale: StalePolicy::Warn,
+        not_before: Some(after),
+        ..TdxRequirement::default()
+    };
+    let inputs = TdxInputs {
+        collateral: Some(&c),
+        rtc: after,
+        stale: StalePolicy::Warn,
+    };
+    let f = first_failure(&assess_tdx(&ev, Some(&warn), &inputs).outcomes).unwrap();
+    assert_eq!(f.check, Check::Collateral, "{f}");
+    assert!(f.detail.contains("before the token was enrolled"), "{f}");
+    // Enrolled inside the window, stale now: the warn policy verifies.
+    let warn_inside = TdxRequirement {
+        not_before: Some(inside()),
+        ..warn
+    };
+    assert!(first_failure(&assess_tdx(&ev, Some(&warn_inside), &inputs).outcomes).is_none());
+}
+
+#[test]
+fn collateral_with_an_empty_window_is_refused() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("tdx/tdx_quote_collateral.json")).unwrap();
+    let ti: serde_json::Value = serde_json::from_str(v["tcb_info"].as_str().unwrap()).unwrap();
+    let mut ti = ti;
+    ti["nextUpdate"] = serde_json::json!("1970-01-01T00:00:00Z");
+    v["tcb_info"] = serde_json::json!(ti.to_string());
+    match Collateral::parse(v.to_string().as_bytes()) {
+        Err(QuoteError::Collateral(m)) => assert!(m.contains("validity window is empty"), "{m}"),
+        o => panic!("{o:?}"),
+    }
 }
 
 /// Offsets in the v4 sample quote: TD body, quote signature, QE report,
@@ -427,6 +469,7 @@ fn tdx_hcl_report_binds_its_runtime_data_and_names_the_ak() {
     // report's own MRTD and RTMRs pass; the quote is skipped (a TDREPORT
     // cannot be verified off the platform).
     let req = TdxRequirement {
+        evidence: TdxEvidence::AzureHcl,
         mrtds: vec![f.mrtd],
         rtmrs: f.rtmr.map(Some),
         mrconfigid: Some(f.mrconfigid),
@@ -464,6 +507,17 @@ fn tdx_hcl_report_binds_its_runtime_data_and_names_the_ak() {
     };
     let f3 = first_failure(&assess_tdx(&ev2, Some(&req), &TdxInputs::default()).outcomes).unwrap();
     assert_eq!(f3.check, Check::AttestationKey);
+    // A requirement for a verified TD quote is not met by an HCL report
+    // (on a bare TDX guest the vTPM, and what its NV holds, is the host's).
+    let quote_req = TdxRequirement {
+        evidence: TdxEvidence::TdQuote,
+        ..req.clone()
+    };
+    let f5 =
+        first_failure(&assess_tdx(&ev, Some(&quote_req), &TdxInputs::default()).outcomes).unwrap();
+    assert_eq!(f5.check, Check::Evidence, "{f5}");
+    assert!(f5.detail.contains("td-quote"), "{f5}");
+    assert_ne!(quote_req.digest(), req.digest());
 }
 
 #[test]

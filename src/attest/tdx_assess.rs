@@ -17,7 +17,7 @@ use super::check::{Check, Outcome};
 use super::evidence::Evidence;
 use super::tdx_quote::{parse_time, verify_quote, Collateral, StalePolicy, TcbStatuses};
 use super::tdx_report::{parse_quote, parse_tdreport, TdFields};
-use super::tdx_requirement::{check_fields, TdxRequirement};
+use super::tdx_requirement::{check_fields, TdxEvidence, TdxRequirement};
 use sha2::{Digest as _, Sha512};
 
 /// The `report_data` sealroot asks configfs-tsm for: a fresh nonce and the
@@ -89,6 +89,18 @@ pub fn assess_tdx(
             &mut a,
             format!("a TDX guest ({source}), but no TD quote: the kernel has no configfs-tsm report interface"),
         ),
+        Evidence::AzureHcl { .. } | Evidence::TdxQuote { .. }
+            if policy.is_some_and(|p| p.evidence != evidence_kind(evidence)) =>
+        {
+            let want = policy.map_or("", |p| p.evidence.name());
+            fail(
+                &mut a,
+                format!(
+                    "the requirement accepts {want} evidence; this guest offers {}",
+                    evidence_kind(evidence).name()
+                ),
+            )
+        }
         Evidence::AzureHcl { hcl, ak } => {
             a.outcomes.extend(hcl_outcomes(hcl, ak));
             match parse_tdreport(&hcl.hw_report) {
@@ -109,6 +121,14 @@ pub fn assess_tdx(
         a.outcomes.extend(check_fields(f, p));
     }
     a
+}
+
+/// Which kind of TDX evidence `e` is (only for `AzureHcl`/`TdxQuote`).
+fn evidence_kind(e: &Evidence) -> TdxEvidence {
+    match e {
+        Evidence::AzureHcl { .. } => TdxEvidence::AzureHcl,
+        _ => TdxEvidence::TdQuote,
+    }
 }
 
 fn quote_outcomes(
@@ -172,6 +192,24 @@ fn quote_outcomes(
         a.fields = Some(layout.fields);
         return;
     };
+    // Collateral that expired before enrollment is older than what was
+    // current then: refused whatever the stale policy (the host could
+    // otherwise supply an old, genuinely signed set from before a TCB
+    // recovery or a revocation).
+    if let Some(nb) = policy.and_then(|p| p.not_before) {
+        if coll.next_update <= nb {
+            a.outcomes.push(Outcome::fail(
+                Check::Collateral,
+                format!(
+                    "the collateral expired ({}) before the token was enrolled ({}): older than what was current then",
+                    super::tdx_quote::format_time(coll.next_update),
+                    super::tdx_quote::format_time(nb)
+                ),
+            ));
+            a.fields = Some(layout.fields);
+            return;
+        }
+    }
     let now = policy.map_or(inputs.rtc, |p| p.now(inputs.rtc));
     let stale = policy.map_or(inputs.stale, |p| p.stale);
     match verify_quote(quote, coll, now, stale) {

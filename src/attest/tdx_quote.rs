@@ -174,10 +174,19 @@ impl Collateral {
         let qe_next = json_date(&inner.qe_identity, "qe_identity", "nextUpdate")?;
         let (rc_this, rc_next) = crl_window(&inner.root_ca_crl, "root_ca_crl")?;
         let (pck_this, pck_next) = crl_window(&inner.pck_crl, "pck_crl")?;
+        let issue = ti_issue.max(qe_issue).max(rc_this).max(pck_this);
+        let next_update = ti_next.min(qe_next).min(rc_next).min(pck_next);
+        if next_update <= issue {
+            return Err(QuoteError::Collateral(format!(
+                "its validity window is empty (issued {}, nextUpdate {})",
+                format_time(issue),
+                format_time(next_update)
+            )));
+        }
         Ok(Collateral {
             inner,
-            issue: ti_issue.max(qe_issue).max(rc_this).max(pck_this),
-            next_update: ti_next.min(qe_next).min(rc_next).min(pck_next),
+            issue,
+            next_update,
         })
     }
 
@@ -231,7 +240,7 @@ pub fn verify_quote(
                 })
             }
             StalePolicy::Warn => (
-                collateral.next_update - 1,
+                collateral.next_update.saturating_sub(1),
                 Some(format!(
                     "the collateral is stale (nextUpdate {} is before the time {}); verified as of just before its nextUpdate because the stale policy is warn",
                     format_time(collateral.next_update),

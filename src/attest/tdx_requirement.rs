@@ -14,9 +14,43 @@ pub const REQUIRE_TDX: &str = "tdx";
 /// Bound on the MRTD allow-list.
 pub const MAX_MRTDS: usize = 64;
 
+/// The evidence a TDX requirement accepts (in the digest, so the host
+/// cannot swap one kind for the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TdxEvidence {
+    /// A TD quote (configfs-tsm), verified offline against the collateral
+    /// to the pinned Intel SGX Root CA: bare TDX guests, where the vTPM,
+    /// if any, belongs to the host.
+    #[default]
+    TdQuote,
+    /// Azure's HCL report (type 4) in the paravisor's vTPM, tied to its
+    /// attestation key: the TDREPORT itself cannot be verified here.
+    AzureHcl,
+}
+
+impl TdxEvidence {
+    pub fn name(self) -> &'static str {
+        match self {
+            TdxEvidence::TdQuote => "td-quote",
+            TdxEvidence::AzureHcl => "azure-hcl",
+        }
+    }
+
+    /// `td-quote` or `azure-hcl`.
+    pub fn parse(s: &str) -> Result<TdxEvidence, String> {
+        match s {
+            "td-quote" => Ok(TdxEvidence::TdQuote),
+            "azure-hcl" => Ok(TdxEvidence::AzureHcl),
+            o => Err(format!("{o:?} is not \"td-quote\" or \"azure-hcl\"")),
+        }
+    }
+}
+
 /// What a TD must satisfy. Debugging is always disallowed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TdxRequirement {
+    /// The evidence that may satisfy it.
+    pub evidence: TdxEvidence,
     /// Allowed MRTDs; empty means any.
     pub mrtds: Vec<Mr>,
     /// Required RTMR0..3 values (`None`: any).
@@ -42,6 +76,7 @@ pub struct TdxRequirement {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WireTdx {
     require: String,
+    evidence: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mrtd: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -126,6 +161,7 @@ impl TdxRequirement {
             }
         };
         Ok(TdxRequirement {
+            evidence: TdxEvidence::parse(&w.evidence).map_err(|e| format!("tdx.evidence: {e}"))?,
             mrtds,
             rtmrs,
             mrconfigid: w
@@ -156,6 +192,7 @@ impl TdxRequirement {
     pub(crate) fn to_wire(&self) -> WireTdx {
         WireTdx {
             require: REQUIRE_TDX.into(),
+            evidence: self.evidence.name().into(),
             mrtd: self.mrtds.iter().map(hex::encode).collect(),
             rtmr: self
                 .rtmrs
@@ -181,6 +218,8 @@ impl TdxRequirement {
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"sealroot-platform-tdx-v1\0");
+        h.update(self.evidence.name().as_bytes());
+        h.update([0]);
         h.update((self.mrtds.len() as u32).to_be_bytes());
         for m in &self.mrtds {
             h.update(m);
@@ -217,7 +256,10 @@ impl TdxRequirement {
 
     /// One line for `sealroot platform`.
     pub fn describe(&self, origin: &str) -> String {
-        let mut parts = vec![format!("TDX required ({origin})")];
+        let mut parts = vec![format!(
+            "TDX required ({origin}), evidence {}",
+            self.evidence.name()
+        )];
         parts.push(if self.mrtds.is_empty() {
             "any MRTD".into()
         } else {
@@ -356,6 +398,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> TdxRequirement {
         TdxRequirement {
+            evidence: TdxEvidence::TdQuote,
             mrtds: vec![[1; 48], [2; 48]],
             rtmrs: [None, Some([3; 48]), None, None],
             mrconfigid: Some([4; 48]),

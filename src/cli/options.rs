@@ -9,7 +9,9 @@ use crate::attest::snp_requirement::{
     parse_measurement, parse_min_tcb, SnpRequirement, MAX_CERTS, MAX_MEASUREMENTS,
 };
 use crate::attest::tdx_quote::{StalePolicy, TcbStatuses};
-use crate::attest::tdx_requirement::{parse_mr, parse_rtmr, parse_xfam, TdxRequirement, MAX_MRTDS};
+use crate::attest::tdx_requirement::{
+    parse_mr, parse_rtmr, parse_xfam, TdxEvidence, TdxRequirement, MAX_MRTDS,
+};
 use crate::cmd::steps::bootset::{primary_of, Primary};
 use crate::cmd::steps::evidence::{read_cert_files, read_collateral, PlatformOpts};
 use crate::cmd::steps::signed::PolicySearch;
@@ -224,6 +226,12 @@ pub struct TdxPolicyArgs {
     /// Require a verified Intel TDX platform; `unlock` checks it before unsealing.
     #[arg(long, conflicts_with = "require_snp")]
     pub require_tdx: bool,
+    /// The evidence that satisfies the requirement: `td-quote` (a TD quote
+    /// verified offline: bare TDX guests, whose vTPM the host owns) or
+    /// `azure-hcl` (Azure's HCL report in the paravisor's vTPM). Default:
+    /// `td-quote` when `--tdx-collateral` is given, else `azure-hcl`.
+    #[arg(long, value_name = "KIND", requires = "require_tdx")]
+    pub tdx_evidence: Option<String>,
     /// Allowed MRTD (96 hex digits); repeat for several (default: any).
     #[arg(long = "tdx-mrtd", value_name = "HEX", requires = "require_tdx")]
     pub tdx_mrtds: Vec<String>,
@@ -275,7 +283,13 @@ impl TdxPolicyArgs {
                 return Err(usage("--tdx-rtmr", format!("RTMR{n} given twice")));
             }
         }
+        let evidence = match &self.tdx_evidence {
+            Some(e) => TdxEvidence::parse(e).map_err(|e| usage("--tdx-evidence", e))?,
+            None if collateral.is_some() => TdxEvidence::TdQuote,
+            None => TdxEvidence::AzureHcl,
+        };
         Ok(Some(TdxRequirement {
+            evidence,
             mrtds: self
                 .tdx_mrtds
                 .iter()

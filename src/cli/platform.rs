@@ -81,7 +81,11 @@ impl PlatformCmd {
                 Some((Requirement::Snp(p), "command line".to_string())),
                 [0; 32],
             )
-        } else if let Some(p) = self.tdx.requirement(None, None)? {
+        } else if let Some(mut p) = self.tdx.requirement(None, None)? {
+            // A quote file is the evidence judged, unless told otherwise.
+            if self.tdx_quote.is_some() && self.tdx.tdx_evidence.is_none() {
+                p.evidence = crate::attest::tdx_requirement::TdxEvidence::TdQuote;
+            }
             (
                 Some((Requirement::Tdx(Box::new(p)), "command line".to_string())),
                 [0; 32],

@@ -187,14 +187,21 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
             }
         })
         .collect();
-    let blobs: Vec<&Blob> = sources.iter().filter_map(|s| s.blob.as_ref().ok()).collect();
-    let (active, inactive): (Vec<&Blob>, Vec<&Blob>) =
-        blobs.into_iter().partition(|b| vol.keyslot_active(b.keyslot));
+    let blobs: Vec<&Blob> = sources
+        .iter()
+        .filter_map(|s| s.blob.as_ref().ok())
+        .collect();
+    let (active, inactive): (Vec<&Blob>, Vec<&Blob>) = blobs
+        .into_iter()
+        .partition(|b| vol.keyslot_active(b.keyslot));
     let claims: Vec<KeyOrigin> = active.iter().map(|b| b.key_origin).collect();
     let origin = KeyOrigin::of_volume(&claims);
     let rekey = if origin == KeyOrigin::VmRekeyed {
         Some(("done", 100))
-    } else if inactive.iter().any(|b| b.key_origin == KeyOrigin::VmRekeyed) {
+    } else if inactive
+        .iter()
+        .any(|b| b.key_origin == KeyOrigin::VmRekeyed)
+    {
         Some(("pending", 0))
     } else {
         None
