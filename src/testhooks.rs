@@ -124,3 +124,10 @@ pub fn stop_at(step: &str) {
         }
     }
 }
+
+/// Stop a re-keying re-encryption once this many bytes are done
+/// (`SEALROOT_TEST_REKEY_STOP_AT`), leaving the header in re-encryption as
+/// a power cut would: host tests of the resume on image files.
+pub fn rekey_stop_at() -> Option<u64> {
+    var("SEALROOT_TEST_REKEY_STOP_AT")?.to_str()?.parse().ok()
+}

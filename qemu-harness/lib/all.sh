@@ -32,5 +32,7 @@ source "$HARNESS_DIR/lib/volumes.sh"
 source "$HARNESS_DIR/lib/systemd.sh"
 # shellcheck source=lib/state.sh
 source "$HARNESS_DIR/lib/state.sh"
+# shellcheck source=lib/rekey.sh
+source "$HARNESS_DIR/lib/rekey.sh"
 # shellcheck source=lib/scenarios.sh
 source "$HARNESS_DIR/lib/scenarios.sh"

@@ -11,7 +11,11 @@
 
 # Kernel modules the initramfs loads (dependencies are added automatically).
 # TPM TIS/CRB, ext4, AES and SHA-256 are built into the Debian cloud kernel.
+# algif_skcipher: first-boot re-keying re-encrypts offline through the
+# kernel crypto API (libcryptsetup falls back to temporary dm-crypt
+# mappings without it, slower).
 INITRAMFS_MODULES=(virtio_pci virtio_blk dm-mod dm-crypt ecb xts aesni-intel qemu_fw_cfg
+    algif_skcipher
     "${EPHEMERAL_MODULES[@]}")
 
 LUKS_REDUCE=32M

@@ -18,6 +18,8 @@ SCENARIOS+=(systemd-enrolled)
 SCENARIOS+=(tdx-hcl)
 # lib/state.sh
 SCENARIOS+=(state-volume two-vms-one-image)
+# lib/rekey.sh
+SCENARIOS+=(first-boot-rekey two-vms-one-image-rekey)
 REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 
 # Scenarios that `run` starts beside the others when it runs several
@@ -25,7 +27,7 @@ REBOOT_LOOP_BOOTS=${SEALROOT_HARNESS_REBOOT_LOOP:-10}
 # sharing nothing with the others but the built artefacts.
 is_side_scenario() {
     case $1 in
-    state-volume | two-vms-one-image | tdx-hcl | two-volumes | systemd-enrolled) return 0 ;;
+    first-boot-rekey | two-vms-one-image-rekey | state-volume | two-vms-one-image | tdx-hcl | two-volumes | systemd-enrolled) return 0 ;;
     *) return 1 ;;
     esac
 }
@@ -61,6 +63,8 @@ describe_scenario() {
     two-volumes) echo "root plus a data disk in one crypttab, both opened by one sealroot boot (first boot enrolls both); from the booted root neither unseals again" ;;
     state-volume) echo "verity OS + state volume: a power cut after mkfs (before the final marker) is formatted afresh, a file written survives the reboot, a changed OS byte is refused by verity, a foreign LUKS2 volume in the state's place is refused (exit 12, PCR 15 locked, no shell)" ;;
     two-vms-one-image) echo "two VMs from one image, each its own swtpm: their state volumes' key fingerprints differ, nothing the image holds opens either, and one VM's state disk is refused in the other" ;;
+    first-boot-rekey) echo "256 MiB root re-keyed at first boot; QEMU killed ${REKEY_KILLS:-20}+ times mid re-encryption; every next boot resumes, the last finishes; file tree intact; image keys open nothing" ;;
+    two-vms-one-image-rekey) echo "two VMs from one image, each its own swtpm, re-key at first boot: their volume-key fingerprints differ; the provisioning key opens neither" ;;
     *) return 1 ;;
     esac
 }

@@ -131,6 +131,7 @@ impl UnlockCmd {
                 policies: i.policies.search(),
                 eventlog: i.eventlog.path(),
                 systemd_tokens: self.systemd_token,
+                rekey: false,
             },
             &mut session,
         )?;

@@ -252,6 +252,10 @@ fn unlock_volumes(
 ) -> Result<BootOutcome> {
     session.retarget(boot_tpm(args, vols)?);
     let mut out = BootOutcome::default();
+    if let Some(done) = resume_rekey(args, vols, session)? {
+        out.opened.push((vols[0].name.clone(), done));
+        return Ok(out);
+    }
     let mut ready = prepare_all(args, vols, &mut out)?.into_iter();
     let deadline = vols
         .iter()
@@ -303,6 +307,30 @@ fn unlock_volumes(
         }
     }
     Ok(out)
+}
+
+/// A primary volume whose first-boot re-keying was cut goes on with it
+/// ([`super::steps::rekey`]): alone in its boot, since the resume locks
+/// PCR 15 for its one key.
+fn resume_rekey(
+    args: &BootArgs,
+    vols: &[VolumeCfg],
+    session: &mut Session,
+) -> Result<Option<Unlocked>> {
+    if !vols[0].opts.rekey {
+        return Ok(None);
+    }
+    wait_for(&vols[0].device.path(), args.device_timeout)?;
+    let a = volume_args(args, &vols[0])?;
+    let done = super::steps::rekey::resume_if_interrupted(&a.rekey_target(), session)?
+        .map(Unlocked::rekeyed);
+    if done.is_some() && vols.len() > 1 {
+        log::warn!(
+            "{}: re-keying resumed; the other sealed volumes open on the next boot (PCR 15 is locked)",
+            vols[0].name
+        );
+    }
+    Ok(done)
 }
 
 /// Record (and log) a volume other than the primary that is not opened.
@@ -470,5 +498,6 @@ fn volume_args(args: &BootArgs, v: &VolumeCfg) -> Result<UnlockArgs> {
         policies: args.policies.clone(),
         eventlog: args.eventlog.clone(),
         systemd_tokens: v.opts.systemd_token,
+        rekey: v.opts.rekey,
     })
 }

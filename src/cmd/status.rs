@@ -28,12 +28,23 @@ pub struct Report {
     pub tokens: Vec<TokenReport>,
     /// The volume's `systemd-tpm2` tokens, read without unsealing.
     pub systemd_tokens: Vec<SystemdTokenReport>,
-    /// Where the volume key comes from, as the sealroot tokens record it
-    /// (bound into their envelopes): `image`, or `vm-formatted` (a state
-    /// volume this VM formatted). Any token without the field: `image`.
+    /// Where the volume key comes from, as the sealroot tokens of active
+    /// keyslots record it (bound into their envelopes): `image`,
+    /// `vm-formatted` (a state volume this VM formatted) or `vm-rekeyed`
+    /// (re-keying finished). Any such token without the field: `image`.
     pub key_origin: String,
     /// Whether the volume key is this VM's alone (not the image's).
     pub private_to_vm: bool,
+    /// First-boot re-keying: `{state, percent}` (`pending`: the new key's
+    /// keyslot is there, re-encryption not started; `in-progress`; `done`).
+    pub rekey: Option<RekeyReport>,
+}
+
+/// How far first-boot re-keying has got (from the LUKS2 header).
+#[derive(Debug, Serialize)]
+pub struct RekeyReport {
+    pub state: String,
+    pub percent: u32,
 }
 
 /// A `systemd-tpm2` token (systemd 252's systemd-cryptenroll), as read
@@ -114,6 +125,21 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<Report> {
+    if let Some(st) = crate::disk::reencrypt::in_progress(&args.device, args.header.as_deref())? {
+        return Ok(Report {
+            device: args.device.display().to_string(),
+            volume_uuid: st.uuid.clone(),
+            active_keyslots: vec![],
+            tokens: vec![],
+            systemd_tokens: vec![],
+            key_origin: KeyOrigin::Image.as_str().into(),
+            private_to_vm: false,
+            rekey: Some(RekeyReport {
+                state: "in-progress".into(),
+                percent: st.percent(),
+            }),
+        });
+    }
     let mut vol = Volume::open_with(&args.device, &OpenOpts::header(args.header.clone()))?;
     let uuid = vol.uuid()?;
     let sources = load_blobs(&mut vol, args.blob_file.as_deref())?;
@@ -161,14 +187,25 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
             }
         })
         .collect();
-    // Only tokens whose keyslots exist speak for the volume key.
-    let claims: Vec<KeyOrigin> = sources
+    let blobs: Vec<&Blob> = sources
         .iter()
         .filter_map(|s| s.blob.as_ref().ok())
-        .filter(|b| vol.keyslot_active(b.keyslot))
-        .map(|b| b.key_origin)
         .collect();
+    let (active, inactive): (Vec<&Blob>, Vec<&Blob>) = blobs
+        .into_iter()
+        .partition(|b| vol.keyslot_active(b.keyslot));
+    let claims: Vec<KeyOrigin> = active.iter().map(|b| b.key_origin).collect();
     let origin = KeyOrigin::of_volume(&claims);
+    let rekey = if origin == KeyOrigin::VmRekeyed {
+        Some(("done", 100))
+    } else if inactive
+        .iter()
+        .any(|b| b.key_origin == KeyOrigin::VmRekeyed)
+    {
+        Some(("pending", 0))
+    } else {
+        None
+    };
     Ok(Report {
         key_origin: origin.as_str().into(),
         private_to_vm: origin.private_to_vm(),
@@ -177,6 +214,10 @@ pub fn run(args: &StatusArgs) -> Result<Report> {
         active_keyslots: vol.active_keyslots(),
         tokens,
         systemd_tokens: systemd_reports(&mut vol)?,
+        rekey: rekey.map(|(state, percent)| RekeyReport {
+            state: state.into(),
+            percent,
+        }),
     })
 }
 
@@ -440,15 +481,20 @@ pub fn render(r: &Report) -> String {
         r.volume_uuid,
         join(&r.active_keyslots)
     );
-    s.push_str(&format!(
-        "volume key: {} ({})\n",
-        r.key_origin,
-        if r.private_to_vm {
-            "private to this VM, as its token says: read without unsealing, authenticated by unlock"
-        } else {
-            "the image's: every clone of the image has it"
-        }
-    ));
+    s.push_str(&match &r.rekey {
+        Some(k) if k.state != "done" => format!(
+            "volume key: still the image's (shared by its clones); re-keying {}, {}% done\n",
+            k.state, k.percent
+        ),
+        _ if r.private_to_vm => format!(
+            "volume key: {} (private to this VM, as its token says: read without unsealing, authenticated by unlock)\n",
+            r.key_origin
+        ),
+        _ => format!(
+            "volume key: {} (the image's: every clone of the image has it)\n",
+            r.key_origin
+        ),
+    });
     if r.tokens.is_empty() {
         s.push_str("no sealroot tokens\n");
     }

@@ -91,7 +91,7 @@ pub fn init_logging() {
 
 /// The cipher of every keyslot area sealroot writes, and its key size in
 /// bytes.
-const KEYSLOT_CIPHER: (&str, usize) = ("aes-xts-plain64", 64);
+pub(super) const KEYSLOT_CIPHER: (&str, usize) = ("aes-xts-plain64", 64);
 
 /// How a volume is opened beyond its device: a detached header file
 /// (crypttab's `header=`, `--header`) and the dm-crypt flags it is
@@ -191,7 +191,7 @@ impl Volume {
     }
 
     /// Where the header is: the detached header file, else the device.
-    fn header_path(&self) -> &Path {
+    pub(super) fn header_path(&self) -> &Path {
         self.opts.header.as_deref().unwrap_or(&self.path)
     }
 
@@ -210,7 +210,7 @@ impl Volume {
 
     /// The device opened for writing, after making sure its metadata is
     /// still the checked one.
-    fn writer(&mut self) -> Result<&mut CryptDevice> {
+    pub(super) fn writer(&mut self) -> Result<&mut CryptDevice> {
         if !self.checked.unchanged_on(self.header_path())? {
             return Err(Error::refused(
                 &self.path,
@@ -232,7 +232,7 @@ impl Volume {
     }
 
     /// Run a write on the device, then reload the checked copy.
-    fn write<T>(
+    pub(super) fn write<T>(
         &mut self,
         what: &str,
         f: impl FnOnce(&mut CryptDevice) -> std::result::Result<T, libcryptsetup_rs::LibcryptErr>,
@@ -264,6 +264,11 @@ impl Volume {
             &format!("setting the LUKS2 subsystem to {subsystem:?}"),
             |d| d.context_handle().set_label(Some(label), Some(subsystem)),
         )
+    }
+
+    /// libcryptsetup's view of the checked copy.
+    pub(super) fn crypt(&mut self) -> &mut CryptDevice {
+        &mut self.dev
     }
 
     pub fn path(&self) -> &Path {

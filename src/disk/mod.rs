@@ -8,5 +8,6 @@
 pub mod format;
 pub mod header;
 pub mod luks;
+pub mod reencrypt;
 pub mod verity;
 pub mod wait;

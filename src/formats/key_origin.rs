@@ -12,6 +12,8 @@ pub enum KeyOrigin {
     Image,
     /// A fresh key made by this VM when it formatted its state volume.
     VmFormatted,
+    /// A fresh key this VM re-encrypted its volume to at its first boot.
+    VmRekeyed,
 }
 
 impl KeyOrigin {
@@ -20,6 +22,7 @@ impl KeyOrigin {
         match self {
             KeyOrigin::Image => "image",
             KeyOrigin::VmFormatted => "vm-formatted",
+            KeyOrigin::VmRekeyed => "vm-rekeyed",
         }
     }
 
@@ -27,8 +30,9 @@ impl KeyOrigin {
     pub fn parse_token(s: &str) -> Result<KeyOrigin, String> {
         match s {
             "vm-formatted" => Ok(KeyOrigin::VmFormatted),
+            "vm-rekeyed" => Ok(KeyOrigin::VmRekeyed),
             _ => Err(format!(
-                "key_origin {s:?} is not one sealroot knows (vm-formatted)"
+                "key_origin {s:?} is not one sealroot knows (vm-formatted, vm-rekeyed)"
             )),
         }
     }
@@ -65,6 +69,10 @@ mod tests {
         assert_eq!(
             KeyOrigin::parse_token("vm-formatted"),
             Ok(KeyOrigin::VmFormatted)
+        );
+        assert_eq!(
+            KeyOrigin::parse_token("vm-rekeyed"),
+            Ok(KeyOrigin::VmRekeyed)
         );
         assert!(KeyOrigin::parse_token("image").is_err());
         assert_eq!(KeyOrigin::Image.token_field(), None);

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod inputs;
 pub mod measure;
 pub mod prediction;
+pub mod rekey;
 pub mod seal;
 pub mod session;
 pub mod signed;

@@ -59,7 +59,10 @@ pub struct Added {
 /// Create a secret, seal it, and add its keyslot (holding `key`, the
 /// volume key, already checked) and token (or blob file). The token binds
 /// the volume key's fingerprint. The PCRs are read before the SRK is
-/// created, so a TPM that cannot serve them keeps nothing.
+/// created, so a TPM that cannot serve them keeps nothing. A key of origin
+/// [`KeyOrigin::VmRekeyed`] is not the volume's yet: its keyslot is added
+/// unbound, to be the target of re-encryption ([`super::rekey`]), and it
+/// is only ever wrapped by the sealed secret.
 ///
 /// Errors: [`Error::Usage`] naming a firmware PCR that is all zero (unless
 /// allowed); [`Error::PcrBank`] when the TPM has no sha256 bank for a PCR;
@@ -167,7 +170,11 @@ pub fn add_sealed(
         None => {
             let id = vol.add_token(&blob.to_value())?;
             checkpoint("enroll:token-written");
-            vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            if spec.key_origin == KeyOrigin::VmRekeyed {
+                vol.add_unbound_keyslot(keyslot, key, secret.as_bytes())?;
+            } else {
+                vol.add_keyslot(keyslot, key, secret.as_bytes(), Kdf::Pbkdf2Min)?;
+            }
             checkpoint("enroll:keyslot-added");
             blob.assigned = true;
             vol.replace_token(id, &blob.to_value())?;

@@ -62,6 +62,10 @@ pub struct UnlockArgs {
     /// opt-in, since that token is unsealed before PCR 15 is measured, and a
     /// host that strips the sealroot token must not choose that path.
     pub systemd_tokens: bool,
+    /// crypttab's `sealroot-rekey`: a first boot re-encrypts the volume to
+    /// a fresh key of this VM's own, and a later boot resumes an
+    /// interrupted re-keying ([`super::rekey`]).
+    pub rekey: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +73,33 @@ pub struct Unlocked {
     pub keyslot: u32,
     pub origin: String,
     pub first_boot: bool,
+}
+
+impl Unlocked {
+    /// A volume opened by first-boot re-keying (finished or resumed).
+    pub fn rekeyed(keyslot: u32) -> Unlocked {
+        Unlocked {
+            keyslot,
+            origin: "re-keying".into(),
+            first_boot: true,
+        }
+    }
+}
+
+impl UnlockArgs {
+    /// What re-keying needs of these arguments.
+    pub fn rekey_target(&self) -> super::rekey::Target<'_> {
+        super::rekey::Target {
+            device: &self.device,
+            luks: &self.luks,
+            name: &self.name,
+            dry_run: self.dry_run,
+            cmdline: &self.cmdline,
+            platform: &self.platform,
+            require: self.require.as_ref(),
+            provision_key: self.provision_key.as_ref(),
+        }
+    }
 }
 
 /// The most PBKDF2 iterations a keyslot that a sealroot token names may
@@ -85,6 +116,11 @@ pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 /// key not the enrolled one), [`Error::NotEnrolled`], [`Error::Timeout`],
 /// and those of the TPM, the blob, the platform check and libcryptsetup.
 pub fn run(args: &UnlockArgs, session: &mut Session) -> Result<Unlocked> {
+    if args.rekey {
+        if let Some(slot) = super::rekey::resume_if_interrupted(&args.rekey_target(), session)? {
+            return Ok(Unlocked::rekeyed(slot));
+        }
+    }
     let vol = prepare(args)?;
     run_prepared(args, vol, session)
 }
@@ -128,7 +164,7 @@ pub fn run_prepared(
 /// A volume whose header is checked (in memory) and whose tokens are
 /// loaded: nothing unsealed yet.
 pub struct Prepared {
-    vol: Volume,
+    pub(super) vol: Volume,
     /// The LUKS UUID, from the checked header.
     pub uuid: String,
     sources: Vec<Source>,
@@ -153,6 +189,8 @@ pub struct Opened {
     keyslot: u32,
     origin: String,
     first_boot: Option<FirstBoot>,
+    /// A first-boot re-keying to run after the lock.
+    rekey: Option<super::rekey::Pending>,
 }
 
 impl Opened {
@@ -247,6 +285,7 @@ pub fn unseal(
                     keyslot,
                     origin: src.origin.clone(),
                     first_boot: None,
+                    rekey: None,
                 })
             }
             // The TPM connection is gone, or time is up: nothing more can
@@ -270,7 +309,11 @@ pub fn unseal(
 /// provisioning keyslot).
 ///
 /// Errors: those of libcryptsetup.
-pub fn finish(mut p: Prepared, o: Opened, args: &UnlockArgs) -> Result<Unlocked> {
+pub fn finish(mut p: Prepared, mut o: Opened, args: &UnlockArgs) -> Result<Unlocked> {
+    if let Some(pending) = o.rekey.take() {
+        let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target())?;
+        return Ok(Unlocked::rekeyed(slot));
+    }
     let vol = &mut p.vol;
     if let Some(fb) = &o.first_boot {
         // Prove the new keyslot before dropping the provisioning one.
@@ -297,6 +340,7 @@ pub fn finish(mut p: Prepared, o: Opened, args: &UnlockArgs) -> Result<Unlocked>
         keyslot,
         origin,
         first_boot,
+        ..
     } = o;
     drop(key);
     let was_first_boot = first_boot.is_some();
@@ -317,6 +361,10 @@ pub fn finish(mut p: Prepared, o: Opened, args: &UnlockArgs) -> Result<Unlocked>
         None => {
             if let Some(key) = &args.provision_key {
                 finish_first_boot(vol, &p.sources, key)?;
+            }
+            if args.rekey {
+                // A re-keying cut after its last step left old-key keyslots.
+                super::rekey::sweep(vol)?;
             }
         }
     }
@@ -562,6 +610,22 @@ fn first_boot(
         allow_zero_pcrs: args.allow_zero_pcrs,
         key_origin: crate::formats::key_origin::KeyOrigin::Image,
     };
+    if args.rekey {
+        if args.blob_file.is_some() {
+            return Err(Error::Usage(
+                "sealroot-rekey keeps its token in the LUKS2 header, not in a blob file".into(),
+            ));
+        }
+        let (new_key, token, pending) = super::rekey::enroll(vol, tpm, spec, &key)?;
+        drop(key);
+        return Ok(Opened {
+            key: new_key,
+            keyslot: pending.new_slot(),
+            origin: format!("token {token}"),
+            first_boot: None,
+            rekey: Some(pending),
+        });
+    }
     let added = add_sealed(vol, tpm, &spec, &key, None)?;
     checkpoint("firstboot:enrolled");
     Ok(Opened {
@@ -573,5 +637,6 @@ fn first_boot(
             secret: added.secret,
             pcrs: added.blob.pcrs,
         }),
+        rekey: None,
     })
 }

@@ -150,7 +150,7 @@ fn parse_line(fields: &[&str]) -> Result<(VolumeCfg, Vec<String>), String> {
     if v.opts.ephemeral.is_some() {
         if v.opts.seals() || v.opts.header.is_some() {
             return Err(
-                "field 4: sealroot-ephemeral takes no sealroot-pcrs, sealroot-provision-key, sealroot-policy-key, sealroot-blob or header= (nothing is sealed; the device is formatted)".into(),
+                "field 4: sealroot-ephemeral takes no sealroot-pcrs, sealroot-provision-key, sealroot-policy-key, sealroot-blob, sealroot-rekey or header= (nothing is sealed; the device is formatted)".into(),
             );
         }
         if !v.opts.flags.is_empty() {

@@ -65,7 +65,7 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
     let opts = c.or(&base.map(|b| b.opts.clone()).unwrap_or_default());
     if opts.ephemeral.is_some() && (c.seals() || opts.header.is_some()) {
         return Err(
-            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key, .policy-key, .blob or .header (nothing is sealed; the device is formatted)"
+            "rd.sealroot.ephemeral takes no rd.sealroot.pcrs, .provision-key, .policy-key, .blob, .rekey or .header (nothing is sealed; the device is formatted)"
                 .into(),
         );
     }

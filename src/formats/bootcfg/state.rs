@@ -17,6 +17,7 @@ pub(crate) fn check(opts: &VolumeOpts, prefix: &str) -> Result<(), String> {
         (opts.provision_key.is_some(), "provision-key"),
         (opts.blob.is_some(), "blob"),
         (opts.header.is_some(), "header"),
+        (opts.rekey, "rekey"),
     ]
     .iter()
     .filter_map(|(on, n)| on.then_some(*n))

@@ -73,6 +73,11 @@ pub struct VolumeOpts {
     /// A state volume (`sealroot-state`): formatted at first boot under a
     /// fresh key, then unlocked with the TPM; mounted as configured.
     pub state: Option<StateMount>,
+    /// crypttab's `sealroot-rekey`, `rd.sealroot.rekey`: the first boot
+    /// re-encrypts the volume to a fresh volume key of this VM's own
+    /// (docs/first-boot.md#mode-2-re-keying-the-root-at-first-boot), and
+    /// a later boot resumes an interrupted re-keying.
+    pub rekey: bool,
 }
 
 impl VolumeOpts {
@@ -96,6 +101,7 @@ impl VolumeOpts {
             flags: self.flags.or(base.flags),
             systemd_token: self.systemd_token || base.systemd_token,
             state: self.state.clone().or_else(|| base.state.clone()),
+            rekey: self.rekey || base.rekey,
         }
     }
 
@@ -106,6 +112,7 @@ impl VolumeOpts {
             || self.provision_key.is_some()
             || self.policy_key.is_some()
             || self.blob.is_some()
+            || self.rekey
     }
 
     /// Set the option `name` (without its `sealroot-` or `rd.sealroot.`
@@ -140,6 +147,7 @@ impl VolumeOpts {
             "systemd-token" if crypttab => self.systemd_token = flag()?,
             // A flag: the overlay's upper layer; or where to mount it.
             "state" => self.state = Some(value.map_or(Ok(StateMount::Overlay), StateMount::parse)?),
+            "rekey" => self.rekey = flag()?,
             "ephemeral" => eph.on = flag()?,
             "integrity" => eph.integrity = flag()?,
             "wipe-existing" => eph.wipe_existing = flag()?,

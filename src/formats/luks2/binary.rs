@@ -188,6 +188,33 @@ pub fn read_pair(metadata: &[u8]) -> Result<(Binary, &[u8]), Refusal> {
     Ok((primary, area))
 }
 
+/// What libcryptsetup recovers from after a write torn by a power cut:
+/// the copies of [`read_pair`] when they agree, else the one copy whose
+/// checksum holds (the higher `seqid` when both do). The caller checks its
+/// JSON as ever; libcryptsetup then rewrites the other copy from it.
+///
+/// Errors: [`read_pair`]'s, when no copy is valid on its own.
+pub fn read_newest_valid(metadata: &[u8]) -> Result<(Binary, &[u8]), Refusal> {
+    let pair = read_pair(metadata);
+    if pair.is_ok() {
+        return pair;
+    }
+    let hs = hdr_size(metadata)? as usize;
+    if metadata.len() != 2 * hs {
+        return pair;
+    }
+    let (p, s) = metadata.split_at(hs);
+    let copies = [
+        one(p, Which::Primary, hs).map(|b| (b, &p[BINARY_HEADER_LEN..])),
+        one(s, Which::Secondary, hs).map(|b| (b, &s[BINARY_HEADER_LEN..])),
+    ];
+    copies
+        .into_iter()
+        .flatten()
+        .max_by_key(|(b, _)| b.seqid)
+        .map_or(pair, Ok)
+}
+
 /// Check one copy (`hs` bytes: binary header and JSON area).
 fn one(h: &[u8], which: Which, hs: usize) -> Result<Binary, Refusal> {
     let name = which.name();

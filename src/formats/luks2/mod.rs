@@ -25,6 +25,7 @@ pub mod allow;
 pub mod binary;
 pub mod keyslot;
 pub mod metadata;
+pub mod reencrypt;
 
 pub use allow::{
     CIPHER, CONFIG_FLAGS, INTEGRITY, MAX_ARGON2_CPUS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_TIME,
@@ -257,8 +258,27 @@ pub fn validate_detached(metadata: &[u8], data_size: u64) -> Result<Header, Refu
     validate_on(metadata, data_size, true)
 }
 
+/// [`validate`] of the copy libcryptsetup would recover from when a power
+/// cut tore one ([`binary::read_newest_valid`]): first-boot re-keying
+/// checks it before it lets libcryptsetup rewrite the torn copy.
+///
+/// Errors: as [`validate`].
+pub fn validate_newest(metadata: &[u8], device_size: u64) -> Result<Header, Refusal> {
+    let (bin, area) = binary::read_newest_valid(metadata)?;
+    validate_area(bin, area, device_size, false)
+}
+
 fn validate_on(metadata: &[u8], device_size: u64, detached: bool) -> Result<Header, Refusal> {
     let (bin, area) = binary::read_pair(metadata)?;
+    validate_area(bin, area, device_size, detached)
+}
+
+fn validate_area(
+    bin: binary::Binary,
+    area: &[u8],
+    device_size: u64,
+    detached: bool,
+) -> Result<Header, Refusal> {
     let text = binary::json_text(area)?;
     let meta = metadata::parse(text)?;
     let ok = allow::check(&meta, bin.hdr_size, device_size, detached)?;

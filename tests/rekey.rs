@@ -1,0 +1,363 @@
+//! First-boot re-keying (crypttab's `sealroot-rekey`) on image files.
+//! Offline LUKS2 re-encryption needs no device-mapper (libcryptsetup uses
+//! the kernel crypto API), so the whole first boot, a cut in the middle
+//! and the resume run here with `boot --dry-run` and a swtpm; the QEMU
+//! scenario `first-boot-rekey` does the same with real power cuts.
+
+mod common;
+
+use common::*;
+use sealroot::Exit;
+use std::process::Command;
+
+const PROV: &[u8] = b"image provisioning key";
+
+/// A 48 MiB image (32 MiB of data, so four 8 MiB hotzones) with a
+/// provisioning keyslot, and a crypttab asking for re-keying.
+struct Rk {
+    img: Image,
+    tab: std::path::PathBuf,
+}
+
+fn rk() -> Rk {
+    let img = Image::with_passphrase(PROV);
+    std::fs::File::options()
+        .write(true)
+        .open(&img.path)
+        .unwrap()
+        .set_len(48 << 20)
+        .unwrap();
+    let tab = img.file("crypttab");
+    std::fs::write(
+        &tab,
+        format!(
+            "root {} none luks,sealroot,sealroot-pcrs=0+7,sealroot-provision-key={},sealroot-rekey\n",
+            p(&img.path),
+            p(&img.key)
+        ),
+    )
+    .unwrap();
+    Rk { img, tab }
+}
+
+impl Rk {
+    fn boot(&self, tpm: &Swtpm, env: &[(&str, &str)]) -> Run {
+        self.boot_args(tpm, env).run()
+    }
+
+    fn boot_args(&self, tpm: &Swtpm, env: &[(&str, &str)]) -> Args {
+        let mut a = Args::new("boot")
+            .arg("--dry-run")
+            .opt("crypttab", &self.tab)
+            .opt("cmdline-file", &self.img.cmdline)
+            .opt("tcti", tpm.tcti())
+            .opt("eventlog", "none");
+        for (k, v) in env {
+            a = a.env(k, v);
+        }
+        a
+    }
+
+    /// Does `pass` open keyslot `slot`?
+    fn opens_slot(&self, pass: &[u8], slot: u32) -> bool {
+        let kf = self.img.file("probe-slot.key");
+        std::fs::write(&kf, pass).unwrap();
+        let st = Command::new("cryptsetup")
+            .args(["open", "--test-passphrase", "--key-slot", &slot.to_string()])
+            .arg("--key-file")
+            .arg(&kf)
+            .arg(&self.img.path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        st.success()
+    }
+
+    fn rekey_token(&self) -> serde_json::Value {
+        let j = self.img.json();
+        j["tokens"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|t| t["key_origin"] == "vm-rekeyed")
+            .cloned()
+            .unwrap_or_else(|| panic!("no re-keying token: {j}"))
+    }
+
+    fn in_reencryption(&self) -> bool {
+        self.img.json()["config"]["requirements"]["mandatory"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    }
+}
+
+/// Written first: the moment the new key's keyslot exists (and at every
+/// later cut point), the provisioning passphrase the host holds does not
+/// open it; only the sealed secret does.
+#[test]
+fn provisioning_key_never_wraps_the_new_key() {
+    for at in ["rekey:new-keyslot", "rekey:old-keyslot", "rekey:started"] {
+        let tpm = Swtpm::start();
+        let r = rk();
+        let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", at)]);
+        assert_ne!(run.code, 0, "{at}: {run:?}");
+        let tok = r.rekey_token();
+        let slot: u32 = tok["keyslot"].as_u64().unwrap() as u32;
+        assert!(r.img.keyslots().contains(&slot), "{at}");
+        assert!(
+            !r.opens_slot(PROV, slot),
+            "{at}: the provisioning key opens the new key's keyslot"
+        );
+        assert_eq!(
+            r.img.json()["keyslots"][slot.to_string()]["kdf"]["type"],
+            "pbkdf2"
+        );
+    }
+}
+
+#[test]
+fn first_boot_rekeys_and_the_image_key_opens_nothing() {
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let before = r.img.json()["digests"]["0"]["digest"].clone();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(run.stderr.contains("re-keying"), "{run:?}");
+    assert!(run.stderr.contains("MiB/s"), "{run:?}");
+    assert!(run.stderr.contains("100%"), "{run:?}");
+    assert!(!r.in_reencryption());
+    let j = r.img.json();
+    assert_eq!(j["segments"].as_object().unwrap().len(), 1, "{j}");
+    assert_eq!(j["digests"].as_object().unwrap().len(), 1, "{j}");
+    let d = j["digests"].as_object().unwrap().values().next().unwrap();
+    assert_ne!(d["digest"], before, "a new volume key");
+    assert_eq!(d["iterations"], 1000, "minimum digest count");
+    let tok = r.rekey_token();
+    assert_eq!(
+        r.img.keyslots(),
+        vec![tok["keyslot"].as_u64().unwrap() as u32]
+    );
+    assert!(
+        !r.img.opens(PROV),
+        "the provisioning key still opens a keyslot"
+    );
+    // The next boot opens through the TPM alone.
+    tpm.reboot();
+    let again = r.boot(&tpm, &[]);
+    again.assert_exit(Exit::Ok);
+    assert!(
+        again.stderr.contains("dry run: the key opens keyslot"),
+        "{again:?}"
+    );
+    let st = Args::new("status")
+        .opt("device", &r.img.path)
+        .opt("tcti", tpm.tcti())
+        .arg("--json")
+        .run();
+    assert!(st.stdout.contains("\"private_to_vm\": true"), "{st:?}");
+    assert!(
+        st.stdout.contains("\"key_origin\": \"vm-rekeyed\"")
+            || st.stdout.contains("\"key_origin\":\"vm-rekeyed\""),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn an_interrupted_rekeying_resumes_only_through_the_tpm() {
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let stop = (12u64 << 20).to_string();
+    let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(r.in_reencryption(), "{run:?}");
+    // The header in re-encryption is reported, with how far it got.
+    let info = sealroot::disk::reencrypt::in_progress(&r.img.path, None)
+        .unwrap()
+        .unwrap();
+    assert!(info.done >= 8 << 20 && info.done < info.total, "{info:?}");
+    assert_eq!(info.resilience, "journal");
+    let st = Args::new("status")
+        .opt("device", &r.img.path)
+        .arg("--json")
+        .run();
+    assert!(st.stdout.contains("\"state\": \"in-progress\""), "{st:?}");
+    assert!(st.stdout.contains("\"private_to_vm\": false"), "{st:?}");
+    // Another VM's TPM (the host with the image and its provisioning
+    // key): nothing resumes, nothing changes.
+    let other = Swtpm::start();
+    let json = r.img.json();
+    let run = r.boot(&other, &[]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert_eq!(r.img.json(), json, "a foreign TPM changed the header");
+    // This VM's next boot resumes and finishes.
+    tpm.reboot();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(run.stderr.contains("resuming"), "{run:?}");
+    assert!(!r.in_reencryption());
+    assert!(!r.img.opens(PROV));
+    tpm.reboot();
+    r.boot(&tpm, &[]).assert_exit(Exit::Ok);
+}
+
+#[test]
+fn a_cut_before_the_reencryption_starts_over() {
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:old-keyslot")]);
+    assert_ne!(run.code, 0);
+    assert!(!r.in_reencryption());
+    tpm.reboot();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(run.stderr.contains("starting again"), "{run:?}");
+    assert_eq!(r.img.keyslots().len(), 1, "{}", r.img.json());
+    assert!(!r.img.opens(PROV));
+}
+
+#[test]
+fn rekey_option_is_strict() {
+    use sealroot::formats::bootcfg::{parse_cmdline, parse_crypttab};
+    let ok = parse_crypttab("root /dev/vda none sealroot,sealroot-rekey\n").unwrap();
+    assert!(ok[0].opts.rekey);
+    assert!(parse_crypttab("root /dev/vda none sealroot,sealroot-rekey=1\n").is_err());
+    assert!(
+        parse_crypttab("root /dev/vda none sealroot,sealroot-ephemeral,sealroot-rekey\n").is_err()
+    );
+    assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey").is_ok());
+    assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey=2").is_err());
+    let bad = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", "/nonexistent")
+        .opt(
+            "cmdline",
+            "rd.sealroot.device=/dev/vda rd.sealroot.rekey=maybe",
+        )
+        .run();
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
+
+/// A header that `cryptsetup reencrypt --init-only` left: checked and
+/// reported at 0 %; a null cipher slipped into it is refused.
+#[test]
+fn a_header_in_reencryption_is_checked() {
+    let r = rk();
+    let st = Command::new("cryptsetup")
+        .args([
+            "reencrypt",
+            "-q",
+            "--init-only",
+            "--resilience",
+            "checksum",
+            "--key-file",
+        ])
+        .arg(&r.img.key)
+        .arg(&r.img.path)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    let info = sealroot::disk::reencrypt::in_progress(&r.img.path, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!((info.done, info.percent()), (0, 0), "{info:?}");
+    assert_eq!(info.total, 32 << 20);
+    luks2edit::edit(&r.img.path, |v| {
+        v["segments"]["2"]["encryption"] = serde_json::json!("cipher_null-ecb")
+    });
+    let e = sealroot::disk::reencrypt::in_progress(&r.img.path, None).unwrap_err();
+    assert!(e.to_string().contains("segments.2.encryption"), "{e}");
+}
+
+/// Zero the checksum of the secondary metadata copy: a header write torn by
+/// a power cut.
+fn tear_secondary(path: &std::path::Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut h = [0u8; 16];
+    f.read_exact(&mut h).unwrap();
+    let hs = u64::from_be_bytes(h[8..16].try_into().unwrap());
+    f.seek(SeekFrom::Start(hs + 0x1c0)).unwrap();
+    f.write_all(&[0u8; 32]).unwrap();
+}
+
+/// A power cut that tears one metadata copy, in re-encryption or after it:
+/// the valid copy is checked, libcryptsetup rewrites the torn one, and the
+/// boot goes on.
+#[test]
+fn a_torn_metadata_copy_is_recovered() {
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let stop = (12u64 << 20).to_string();
+    let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
+    assert_ne!(run.code, 0, "{run:?}");
+    tear_secondary(&r.img.path);
+    tpm.reboot();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(run.stderr.contains("was torn by a power cut"), "{run:?}");
+    assert!(!r.in_reencryption());
+    tear_secondary(&r.img.path);
+    tpm.reboot();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(run.stderr.contains("was torn by a power cut"), "{run:?}");
+}
+
+/// The process killed (SIGKILL) at random instants while it re-encrypts,
+/// mid-step included: every next boot goes on, the last one finishes.
+#[test]
+fn killed_mid_step_the_rekeying_goes_on() {
+    use std::io::{BufRead, BufReader};
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let mut kills = 0;
+    for i in 0..40u64 {
+        let mut child = r
+            .boot_args(&tpm, &[])
+            .command()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let mut saw = false;
+        for line in err.lines() {
+            let line = line.unwrap();
+            if line.contains("re-keying /dev/")
+                || line.contains("re-keying /tmp/")
+                || line.contains("% (")
+            {
+                saw = true;
+                // A different instant each time: 0 to 9 ms after a step.
+                std::thread::sleep(std::time::Duration::from_millis(i * 7 % 10));
+                break;
+            }
+        }
+        let _ = child.kill();
+        let st = child.wait().unwrap();
+        eprintln!(
+            "kill {i}: saw={saw} status={st:?} in_reencryption={}",
+            r.in_reencryption()
+        );
+        tpm.reboot();
+        assert!(
+            saw || st.success(),
+            "boot {i} failed without being killed: {st:?}"
+        );
+        if !saw || st.success() {
+            break;
+        }
+        kills += 1;
+        if !r.in_reencryption() && r.img.opens(PROV) {
+            panic!("kill {kills}: the re-keying was lost");
+        }
+    }
+    assert!(kills >= 4, "only {kills} kills");
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(!r.in_reencryption());
+    assert!(!r.img.opens(PROV));
+}
