@@ -97,7 +97,7 @@ impl Exit {
             Exit::Platform => "platform verification failed (SEV-SNP or TDX; the message names the check)",
             Exit::Io => "I/O error on a named file",
             Exit::EphemeralRefused => "`ephemeral` refused to format a device holding data (persistent LUKS volume, filesystem, …); also a state volume's partition that is neither blank nor a sealroot state volume",
-            Exit::VolumeRefused => "volume refused: LUKS2 header outside the allow-list (the field is named), or not the enrolled volume key",
+            Exit::VolumeRefused => "volume refused: LUKS2 header outside the allow-list (the field is named), not the enrolled volume key, or a re-keying header from before this VM's re-keying finished",
             Exit::Timeout => "the unlock deadline passed; PCR 15 was locked",
         }
     }
@@ -118,7 +118,7 @@ impl Exit {
             Exit::Platform => "platform verification failed: the message names the check (`evidence`, `hcl-format`, `hcl-binding`, `attestation-key`, `report-format`, `vmpl`, `report-data`, `vcek`, `signature`, `debug`, `measurement`, `tcb`, `guest-policy`; TDX: `collateral`, `quote`, `mrtd`, `rtmr`, `mrconfigid`, `xfam`) and why; also `sealroot platform` with a verdict `fail` ([platform.md](platform.md))",
             Exit::Io => "I/O error on a named file (missing, permission, disk full)",
             Exit::EphemeralRefused => "`ephemeral` refused to format a device that holds data it must not destroy: a block device in use (mounted, swap, mapped), a LUKS volume with keyslots or tokens, LUKS1, an unloadable LUKS2 header, or (without `wipe-existing`) a filesystem, partition table or unrecognised data; the message names the device and what it holds ([ephemeral.md](ephemeral.md#the-data-loss-guard)). Also a state volume (`sealroot-state`) whose partition is neither blank nor a sealroot state volume: a foreign LUKS volume, a filesystem, data, or a volume marked finished without a sealroot token ([first-boot.md](first-boot.md#mode-1-a-fresh-state-volume)); PCR 15 is locked",
-            Exit::VolumeRefused => "volume refused: the LUKS2 header is outside sealroot's allow-list ([below](#luks2-header-allow-list); the message names the field and its value), or the keyslot yields a volume key whose fingerprint is not the enrolled one (a rewritten keyslot, or another volume carrying this one's UUID). Nothing was unsealed, or PCR 15 was locked before the exit",
+            Exit::VolumeRefused => "volume refused: the LUKS2 header is outside sealroot's allow-list ([below](#luks2-header-allow-list); the message names the field and its value), or the keyslot yields a volume key whose fingerprint is not the enrolled one (a rewritten keyslot, or another volume carrying this one's UUID), or a header in re-encryption from before the end of this VM's first-boot re-keying, which the TPM's re-keying counter recorded ([docs/first-boot.md](first-boot.md#replayed-headers)). Nothing was unsealed, or PCR 15 was locked before the exit",
             Exit::Timeout => "the unlock deadline (`--deadline`, `rd.sealroot.deadline=`) passed before the volume was opened; PCR 15 was locked",
         }
     }

@@ -816,6 +816,7 @@ fn version_1_tokens_unlock_with_a_warning_until_reseal_and_cannot_be_faked() {
         platform: None,
         fingerprint,
         key_origin: None,
+        rekey_epoch: None,
     };
     let secret = envelope::open(&kek, &nonce, &ct, &bind(2, Some(fp))).unwrap();
     let v1 = envelope::seal(

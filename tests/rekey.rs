@@ -200,6 +200,86 @@ fn an_interrupted_rekeying_resumes_only_through_the_tpm() {
     r.boot(&tpm, &[]).assert_exit(Exit::Ok);
 }
 
+/// Written first, for the host that keeps a copy of the disk from the
+/// middle of the first boot's re-encryption: once the re-keying finished,
+/// that header (whose old-key keyslot the re-keying secret opens, and whose
+/// roles the host could swap) is never resumed, and nothing is written.
+#[test]
+fn a_header_from_before_the_end_is_never_resumed() {
+    for cut_after_reencryption in [false, true] {
+        let mut tpm = Swtpm::start();
+        let r = rk();
+        let stop = (12u64 << 20).to_string();
+        let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(r.in_reencryption(), "{run:?}");
+        let epoch = r.rekey_token()["rekey_epoch"].as_u64().unwrap();
+        let middle = std::fs::read(&r.img.path).unwrap();
+        tpm.reboot();
+        if cut_after_reencryption {
+            // Cut between the end of the re-encryption and the TPM's record
+            // of it: the next (ordinary) boot records it first.
+            let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:reencrypted")]);
+            assert_ne!(run.code, 0, "{run:?}");
+            assert!(!r.in_reencryption());
+            tpm.reboot();
+        }
+        let run = r.boot(&tpm, &[]);
+        run.assert_exit(Exit::Ok);
+        assert!(
+            run.stderr.contains("recorded as finished in the TPM"),
+            "{run:?}"
+        );
+        // The host puts the middle of the re-encryption back.
+        std::fs::write(&r.img.path, &middle).unwrap();
+        tpm.reboot();
+        let run = r.boot(&tpm, &[]);
+        run.assert_exit(Exit::VolumeRefused);
+        assert!(
+            run.stderr.contains("recorded it finished")
+                && run.stderr.contains(&format!("epoch {epoch}")),
+            "{run:?}"
+        );
+        assert!(
+            std::fs::read(&r.img.path).unwrap() == middle,
+            "a replayed header was written to"
+        );
+        // PCR 15 is locked: nothing unseals again in this boot.
+        let again = r.boot(&tpm, &[]);
+        assert_ne!(again.code, 0, "{again:?}");
+    }
+}
+
+/// A second volume cannot ask for re-keying: one key's lock per boot.
+#[test]
+fn rekey_is_for_the_primary_volume_only() {
+    let tpm = Swtpm::start();
+    let r = rk();
+    let other = Image::with_passphrase(PROV);
+    let tab = r.img.file("crypttab2");
+    std::fs::write(
+        &tab,
+        format!(
+            "{}data {} none luks,sealroot,sealroot-pcrs=0+7,sealroot-provision-key={},sealroot-rekey\n",
+            std::fs::read_to_string(&r.tab).unwrap(),
+            p(&other.path),
+            p(&other.key)
+        ),
+    )
+    .unwrap();
+    let json = r.img.json();
+    let run = Args::new("boot")
+        .arg("--dry-run")
+        .opt("crypttab", &tab)
+        .opt("cmdline-file", &r.img.cmdline)
+        .opt("tcti", tpm.tcti())
+        .opt("eventlog", "none")
+        .run();
+    run.assert_exit(Exit::Usage);
+    assert!(run.stderr.contains("primary volume only"), "{run:?}");
+    assert_eq!(r.img.json(), json);
+}
+
 #[test]
 fn a_cut_before_the_reencryption_starts_over() {
     let mut tpm = Swtpm::start();

@@ -117,6 +117,7 @@ pub fn run(args: &AdoptArgs) -> Result<AdoptOutcome> {
         events: expected_events(&mut tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
         key_origin: crate::formats::key_origin::KeyOrigin::Image,
+        rekey_epoch: None,
     };
     let added = add_sealed(&mut vol, &mut tpm, &spec, &key, None)?;
     let recovery = match args.recovery {

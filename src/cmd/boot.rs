@@ -298,10 +298,10 @@ fn unlock_volumes(
 
     let mut unsealed = unsealed.into_iter();
     let (a, p, k) = unsealed.next().expect("the primary volume");
-    let done = unlock::finish(p, k, &a)?;
+    let done = unlock::finish(p, k, &a, session)?;
     out.opened.push((a.name, done));
     for (a, p, k) in unsealed {
-        match unlock::finish(p, k, &a) {
+        match unlock::finish(p, k, &a, session) {
             Ok(done) => out.opened.push((a.name, done)),
             Err(e) => not_opened(&mut out, &a.name, e),
         }
@@ -317,6 +317,12 @@ fn resume_rekey(
     vols: &[VolumeCfg],
     session: &mut Session,
 ) -> Result<Option<Unlocked>> {
+    if let Some(v) = vols.iter().skip(1).find(|v| v.opts.rekey) {
+        return Err(Error::Usage(format!(
+            "{}: sealroot-rekey is for the boot's primary volume only (the root; here {}): its re-keying locks PCR 15 for its one key",
+            v.name, vols[0].name
+        )));
+    }
     if !vols[0].opts.rekey {
         return Ok(None);
     }

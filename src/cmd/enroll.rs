@@ -78,6 +78,7 @@ pub fn run(args: &EnrollArgs) -> Result<EnrollOutcome> {
         events: expected_events(&mut tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
         key_origin: crate::formats::key_origin::KeyOrigin::Image,
+        rekey_epoch: None,
     };
     let added = add_sealed(&mut vol, &mut tpm, &spec, &key, args.blob_file.as_deref())?;
     let recovery = if args.recovery {

@@ -134,6 +134,7 @@ pub fn run(args: &ResealArgs) -> Result<Added> {
         events: vec![],
         allow_zero_pcrs: args.allow_zero_pcrs,
         key_origin: old.key_origin,
+        rekey_epoch: old.rekey_epoch,
     };
     let added = add_sealed(&mut vol, &mut tpm, &spec, &key, args.blob_file.as_deref())?;
     drop(key);

@@ -80,6 +80,11 @@ struct Wire {
     /// into the envelope (docs/format.md#key-origin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_origin: Option<String>,
+    /// A re-keying token's epoch: the TPM's re-keying counter when the
+    /// re-keying started. Bound into the envelope
+    /// (docs/first-boot.md#replayed-headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rekey_epoch: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -146,6 +151,10 @@ pub struct Blob {
     pub fingerprint: Option<Digest>,
     /// Where the volume key comes from (bound into the envelope).
     pub key_origin: KeyOrigin,
+    /// A re-keying token's epoch (the TPM's re-keying counter when the
+    /// re-keying started; bound into the envelope); `Some` exactly when
+    /// `key_origin` is [`KeyOrigin::VmRekeyed`].
+    pub rekey_epoch: Option<u64>,
 }
 
 impl Blob {
@@ -322,6 +331,9 @@ impl Blob {
             (Some(o), Some(_)) => KeyOrigin::parse_token(o)?,
             (Some(_), None) => return Err(format!("key_origin needs version {FORMAT_VERSION}")),
         };
+        if (key_origin == KeyOrigin::VmRekeyed) != w.rekey_epoch.is_some() {
+            return Err("rekey_epoch is present exactly when key_origin is vm-rekeyed".into());
+        }
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -343,6 +355,7 @@ impl Blob {
             events,
             fingerprint,
             key_origin,
+            rekey_epoch: w.rekey_epoch,
         })
     }
 
@@ -388,6 +401,7 @@ impl Blob {
                 .collect(),
             volume_key_fingerprint: self.fingerprint.map(hex::encode),
             key_origin: self.key_origin.token_field().map(str::to_string),
+            rekey_epoch: self.rekey_epoch,
         };
         serde_json::to_value(w).expect("blob serialises")
     }
@@ -414,6 +428,7 @@ impl Blob {
             platform: platform_digest(self.platform.as_ref(), self.tdx.as_ref()),
             fingerprint: self.fingerprint,
             key_origin: self.key_origin.token_field(),
+            rekey_epoch: self.rekey_epoch,
         }
     }
 }
@@ -517,6 +532,7 @@ pub(crate) mod tests {
             events: vec![],
             fingerprint: Some([6; 32]),
             key_origin: KeyOrigin::Image,
+            rekey_epoch: None,
         }
     }
 
@@ -536,6 +552,25 @@ pub(crate) mod tests {
         assert!(Blob::from_value(w, "t").is_err());
         let mut w = v;
         w["key_origin"] = serde_json::json!("vm-rekeyed-by-host");
+        assert!(Blob::from_value(w, "t").is_err());
+    }
+
+    #[test]
+    fn rekey_epoch_is_bound_and_only_for_rekeying() {
+        let mut b = sample();
+        b.key_origin = KeyOrigin::VmRekeyed;
+        b.rekey_epoch = Some(7);
+        let v = b.to_value();
+        assert_eq!(v["rekey_epoch"], 7);
+        assert_eq!(Blob::from_value(v.clone(), "t").unwrap(), b);
+        let mut later = b.clone();
+        later.rekey_epoch = Some(8);
+        assert_ne!(b.binding().aad(), later.binding().aad());
+        let mut w = v.clone();
+        w.as_object_mut().unwrap().remove("rekey_epoch");
+        assert!(Blob::from_value(w, "t").is_err());
+        let mut w = sample().to_value();
+        w["rekey_epoch"] = serde_json::json!(7);
         assert!(Blob::from_value(w, "t").is_err());
     }
 

@@ -30,6 +30,8 @@ pub struct Binding<'a> {
     /// Where the volume key comes from, when not the image
     /// ([`crate::formats::key_origin::KeyOrigin::token_field`]).
     pub key_origin: Option<&'static str>,
+    /// A re-keying token's epoch (docs/first-boot.md#replayed-headers).
+    pub rekey_epoch: Option<u64>,
 }
 
 impl Binding<'_> {
@@ -55,6 +57,10 @@ impl Binding<'_> {
             v.extend_from_slice(b"key-origin\0");
             v.extend_from_slice(&(o.len() as u32).to_be_bytes());
             v.extend_from_slice(o.as_bytes());
+        }
+        if let Some(e) = self.rekey_epoch {
+            v.extend_from_slice(b"rekey-epoch\0");
+            v.extend_from_slice(&e.to_be_bytes());
         }
         v
     }
@@ -110,6 +116,7 @@ mod tests {
             platform: None,
             fingerprint: None,
             key_origin: None,
+            rekey_epoch: None,
         }
     }
 

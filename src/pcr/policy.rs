@@ -29,6 +29,11 @@ pub const POLICY_REF: &[u8] = b"sealroot-pcr-policy-v1";
 pub const TPM_EO_UNSIGNED_LE: u16 = 0x0009;
 /// NV index of the revocation counter (owner range of the TCG handle registry).
 pub const COUNTER_INDEX: u32 = 0x0180_5352;
+/// NV index of the re-keying counter (docs/first-boot.md#replayed-headers):
+/// incremented when a first-boot re-keying finishes, so a header replayed
+/// from before that is never resumed. Same attributes as the revocation
+/// counter, so its name differs only by the index.
+pub const REKEY_COUNTER_INDEX: u32 = 0x0180_534B;
 /// Attributes of the counter once written: TPM_NT_COUNTER, AUTHWRITE,
 /// AUTHREAD, NO_DA (WRITTEN once initialised). Anyone with TPM access may
 /// increment it (which can only revoke) and read it with the empty
@@ -102,8 +107,14 @@ pub fn tpm_name(public_area: &[u8]) -> Vec<u8> {
 
 /// Marshalled TPMS_NV_PUBLIC of the revocation counter.
 pub fn counter_public(written: bool) -> Vec<u8> {
+    counter_public_at(COUNTER_INDEX, written)
+}
+
+/// Marshalled `TPMS_NV_PUBLIC` of a sealroot counter at `index` (the
+/// revocation or the re-keying counter).
+pub fn counter_public_at(index: u32, written: bool) -> Vec<u8> {
     let mut v = Vec::with_capacity(14);
-    v.extend_from_slice(&COUNTER_INDEX.to_be_bytes());
+    v.extend_from_slice(&index.to_be_bytes());
     v.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
     let attrs = COUNTER_ATTRIBUTES | if written { NV_WRITTEN } else { 0 };
     v.extend_from_slice(&attrs.to_be_bytes());
@@ -119,7 +130,13 @@ pub fn counter_name() -> Vec<u8> {
 
 /// TPM name of the revocation counter before or after its first increment.
 pub fn counter_name_of(written: bool) -> Vec<u8> {
-    tpm_name(&counter_public(written))
+    counter_name_at(COUNTER_INDEX, written)
+}
+
+/// TPM name of the sealroot counter at `index`, before or after its first
+/// increment.
+pub fn counter_name_at(index: u32, written: bool) -> Vec<u8> {
+    tpm_name(&counter_public_at(index, written))
 }
 
 /// `TPM2_PolicyNV` update: H(old || CC || H(operandB || offset || op) || name).

@@ -1,9 +1,14 @@
-//! The signed-policy revocation counter: an NV counter at
-//! [`COUNTER_INDEX`] whose value PolicyNV compares with a policy's version,
-//! so the TPM itself refuses revoked policies (docs/signed-policy.md).
+//! sealroot's two NV counters. The signed-policy revocation counter at
+//! [`COUNTER_INDEX`], whose value PolicyNV compares with a policy's
+//! version, so the TPM itself refuses revoked policies
+//! (docs/signed-policy.md). The re-keying counter at
+//! [`REKEY_COUNTER_INDEX`], incremented when a first-boot re-keying
+//! finishes, so a LUKS2 header the host replays from before that is never
+//! resumed (docs/first-boot.md#replayed-headers): the disk is the host's,
+//! the TPM's NV is not.
 
 use super::{classify, is_handle_error, tpm_err, Tpm};
-use crate::pcr::policy::{self, COUNTER_INDEX};
+use crate::pcr::policy::{self, COUNTER_INDEX, REKEY_COUNTER_INDEX};
 use crate::{Error, Result};
 use log::info;
 use tss_esapi::attributes::NvIndexAttributesBuilder;
@@ -14,17 +19,55 @@ use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::NvPublicBuilder;
 
-impl Tpm {
-    fn counter_tpm_handle() -> TpmHandle {
-        TpmHandle::NvIndex(NvIndexTpmHandle::new(COUNTER_INDEX).expect("NV range"))
+/// Which of sealroot's NV counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// The signed-policy revocation counter.
+    Revocation,
+    /// The first-boot re-keying counter.
+    Rekey,
+}
+
+impl Counter {
+    /// Its NV index.
+    pub fn index(self) -> u32 {
+        match self {
+            Counter::Revocation => COUNTER_INDEX,
+            Counter::Rekey => REKEY_COUNTER_INDEX,
+        }
     }
 
-    /// The revocation counter's ESYS handle and TPM name, or `None` when the
-    /// index does not exist.
-    fn counter_lookup(&mut self) -> Result<Option<(ObjectHandle, Vec<u8>)>> {
+    fn what(self) -> &'static str {
+        match self {
+            Counter::Revocation => "revocation counter",
+            Counter::Rekey => "re-keying counter",
+        }
+    }
+
+    fn missing(self) -> Error {
+        let msg = format!(
+            "the TPM has no sealroot {} at NV {:#010x} (cleared TPM, or the volume was enrolled with another TPM)",
+            self.what(),
+            self.index()
+        );
+        match self {
+            Counter::Revocation => Error::PolicyRefused(msg),
+            Counter::Rekey => Error::TpmIdentity(msg),
+        }
+    }
+}
+
+impl Tpm {
+    fn counter_tpm_handle(c: Counter) -> TpmHandle {
+        TpmHandle::NvIndex(NvIndexTpmHandle::new(c.index()).expect("NV range"))
+    }
+
+    /// The counter's ESYS handle and TPM name, or `None` when the index
+    /// does not exist.
+    fn counter_lookup(&mut self, c: Counter) -> Result<Option<(ObjectHandle, Vec<u8>)>> {
         let h = match self
             .ctx()
-            .execute_without_session(|c| c.tr_from_tpm_public(Self::counter_tpm_handle()))
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(Self::counter_tpm_handle(c)))
         {
             Ok(h) => h,
             Err(e) if is_handle_error(&e) => return Ok(None),
@@ -39,27 +82,36 @@ impl Tpm {
         Ok(Some((h, name)))
     }
 
-    /// The revocation counter's ESYS handle and whether it was written, or
-    /// `None` when the index does not exist.
-    fn counter(&mut self) -> Result<Option<(NvIndexHandle, bool)>> {
-        let Some((h, name)) = self.counter_lookup()? else {
+    /// The counter's ESYS handle and whether it was written, or `None`
+    /// when the index does not exist.
+    fn counter(&mut self, c: Counter) -> Result<Option<(NvIndexHandle, bool)>> {
+        let Some((h, name)) = self.counter_lookup(c)? else {
             return Ok(None);
         };
         for written in [true, false] {
-            if name == policy::counter_name_of(written) {
+            if name == policy::counter_name_at(c.index(), written) {
                 return Ok(Some((h.into(), written)));
             }
         }
         Err(Error::TpmIdentity(format!(
-            "NV index {:#010x} is not sealroot's revocation counter (other attributes; name {}): signed policies cannot be checked against it",
-            COUNTER_INDEX,
+            "NV index {:#010x} is not sealroot's {} (other attributes; name {}): it cannot be trusted",
+            c.index(),
+            c.what(),
             hex::encode(name)
         )))
     }
 
     /// Define (once) and initialise the revocation counter; returns its value.
     pub fn ensure_counter(&mut self) -> Result<u64> {
-        let (h, written) = match self.counter()? {
+        self.ensure_counter_at(Counter::Revocation)
+    }
+
+    /// Define (once) and initialise counter `c`; returns its value.
+    ///
+    /// Errors: [`Error::TpmIdentity`] when the index exists with other
+    /// attributes; those of NV_DefineSpace, NV_Increment and NV_Read.
+    pub fn ensure_counter_at(&mut self, c: Counter) -> Result<u64> {
+        let (h, written) = match self.counter(c)? {
             Some(x) => x,
             None => {
                 let attrs = NvIndexAttributesBuilder::new()
@@ -70,7 +122,7 @@ impl Tpm {
                     .build()
                     .map_err(tpm_err("NV_DefineSpace"))?;
                 let public = NvPublicBuilder::new()
-                    .with_nv_index(NvIndexTpmHandle::new(COUNTER_INDEX).expect("NV range"))
+                    .with_nv_index(NvIndexTpmHandle::new(c.index()).expect("NV range"))
                     .with_index_name_algorithm(HashingAlgorithm::Sha256)
                     .with_index_attributes(attrs)
                     .with_data_area_size(8)
@@ -78,45 +130,47 @@ impl Tpm {
                     .map_err(tpm_err("NV_DefineSpace"))?;
                 let h = self
                     .ctx()
-                    .execute_with_session(Some(AuthSession::Password), |c| {
-                        c.nv_define_space(Provision::Owner, None, public)
+                    .execute_with_session(Some(AuthSession::Password), |ctx| {
+                        ctx.nv_define_space(Provision::Owner, None, public)
                     })
                     .map_err(tpm_err("NV_DefineSpace"))?;
-                info!(
-                    "defined the signed-policy revocation counter at NV {:#010x}",
-                    COUNTER_INDEX
-                );
+                info!("defined the {} at NV {:#010x}", c.what(), c.index());
                 (h, false)
             }
         };
         if !written {
             self.ctx()
-                .execute_with_session(Some(AuthSession::Password), |c| {
-                    c.nv_increment(NvAuth::NvIndex(h), h)
+                .execute_with_session(Some(AuthSession::Password), |ctx| {
+                    ctx.nv_increment(NvAuth::NvIndex(h), h)
                 })
                 .map_err(tpm_err("NV_Increment"))?;
         }
         let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
-        self.read_counter()
+        self.read_counter_at(c)
     }
 
     /// Current value of the revocation counter.
     pub fn read_counter(&mut self) -> Result<u64> {
-        let (h, written) = self.counter()?.ok_or_else(|| {
-            Error::PolicyRefused(format!(
-                "the TPM has no sealroot revocation counter at NV {:#010x} (cleared TPM, or the volume was enrolled with another TPM)",
-                COUNTER_INDEX
-            ))
-        })?;
+        self.read_counter_at(Counter::Revocation)
+    }
+
+    /// Current value of counter `c`.
+    ///
+    /// Errors: [`Error::PolicyRefused`] (revocation) or
+    /// [`Error::TpmIdentity`] (re-keying) when it does not exist or was
+    /// never initialised; those of NV_Read.
+    pub fn read_counter_at(&mut self, c: Counter) -> Result<u64> {
+        let (h, written) = self.counter(c)?.ok_or_else(|| c.missing())?;
         let r = if !written {
             Err(Error::PolicyRefused(format!(
-                "the revocation counter at NV {:#010x} was never initialised (interrupted enroll: run enroll again)",
-                COUNTER_INDEX
+                "the {} at NV {:#010x} was never initialised (interrupted enroll: run enroll again)",
+                c.what(),
+                c.index()
             )))
         } else {
             self.ctx()
-                .execute_with_session(Some(AuthSession::Password), |c| {
-                    c.nv_read(NvAuth::NvIndex(h), h, 8, 0)
+                .execute_with_session(Some(AuthSession::Password), |ctx| {
+                    ctx.nv_read(NvAuth::NvIndex(h), h, 8, 0)
                 })
                 .map_err(tpm_err("NV_Read"))
                 .and_then(|d| {
@@ -131,28 +185,32 @@ impl Tpm {
 
     /// Increment the revocation counter once; returns the new value.
     pub fn increment_counter(&mut self) -> Result<u64> {
-        let (h, _) = self.counter()?.ok_or_else(|| {
-            Error::PolicyRefused(format!(
-                "the TPM has no sealroot revocation counter at NV {:#010x}",
-                COUNTER_INDEX
-            ))
-        })?;
+        self.increment_counter_at(Counter::Revocation)
+    }
+
+    /// Increment counter `c` once; returns the new value.
+    ///
+    /// Errors: as [`Tpm::read_counter_at`]; those of NV_Increment.
+    pub fn increment_counter_at(&mut self, c: Counter) -> Result<u64> {
+        let (h, _) = self.counter(c)?.ok_or_else(|| c.missing())?;
         let r = self
             .ctx()
-            .execute_with_session(Some(AuthSession::Password), |c| {
-                c.nv_increment(NvAuth::NvIndex(h), h)
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.nv_increment(NvAuth::NvIndex(h), h)
             })
             .map_err(tpm_err("NV_Increment"));
         let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
         r?;
-        self.read_counter()
+        self.read_counter_at(c)
     }
 
-    /// The counter's name as the TPM reports it.
+    /// The revocation counter's name as the TPM reports it.
     pub fn counter_name(&mut self) -> Result<Option<Vec<u8>>> {
-        Ok(self.counter_lookup()?.map(|(mut h, name)| {
-            let _ = self.ctx().tr_close(&mut h);
-            name
-        }))
+        Ok(self
+            .counter_lookup(Counter::Revocation)?
+            .map(|(mut h, name)| {
+                let _ = self.ctx().tr_close(&mut h);
+                name
+            }))
     }
 }

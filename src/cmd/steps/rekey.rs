@@ -41,6 +41,7 @@ use crate::pcr::selfpcr::Measurements;
 use crate::pcr::SELF_PCR;
 use crate::secret::{random_key, Key32, SecretBytes, VolumeKey};
 use crate::testhooks::checkpoint;
+use crate::tpm::counter::Counter;
 use crate::tpm::Tpm;
 use crate::{Error, Result};
 use log::info;
@@ -67,6 +68,7 @@ pub struct Pending {
     secret: Key32,
     old_slot: u32,
     new_slot: u32,
+    epoch: u64,
 }
 
 impl Pending {
@@ -107,8 +109,10 @@ pub fn enroll(
         )));
     }
     let new_key = fresh_key(tpm)?;
+    let epoch = tpm.ensure_counter_at(Counter::Rekey)?;
     let spec = SealSpec {
         key_origin: KeyOrigin::VmRekeyed,
+        rekey_epoch: Some(epoch),
         ..spec
     };
     let added = add_sealed(vol, tpm, &spec, &new_key, None)?;
@@ -129,21 +133,28 @@ pub fn enroll(
             secret: added.secret,
             old_slot,
             new_slot: added.keyslot,
+            epoch,
         },
     ))
 }
 
-/// Steps 3 and 4 after the lock: start the re-encryption, run it, drop
-/// the old key's keyslots, activate with the new key (not with
-/// `--dry-run`).
+/// Steps 3 and 4 after the lock: start the re-encryption, run it, record
+/// in the TPM that it finished, drop the old key's keyslots, activate with
+/// the new key (not with `--dry-run`).
 ///
-/// Errors: those of libcryptsetup.
-pub fn finish(vol: Volume, key: VolumeKey, p: Pending, args: &Target) -> Result<u32> {
+/// Errors: those of libcryptsetup and of the re-keying counter.
+pub fn finish(
+    vol: Volume,
+    key: VolumeKey,
+    p: Pending,
+    args: &Target,
+    session: &mut Session,
+) -> Result<u32> {
     vol.start_reencrypt(p.secret.as_bytes(), p.old_slot, p.new_slot)?;
     checkpoint("rekey:started");
     run(args, p.secret.as_bytes(), (p.old_slot, p.new_slot))?;
     drop(p.secret);
-    done(args, key, p.new_slot, "first boot")
+    done(args, key, p.new_slot, p.epoch, session, "first boot")
 }
 
 /// Re-encrypt (or go on re-encrypting) with a progress report on the
@@ -195,10 +206,22 @@ fn run(args: &Target, secret: &[u8], slots: (u32, u32)) -> Result<()> {
     Ok(())
 }
 
-/// After the re-encryption: the header is ordinary again; drop every
-/// keyslot left of the old key, then activate with the new key.
-fn done(args: &Target, key: VolumeKey, slot: u32, what: &str) -> Result<u32> {
+/// After the re-encryption: the header is ordinary again (checked); the
+/// TPM records that this re-keying finished ([`close_epoch`]), before
+/// anything of this VM's is written under the new key; drop every keyslot
+/// left of the old key, then activate with the new key.
+fn done(
+    args: &Target,
+    key: VolumeKey,
+    slot: u32,
+    epoch: u64,
+    session: &mut Session,
+    what: &str,
+) -> Result<u32> {
     let mut vol = Volume::open_with(args.device, args.luks)?;
+    checkpoint("rekey:reencrypted");
+    close_epoch(session.tpm()?, epoch, args.device)?;
+    checkpoint("rekey:epoch-closed");
     sweep(&mut vol)?;
     if args.dry_run {
         info!("dry run: re-keyed, no mapping created");
@@ -210,6 +233,34 @@ fn done(args: &Target, key: VolumeKey, slot: u32, what: &str) -> Result<u32> {
         args.device.display()
     );
     Ok(slot)
+}
+
+/// Record in the TPM that the re-keying of epoch `epoch` finished: the
+/// re-keying counter goes past it, so a header from before the end (in
+/// re-encryption, which holds a keyslot of the image's key under the
+/// re-keying secret) is never resumed again: resumed with its roles
+/// swapped by the host, it would re-encrypt this VM's data to the image's
+/// key (docs/first-boot.md#replayed-headers). Nothing happens when the
+/// counter is past `epoch` already.
+///
+/// Errors: [`Error::TpmIdentity`] when the counter is missing or below
+/// `epoch` (another TPM, or one rolled back); those of NV_Increment.
+pub fn close_epoch(tpm: &mut Tpm, epoch: u64, device: &Path) -> Result<()> {
+    let now = tpm.read_counter_at(Counter::Rekey)?;
+    if now < epoch {
+        return Err(Error::TpmIdentity(format!(
+            "{}: the TPM's re-keying counter ({now}) is below the re-keying token's epoch ({epoch}): another TPM, or a rolled-back one",
+            device.display()
+        )));
+    }
+    if now == epoch {
+        let n = tpm.increment_counter_at(Counter::Rekey)?;
+        info!(
+            "re-keying of {} recorded as finished in the TPM (re-keying counter {n}): a header from before is never resumed",
+            device.display()
+        );
+    }
+    Ok(())
 }
 
 /// Destroy every keyslot bound to no segment: after re-encryption, the old
@@ -296,6 +347,35 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
     );
     let blob = rekey_token(&st, args)?;
     let secret = unseal_secret(&blob, args, session)?;
+    // The envelope authenticated the epoch; the TPM's counter says
+    // whether this re-keying already finished on this VM.
+    let epoch = blob.rekey_epoch.expect("a vm-rekeyed token has an epoch");
+    let now = session.tpm()?.read_counter_at(Counter::Rekey)?;
+    if now != epoch {
+        return Err(Error::refused(
+            args.device,
+            if now > epoch {
+                format!(
+                    "the LUKS2 header says re-keying is {}% done, but this VM's TPM recorded it finished (re-keying counter {now}, the token's epoch {epoch}): the host served a header from before the end; nothing is resumed",
+                    st.percent()
+                )
+            } else {
+                format!(
+                    "the TPM's re-keying counter ({now}) is below the re-keying token's epoch ({epoch}): another TPM, or a rolled-back one; nothing is resumed"
+                )
+            },
+        ));
+    }
+    if !st.pbkdf2_keyslots.contains(&blob.keyslot) {
+        return Err(Error::refused(
+            args.device,
+            format!(
+                "keyslot {} of the re-keying token is not PBKDF2 of at most {} iterations, as sealroot writes it: the header was rewritten",
+                blob.keyslot,
+                crate::formats::luks2::allow::MAX_SEALED_KEYSLOT_ITERATIONS
+            ),
+        ));
+    }
     let key = reencrypt::key_in_slot(args.device, hdr, blob.keyslot, secret.as_bytes())?;
     let fp = volume_key::fingerprint(key.as_bytes());
     if !blob
@@ -327,7 +407,7 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
     checkpoint("unlock:locked");
     run(args, secret.as_bytes(), (old, blob.keyslot))?;
     drop(secret);
-    done(args, key, blob.keyslot, "resumed").map(Some)
+    done(args, key, blob.keyslot, epoch, session, "resumed").map(Some)
 }
 
 /// A first boot cut before its re-encryption started leaves a re-keying

@@ -46,6 +46,8 @@ pub struct SealSpec<'a> {
     /// Where the volume key comes from (recorded in the token, bound into
     /// the envelope).
     pub key_origin: KeyOrigin,
+    /// A re-keying token's epoch (with [`KeyOrigin::VmRekeyed`] only).
+    pub rekey_epoch: Option<u64>,
 }
 
 /// A freshly added TPM keyslot.
@@ -130,6 +132,7 @@ pub fn add_sealed(
         platform: platform_digest(spec.platform, spec.tdx),
         fingerprint: Some(fingerprint),
         key_origin: spec.key_origin.token_field(),
+        rekey_epoch: spec.rekey_epoch,
     };
     let ciphertext = envelope::seal(&kek, &nonce, &secret, &binding);
     let auth = spec.pin.map(pin_auth);
@@ -164,6 +167,7 @@ pub fn add_sealed(
         events,
         fingerprint: Some(fingerprint),
         key_origin: spec.key_origin,
+        rekey_epoch: spec.rekey_epoch,
     };
     checkpoint("enroll:sealed");
     let token = match blob_file {

@@ -142,6 +142,7 @@ pub fn format_and_enroll(fb: &FirstBoot, session: &mut Session) -> Result<()> {
         events: eventlog::expected_events(tpm, fb.eventlog),
         allow_zero_pcrs: fb.allow_zero_pcrs,
         key_origin: KeyOrigin::VmFormatted,
+        rekey_epoch: None,
     };
     let added = add_sealed(&mut vol, tpm, &spec, &key, None)?;
     drop(key);

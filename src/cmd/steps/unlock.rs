@@ -102,10 +102,7 @@ impl UnlockArgs {
     }
 }
 
-/// The most PBKDF2 iterations a keyslot that a sealroot token names may
-/// ask for: sealroot writes them with 1000 (their secret is 256 random
-/// bits), so more means the header was rewritten to stall the unlock.
-pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
+pub use crate::formats::luks2::allow::MAX_SEALED_KEYSLOT_ITERATIONS;
 
 /// Unlock `args.device` through `session`, which locks PCR 15 on the way
 /// out: here on success (with the opened volume's event), by the caller's
@@ -158,7 +155,7 @@ pub fn run_prepared(
     session.check_deadline("the lock")?;
     session.lock_opened(&[key.fingerprint()])?;
     checkpoint("unlock:locked");
-    finish(vol, key, args)
+    finish(vol, key, args, session)
 }
 
 /// A volume whose header is checked (in memory) and whose tokens are
@@ -309,10 +306,31 @@ pub fn unseal(
 /// provisioning keyslot).
 ///
 /// Errors: those of libcryptsetup.
-pub fn finish(mut p: Prepared, mut o: Opened, args: &UnlockArgs) -> Result<Unlocked> {
+pub fn finish(
+    mut p: Prepared,
+    mut o: Opened,
+    args: &UnlockArgs,
+    session: &mut Session,
+) -> Result<Unlocked> {
     if let Some(pending) = o.rekey.take() {
-        let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target())?;
+        let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target(), session)?;
         return Ok(Unlocked::rekeyed(slot));
+    }
+    if args.rekey {
+        // A first boot cut between the end of its re-encryption and the
+        // TPM's record of it: record it now, before the volume is opened.
+        let epoch = p
+            .sources
+            .iter()
+            .filter_map(|s| s.blob.as_ref().ok())
+            .find(|b| {
+                b.keyslot == o.keyslot
+                    && b.key_origin == crate::formats::key_origin::KeyOrigin::VmRekeyed
+            })
+            .and_then(|b| b.rekey_epoch);
+        if let Some(epoch) = epoch {
+            super::rekey::close_epoch(session.tpm()?, epoch, &args.device)?;
+        }
     }
     let vol = &mut p.vol;
     if let Some(fb) = &o.first_boot {
@@ -609,6 +627,7 @@ fn first_boot(
         events: eventlog::expected_events(tpm, args.eventlog.as_deref()),
         allow_zero_pcrs: args.allow_zero_pcrs,
         key_origin: crate::formats::key_origin::KeyOrigin::Image,
+        rekey_epoch: None,
     };
     if args.rekey {
         if args.blob_file.is_some() {

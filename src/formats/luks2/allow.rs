@@ -70,6 +70,10 @@ pub const MAX_TOKEN_JSON: usize = 64 << 10;
 /// only 1.4 times headroom on that machine. 10 M bounds one keyslot to a
 /// few seconds on any current CPU (about 7 s at the measured 1.4 M
 /// iterations/s for 512-bit keys). sealroot's own TPM keyslots use 1000.
+/// The most PBKDF2 iterations a keyslot that a sealroot token names may
+/// ask for: sealroot writes them with 1000 (their secret is 256 random
+/// bits), so more means the header was rewritten to stall the unlock.
+pub const MAX_SEALED_KEYSLOT_ITERATIONS: u32 = 10_000;
 pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// Argon2 memory in KiB: 1 GiB, cryptsetup's own maximum (its default
 /// keyslot uses up to this, or half the RAM when less).

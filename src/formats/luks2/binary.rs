@@ -190,7 +190,8 @@ pub fn read_pair(metadata: &[u8]) -> Result<(Binary, &[u8]), Refusal> {
 
 /// What libcryptsetup recovers from after a write torn by a power cut:
 /// the copies of [`read_pair`] when they agree, else the one copy whose
-/// checksum holds (the higher `seqid` when both do). The caller checks its
+/// checksum holds (the higher `seqid` when both do; refused when both do
+/// under one `seqid`). The caller checks its
 /// JSON as ever; libcryptsetup then rewrites the other copy from it.
 ///
 /// Errors: [`read_pair`]'s, when no copy is valid on its own.
@@ -208,9 +209,17 @@ pub fn read_newest_valid(metadata: &[u8]) -> Result<(Binary, &[u8]), Refusal> {
         one(p, Which::Primary, hs).map(|b| (b, &p[BINARY_HEADER_LEN..])),
         one(s, Which::Secondary, hs).map(|b| (b, &s[BINARY_HEADER_LEN..])),
     ];
-    copies
+    let valid: Vec<(Binary, &[u8])> = copies.into_iter().flatten().collect();
+    // Two valid copies that differ under one seqid: which one libcryptsetup
+    // reads is not ours to guess (it takes the primary, a checker taking
+    // the other would check what is not used), so neither is trusted.
+    if let [(a, _), (b, _)] = valid.as_slice() {
+        if a.seqid == b.seqid {
+            return pair;
+        }
+    }
+    valid
         .into_iter()
-        .flatten()
         .max_by_key(|(b, _)| b.seqid)
         .map_or(pair, Ok)
 }
@@ -461,6 +470,35 @@ mod tests {
         let r = refused(&edit(1, false, |h| h[4096 + 20] = b' '));
         assert_eq!(r.field, "secondary binary header.json area");
         assert_eq!(r.value, "differs at byte 20");
+    }
+
+    #[test]
+    fn newest_valid_takes_the_higher_seqid_and_refuses_a_tie() {
+        // Copies that differ in a space of the JSON area, both sealed.
+        let space = |seq2: Option<u8>| {
+            edit(1, false, |h| {
+                h[4096 + 20] = b' ';
+                if let Some(s) = seq2 {
+                    h[23] = s;
+                }
+            })
+        };
+        // One seqid (3): which copy counts is a guess, so neither does.
+        let r = read_newest_valid(&space(None)).unwrap_err();
+        assert_eq!(r.field, "secondary binary header.json area");
+        // The secondary newer: it is the one libcryptsetup reads.
+        let b = space(Some(4));
+        let (bin, area) = read_newest_valid(&b).unwrap();
+        assert_eq!((bin.seqid, area[20]), (4, b' '));
+        // The primary newer.
+        let b = space(Some(2));
+        let (bin, area) = read_newest_valid(&b).unwrap();
+        assert_eq!(bin.seqid, 3);
+        assert_ne!(area[20], b' ');
+        // A torn copy: the valid one, whatever its seqid.
+        let mut b = space(Some(2));
+        b[16384 + 5000] ^= 1;
+        assert_eq!(read_newest_valid(&b).unwrap().0.seqid, 3);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use super::allow::{
     CIPHER, MAX_ARGON2_CPUS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_TIME, MAX_PBKDF2_ITERATIONS,
-    SECTOR_SIZES,
+    MAX_SEALED_KEYSLOT_ITERATIONS, SECTOR_SIZES,
 };
 use super::{binary, Refusal};
 use serde_json::Value;
@@ -38,7 +38,9 @@ pub struct InProgress {
     pub tokens: Vec<Value>,
     /// Keyslots bound to the new key (the backup-final segment's digest).
     pub new_keyslots: Vec<u32>,
-    /// `luks2` keyslots with a PBKDF2 KDF (cheap to try a key on).
+    /// `luks2` keyslots with a PBKDF2 KDF of at most
+    /// [`MAX_SEALED_KEYSLOT_ITERATIONS`] (cheap to try a key on: a header
+    /// rewritten to stall the resume before the lock gains nothing).
     pub pbkdf2_keyslots: Vec<u32>,
 }
 
@@ -85,7 +87,13 @@ pub fn inspect(metadata: &[u8], device_size: u64) -> Result<Option<InProgress>, 
     let resilience = keyslots(&v)?;
     let pbkdf2_keyslots = obj(&v, "keyslots")?
         .iter()
-        .filter(|(_, k)| k["type"] == "luks2" && k["kdf"]["type"] == "pbkdf2")
+        .filter(|(_, k)| {
+            k["type"] == "luks2"
+                && k["kdf"]["type"] == "pbkdf2"
+                && k["kdf"]["iterations"]
+                    .as_u64()
+                    .is_some_and(|n| n <= u64::from(MAX_SEALED_KEYSLOT_ITERATIONS))
+        })
         .filter_map(|(id, _)| id.parse().ok())
         .collect();
     let Segments { offset, data, fin } = segments(&v)?;
