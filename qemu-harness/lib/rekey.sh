@@ -6,7 +6,9 @@
 # (by PID) at least REKEY_KILLS times in the middle of the re-encryption,
 # at points picked from the progress lines on the console. Every following
 # boot goes on with it; the last one finishes, the tree checks, and the
-# image's provisioning key opens nothing.
+# image's provisioning key opens nothing. Then the host puts back the copy
+# of the disk it kept from the middle of the re-encryption: refused (the
+# TPM recorded the end), nothing written, PCR 15 locked, no shell.
 #
 # two-vms-one-image-rekey: two VMs from copies of one image, each with its
 # own swtpm, re-key at their first boots: their volume-key fingerprints
@@ -98,7 +100,7 @@ rekey_fingerprint() {
 }
 
 scenario_first_boot_rekey() {
-    local kills=0 last=-1 from control
+    local kills=0 last=-1 from control mid=$SCN_VM/disk.middle.img
     local -a control
     mapfile -t control < <(rekey_crypttab)
     control+=(mode=boot root_checks=tree-sums)
@@ -120,6 +122,8 @@ scenario_first_boot_rekey() {
         last=$(rekey_last_pct)
         kills=$((kills + 1))
         log "$SCN_NAME: killed QEMU at ${last}% (cut $kills)"
+        # The host keeps a copy from the middle of the re-encryption.
+        ((kills == REKEY_KILLS / 2)) && cp --sparse=always "$SCN_VM/disk.img" "$mid"
         ((last < 99)) || break
     done
     ((kills >= REKEY_KILLS)) || scn_fail "only $kills cuts before the re-encryption ended"
@@ -135,6 +139,17 @@ scenario_first_boot_rekey() {
     expect_sealroot_rc Ok
     expect_not 're-keying' "boot $SCN_BOOT re-keyed again"
     expect 'ROOT-CHECK: tree ok' "the file tree does not match after a TPM unlock"
+    # The host replays the middle: never resumed (docs/first-boot.md#replayed-headers).
+    [[ -f $mid ]] || scn_fail "no copy from the middle of the re-encryption"
+    cp --sparse=always "$mid" "$SCN_VM/disk.img"
+    scn_boot "${control[@]}" fail_checks=pcr15
+    expect_sealroot_rc VolumeRefused
+    expect 'TPM recorded it finished' "a header from before the end was not refused$(first_failure)"
+    expect_root_not_mounted
+    expect_no_shell_poweroff
+    expect_pcr15_locked
+    cmp -s "$mid" "$SCN_VM/disk.img" || scn_fail "boot $SCN_BOOT wrote to the replayed disk"
+    rm -f "$mid"
 }
 
 scenario_two_vms_one_image_rekey() {
