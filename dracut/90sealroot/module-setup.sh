@@ -28,6 +28,10 @@ SEALROOT_TPM_MODULES="tpm_crb tpm_tis"
 # authenc(hmac(sha256),xts(aes)) and hmac. Each must exist (built in or a
 # module); mkfs.ext4 and /etc/mke2fs.conf come with them.
 SEALROOT_EPHEMERAL_MODULES="overlay dm_verity ext4 dm_integrity authenc hmac"
+# What first-boot re-keying needs, when a crypttab line has sealroot-rekey or
+# sealroot_rekey=yes is set: libcryptsetup re-encrypts offline through the
+# kernel crypto API (AF_ALG).
+SEALROOT_REKEY_MODULES="af_alg algif_skcipher"
 
 # The sealroot lines of the host's crypttab (the options field has "sealroot").
 sealroot_crypttab_lines() {
@@ -52,6 +56,15 @@ sealroot_wants_ephemeral() {
     y | yes | 1) return 0 ;;
     esac
     sealroot_crypttab_lines | awk '{ n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] == "sealroot-ephemeral") f = 1 }
+        END { exit !f }'
+}
+
+# Yes when the image must carry what first-boot re-keying needs.
+sealroot_wants_rekey() {
+    case ${sealroot_rekey:-} in
+    y | yes | 1) return 0 ;;
+    esac
+    sealroot_crypttab_lines | awk '{ n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] == "sealroot-rekey") f = 1 }
         END { exit !f }'
 }
 
@@ -88,6 +101,15 @@ installkernel() {
     hostonly='' instmods $SEALROOT_MODULES_OPTIONAL
     # shellcheck disable=SC2086
     hostonly='' instmods $SEALROOT_TPM_MODULES
+    if sealroot_wants_rekey; then
+        for m in $SEALROOT_REKEY_MODULES; do
+            modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||
+                sealroot_fail "kernel $kernel has no $m, neither built in nor as a module (first-boot re-keying needs it)"
+        done
+        # shellcheck disable=SC2086
+        hostonly='' instmods -c $SEALROOT_REKEY_MODULES ||
+            sealroot_fail "cannot install the kernel modules $SEALROOT_REKEY_MODULES"
+    fi
     if sealroot_wants_ephemeral; then
         for m in $SEALROOT_EPHEMERAL_MODULES; do
             modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||

@@ -283,6 +283,10 @@ distro_build_initrd() {
     stash=$DISTRO_DIR/$tool/stash
     case $variant in
     sealroot | baseline) distro_crypttab_sealroot "$root" "$uuid" ;;
+    rekey)
+        distro_crypttab_sealroot "$root" "$uuid"
+        sed -i '1s/$/,sealroot-rekey/' "$root/etc/crypttab"
+        ;;
     clevis | cryptsetup) distro_crypttab_clevis "$root" "$uuid" ;;
     eph-*) ;;
     esac
@@ -295,7 +299,7 @@ distro_build_initrd() {
         mapfile -t clevis_files < <(distro_itools_files "$root" "${DISTRO_CLEVIS_PKGS_initramfs_tools[@]}")
         mapfile -t clevis_only < <(distro_itools_files "$root" "${DISTRO_CLEVIS_ONLY_PKGS_initramfs_tools[@]}")
         case $variant in
-        sealroot | eph-*) hide=("${clevis_files[@]}") ;;
+        sealroot | rekey | eph-*) hide=("${clevis_files[@]}") ;;
         baseline) hide=("${clevis_files[@]}" "${sealroot_files[@]}") ;;
         clevis) hide=("${sealroot_files[@]}") ;;
         cryptsetup) hide=("${clevis_only[@]}" "${sealroot_files[@]}") ;;
@@ -311,7 +315,7 @@ distro_build_initrd() {
         ;;
     dracut)
         case $variant in
-        sealroot | eph-*) args=(--add sealroot --omit "${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
+        sealroot | rekey | eph-*) args=(--add sealroot --omit "${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         baseline) args=(--omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]}") ;;
         clevis) args=(--add "clevis clevis-pin-tpm2" --omit sealroot) ;;
         cryptsetup) args=(--add crypt --omit "sealroot ${DISTRO_DRACUT_NO_CLEVIS[*]/crypt/}") ;;
@@ -323,6 +327,17 @@ distro_build_initrd() {
     distro_crypttab_sealroot "$root" "$uuid"
     ((rc == 0)) || return "$rc"
     [[ -z $dest ]] || cp "$root/boot/initrd.img-$kver" "$dest"
+}
+
+# Does the image IMG (built by TOOL in ROOT) hold a file whose path has NAME?
+distro_initrd_has() {
+    local tool=$1 root=$2 img=$3 name=$4 lister=lsinitramfs
+    [[ $tool == dracut ]] && lister=lsinitrd
+    local listing
+    cp "$img" "$root/tmp/sealroot-check.img"
+    listing=$(distro_chroot "$root" "$lister" /tmp/sealroot-check.img 2>/dev/null) || listing=
+    rm -f "$root/tmp/sealroot-check.img"
+    grep -q -- "$name" <<<"$listing"
 }
 
 # The tampered initramfs: the generator's image plus an appended cpio
@@ -428,6 +443,12 @@ distro_prepare() {
         distro_die "$tool: the clevis image failed to build (see $out/build-clevis.log)"
     distro_build_initrd "$tool" "$root" cryptsetup "$out/initrd-cryptsetup.img" "$uuid" >"$out/build-cryptsetup.log" 2>&1 ||
         distro_die "$tool: the cryptsetup image failed to build (see $out/build-cryptsetup.log)"
+    # A root line with sealroot-rekey: the image carries what offline
+    # re-encryption needs (docs/first-boot.md#what-the-image-ships).
+    distro_build_initrd "$tool" "$root" rekey "$out/initrd-rekey.img" "$uuid" >"$out/build-rekey.log" 2>&1 ||
+        distro_die "$tool: the image for a sealroot-rekey crypttab failed to build (see $out/build-rekey.log)"
+    distro_initrd_has "$tool" "$root" "$out/initrd-rekey.img" algif_skcipher ||
+        distro_die "$tool: the image for a sealroot-rekey crypttab lacks algif_skcipher"
     # Last, so the root's /boot holds the sealroot image, as installed.
     distro_build_initrd "$tool" "$root" sealroot "$out/initrd.img" "$uuid" >"$out/build-sealroot.log" 2>&1 ||
         distro_die "$tool: the sealroot image failed to build (see $out/build-sealroot.log)"
