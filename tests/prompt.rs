@@ -65,6 +65,60 @@ fn both_prompts_keep_every_typed_character_but_the_newline() {
     }
 }
 
+/// A root re-keyed at first boot (`SEALROOT_RECOVERY=none` from
+/// `--print-config`) gets no recovery prompt: the console is the host's,
+/// and the image's keys would open the root under a key the host holds.
+#[test]
+fn no_recovery_prompt_for_a_rekeyed_root() {
+    for (shell, lib, f) in [
+        (
+            &["busybox", "sh"][..],
+            "initramfs-hooks/scripts/sealroot-functions",
+            "recovery_offered",
+        ),
+        (
+            &["dash"],
+            "initramfs-hooks/scripts/sealroot-functions",
+            "recovery_offered",
+        ),
+        (
+            &["bash"],
+            "dracut/90sealroot/sealroot-lib.sh",
+            "sealroot_recovery_offered",
+        ),
+    ] {
+        for (recovery, rc) in [("none", 1), ("prompt", 0), ("", 0)] {
+            let call =
+                format!("SEALROOT_NAME=root SEALROOT_RECOVERY='{recovery}'; {f} 2>&1; echo rc=$?");
+            let got = run_prompt(shell, lib, &call, "");
+            assert!(
+                got.ends_with(&format!("rc={rc}\n")),
+                "{shell:?} {recovery}: {got}"
+            );
+            assert_eq!(
+                got.contains("no recovery prompt on the console"),
+                rc == 1,
+                "{shell:?} {recovery}: {got}"
+            );
+        }
+    }
+    // And both prompts ask the function first.
+    for (file, call) in [
+        (
+            "initramfs-hooks/scripts/local-top/sealroot",
+            "recovery_offered || return 1",
+        ),
+        (
+            "dracut/90sealroot/sealroot-lib.sh",
+            "sealroot_recovery_offered || return 1",
+        ),
+    ] {
+        let text =
+            std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(text.contains(call), "{file}");
+    }
+}
+
 #[test]
 fn the_typed_key_reaches_sealroot_byte_for_byte() {
     let tpm = Swtpm::start();

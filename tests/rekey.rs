@@ -250,6 +250,71 @@ fn a_header_from_before_the_end_is_never_resumed() {
     }
 }
 
+/// The host cuts the first boot between the end of the re-encryption and
+/// the TPM's record of it, then puts a copy of the re-keying token with
+/// another epoch before the real one: the epoch recorded is the one of the
+/// token that unsealed (its envelope authenticates it), so the copy from
+/// the middle is still refused afterwards (attacker review).
+#[test]
+fn a_forged_epoch_beside_the_real_token_does_not_skip_the_record() {
+    let mut tpm = Swtpm::start();
+    let r = rk();
+    let stop = (12u64 << 20).to_string();
+    let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
+    assert_ne!(run.code, 0, "{run:?}");
+    let middle = std::fs::read(&r.img.path).unwrap();
+    tpm.reboot();
+    let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:reencrypted")]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(!r.in_reencryption());
+    tpm.reboot();
+    // The real token moves up; a copy with epoch 0 takes its id.
+    let j = r.img.json();
+    let (tid, real) = j["tokens"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| t["key_origin"] == "vm-rekeyed")
+        .map(|(k, v)| (k.parse::<u32>().unwrap(), v.clone()))
+        .unwrap();
+    let mut forged = real.clone();
+    forged["rekey_epoch"] = serde_json::json!(0);
+    let rf = r.img.file("real.json");
+    let ff = r.img.file("forged.json");
+    std::fs::write(&rf, real.to_string()).unwrap();
+    std::fs::write(&ff, forged.to_string()).unwrap();
+    let cs = |args: &[&str]| {
+        let o = Command::new("cryptsetup")
+            .args(args)
+            .arg(&r.img.path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    };
+    let (id, moved) = (tid.to_string(), (tid + 5).to_string());
+    cs(&["token", "remove", "--token-id", &id]);
+    cs(&["token", "import", "--token-id", &id, "--json-file", p(&ff)]);
+    cs(&[
+        "token",
+        "import",
+        "--token-id",
+        &moved,
+        "--json-file",
+        p(&rf),
+    ]);
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::Ok);
+    assert!(
+        run.stderr.contains("recorded as finished in the TPM"),
+        "{run:?}"
+    );
+    std::fs::write(&r.img.path, &middle).unwrap();
+    tpm.reboot();
+    let run = r.boot(&tpm, &[]);
+    run.assert_exit(Exit::VolumeRefused);
+    assert!(run.stderr.contains("recorded it finished"), "{run:?}");
+}
+
 /// A second volume cannot ask for re-keying: one key's lock per boot.
 #[test]
 fn rekey_is_for_the_primary_volume_only() {
@@ -304,6 +369,17 @@ fn rekey_option_is_strict() {
     assert!(
         parse_crypttab("root /dev/vda none sealroot,sealroot-ephemeral,sealroot-rekey\n").is_err()
     );
+    // A signed policy could not resume a re-keying cut in the middle.
+    let e = parse_crypttab(
+        "root /dev/vda none sealroot,sealroot-rekey,sealroot-policy-key=/etc/k.pem\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("rekey takes no sealroot-policy-key"), "{e}");
+    let c =
+        parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey rd.sealroot.policy-key=/k")
+            .unwrap();
+    let e = sealroot::formats::bootcfg::resolve(&c, &[]).unwrap_err();
+    assert!(e.contains("rd.sealroot.rekey takes no"), "{e}");
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey").is_ok());
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey=2").is_err());
     let bad = Args::new("boot")

@@ -27,7 +27,7 @@ sealroot_say() {
 
 # Sets SEALROOT_NAME, SEALROOT_DEVICE, SEALROOT_PATH, SEALROOT_TCTI,
 # SEALROOT_TRIES, SEALROOT_PROMPT_TIMEOUT, SEALROOT_ON_FAILURE, SEALROOT_HEADER
-# and SEALROOT_FLAGS from
+# SEALROOT_FLAGS and SEALROOT_RECOVERY from
 # sealroot's own reading of the kernel command line and /etc/crypttab
 # (`sealroot boot --print-config`: shell assignments, quoted so that eval
 # runs nothing); returns sealroot's exit status when it cannot use the
@@ -37,7 +37,7 @@ sealroot_config() {
     local config rc=0
     SEALROOT_NAME='' SEALROOT_DEVICE='' SEALROOT_PATH='' SEALROOT_TCTI=''
     SEALROOT_TRIES=3 SEALROOT_PROMPT_TIMEOUT=0 SEALROOT_ON_FAILURE=''
-    SEALROOT_HEADER='' SEALROOT_FLAGS=''
+    SEALROOT_HEADER='' SEALROOT_FLAGS='' SEALROOT_RECOVERY=''
     config=$("$SEALROOT" boot --print-config --log kmsg) || rc=$?
     [ "$rc" = 0 ] || return "$rc"
     eval "$config"
@@ -99,10 +99,23 @@ sealroot_ask() {
     printf '%s' "$line"
 }
 
+# No recovery prompt for a root re-keyed at first boot (sealroot-rekey,
+# SEALROOT_RECOVERY=none): the console is the host's, and a key typed there
+# could be the image's provisioning or recovery key, which would run the
+# root under a key the host holds (docs/first-boot.md#recovery).
+sealroot_recovery_offered() {
+    if [ "${SEALROOT_RECOVERY:-}" = none ]; then
+        sealroot_say "$SEALROOT_NAME is re-keyed at first boot (sealroot-rekey): no recovery prompt on the console; recover it offline (docs/first-boot.md#recovery)"
+        return 1
+    fi
+    return 0
+}
+
 # The recovery prompt (crypttab's tries=, timeout=): the escrowed recovery
 # key or any passphrase of the volume, to `sealroot unlock --key-file -`.
 sealroot_recover() {
     local n=0 key rc
+    sealroot_recovery_offered || return 1
     [ -e "/dev/mapper/$SEALROOT_NAME" ] && return 1 # open: something else failed
     if [ ! -e "$SEALROOT_PATH" ]; then
         sealroot_say "$SEALROOT_PATH ($SEALROOT_DEVICE) is not there; no recovery prompt"

@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // NAME, DEVICE, PATH, TCTI, TRIES, PROMPT_TIMEOUT, PROVISION_KEY,
             // POLICY_KEY, BLOB, ON_FAILURE, HEADER, FLAGS, STATE.
-            assert!(rest.is_empty() && lines == 13, "{out}");
+            assert!(rest.is_empty() && lines == 14, "{out}");
         }
     }
 });

@@ -188,6 +188,9 @@ pub struct Opened {
     first_boot: Option<FirstBoot>,
     /// A first-boot re-keying to run after the lock.
     rekey: Option<super::rekey::Pending>,
+    /// The epoch of the re-keying token that unsealed (authenticated by
+    /// its envelope): [`finish`] records the re-keying as finished.
+    rekey_epoch: Option<u64>,
 }
 
 impl Opened {
@@ -277,13 +280,22 @@ pub fn unseal(
     for src in sources.iter() {
         match unseal_verified(vol, session, src, &ctx) {
             Ok((keyslot, key)) => {
+                // This token's envelope opened: its epoch is authentic (a
+                // token the host added beside it is not).
+                let rekey_epoch = src
+                    .blob
+                    .as_ref()
+                    .ok()
+                    .filter(|b| b.key_origin == crate::formats::key_origin::KeyOrigin::VmRekeyed)
+                    .and_then(|b| b.rekey_epoch);
                 return Ok(Opened {
                     key,
                     keyslot,
                     origin: src.origin.clone(),
                     first_boot: None,
                     rekey: None,
-                })
+                    rekey_epoch,
+                });
             }
             // The TPM connection is gone, or time is up: nothing more can
             // be tried.
@@ -316,21 +328,11 @@ pub fn finish(
         let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target(), session)?;
         return Ok(Unlocked::rekeyed(slot));
     }
-    if args.rekey {
-        // A first boot cut between the end of its re-encryption and the
-        // TPM's record of it: record it now, before the volume is opened.
-        let epoch = p
-            .sources
-            .iter()
-            .filter_map(|s| s.blob.as_ref().ok())
-            .find(|b| {
-                b.keyslot == o.keyslot
-                    && b.key_origin == crate::formats::key_origin::KeyOrigin::VmRekeyed
-            })
-            .and_then(|b| b.rekey_epoch);
-        if let Some(epoch) = epoch {
-            super::rekey::close_epoch(session.tpm()?, epoch, &args.device)?;
-        }
+    if let Some(epoch) = o.rekey_epoch {
+        // A re-keyed volume (whatever the configuration says): a first boot
+        // cut between the end of its re-encryption and the TPM's record of
+        // it is recorded now, before the volume is opened.
+        super::rekey::close_epoch(session.tpm()?, epoch, &args.device)?;
     }
     let vol = &mut p.vol;
     if let Some(fb) = &o.first_boot {
@@ -643,6 +645,7 @@ fn first_boot(
             origin: format!("token {token}"),
             first_boot: None,
             rekey: Some(pending),
+            rekey_epoch: None,
         });
     }
     let added = add_sealed(vol, tpm, &spec, &key, None)?;
@@ -657,5 +660,6 @@ fn first_boot(
             pcrs: added.blob.pcrs,
         }),
         rekey: None,
+        rekey_epoch: None,
     })
 }

@@ -147,6 +147,7 @@ fn parse_line(fields: &[&str]) -> Result<(VolumeCfg, Vec<String>), String> {
         .settings("sealroot-")
         .map_err(|e| format!("field 4: {e}"))?;
     super::state::check(&v.opts, "sealroot-").map_err(|e| format!("field 4: {e}"))?;
+    super::volume::check_rekey(&v.opts, "sealroot-").map_err(|e| format!("field 4: {e}"))?;
     if v.opts.ephemeral.is_some() {
         if v.opts.seals() || v.opts.header.is_some() {
             return Err(

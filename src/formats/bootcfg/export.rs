@@ -19,10 +19,13 @@ pub fn shell_quote(value: &str) -> String {
 /// `reboot` or `shell`), `SEALROOT_HEADER` (a detached header, for
 /// `unlock --header`), `SEALROOT_FLAGS` (activation flags, for `unlock
 /// --flags`), `SEALROOT_STATE` (a state volume's mount: `overlay` or a
-/// directory; empty for other volumes). Every key is printed; without a volume all are empty.
+/// directory; empty for other volumes), `SEALROOT_RECOVERY` (`prompt`, or
+/// `none` for a root re-keyed at first boot: a key typed on the host's
+/// console could be the image's, docs/first-boot.md#recovery). Every key is
+/// printed; without a volume all are empty.
 pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let fields: [(&str, Option<String>); 13] = [
+    let fields: [(&str, Option<String>); 14] = [
         ("NAME", v.map(|v| v.name.clone())),
         ("DEVICE", v.map(|v| v.device.to_string())),
         ("PATH", v.map(|v| v.device.path().display().to_string())),
@@ -47,6 +50,10 @@ pub fn export(v: Option<&VolumeCfg>, tcti: &str) -> String {
         (
             "STATE",
             v.and_then(|v| v.opts.state.as_ref().map(|m| m.as_string())),
+        ),
+        (
+            "RECOVERY",
+            v.map(|v| if v.opts.rekey { "none" } else { "prompt" }.into()),
         ),
     ];
     fields

@@ -485,8 +485,13 @@ mod tests {
         assert!(out.contains("SEALROOT_PROMPT_TIMEOUT='0'\n"), "{out}");
         assert!(out.contains("SEALROOT_BLOB=''\n"), "{out}");
         assert!(out.contains("SEALROOT_ON_FAILURE='poweroff'\n"), "{out}");
+        assert!(out.contains("SEALROOT_RECOVERY='prompt'\n"), "{out}");
+        // A root re-keyed at first boot: no recovery prompt on the console.
+        let rekey = parse_crypttab("root UUID=aa none sealroot,sealroot-rekey\n").unwrap();
+        let out = export(rekey.first(), "x");
+        assert!(out.contains("SEALROOT_RECOVERY='none'\n"), "{out}");
         let none = export(None, "x");
-        assert_eq!(none.lines().count(), 13);
+        assert_eq!(none.lines().count(), 14);
         assert!(none.lines().all(|l| l.ends_with("=''")), "{none}");
     }
 

@@ -70,6 +70,7 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
         );
     }
     super::state::check(&opts, "rd.sealroot.")?;
+    super::volume::check_rekey(&opts, "rd.sealroot.")?;
     let name = cmdline
         .name
         .clone()

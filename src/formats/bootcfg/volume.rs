@@ -200,3 +200,16 @@ impl EphemeralOpts {
         }))
     }
 }
+
+/// Re-keying (`sealroot-rekey`) seals its token to PCRs only: its resume
+/// after a power cut unseals without a signed policy, so a policy key would
+/// leave a half re-keyed volume that nothing opens
+/// (docs/first-boot.md#mode-2-re-keying-the-root-at-first-boot).
+pub(crate) fn check_rekey(opts: &VolumeOpts, prefix: &str) -> Result<(), String> {
+    if opts.rekey && opts.policy_key.is_some() {
+        return Err(format!(
+            "{prefix}rekey takes no {prefix}policy-key (the re-keying token is sealed to PCRs, so that a power cut in the middle can be resumed)"
+        ));
+    }
+    Ok(())
+}
