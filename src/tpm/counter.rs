@@ -7,12 +7,14 @@
 //! resumed (docs/first-boot.md#replayed-headers): the disk is the host's,
 //! the TPM's NV is not.
 
+use super::srk::{check_srk_name, Srk};
 use super::{classify, is_handle_error, tpm_err, Tpm};
 use crate::pcr::policy::{self, COUNTER_INDEX, REKEY_COUNTER_INDEX};
 use crate::{Error, Result};
 use log::info;
 use tss_esapi::attributes::NvIndexAttributesBuilder;
 use tss_esapi::constants::NvIndexType;
+use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle, ObjectHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
@@ -160,6 +162,10 @@ impl Tpm {
     /// [`Error::TpmIdentity`] (re-keying) when it does not exist or was
     /// never initialised; those of NV_Read.
     pub fn read_counter_at(&mut self, c: Counter) -> Result<u64> {
+        self.read_counter_in(c, AuthSession::Password)
+    }
+
+    fn read_counter_in(&mut self, c: Counter, session: AuthSession) -> Result<u64> {
         let (h, written) = self.counter(c)?.ok_or_else(|| c.missing())?;
         let r = if !written {
             Err(Error::PolicyRefused(format!(
@@ -169,7 +175,7 @@ impl Tpm {
             )))
         } else {
             self.ctx()
-                .execute_with_session(Some(AuthSession::Password), |ctx| {
+                .execute_with_session(Some(session), |ctx| {
                     ctx.nv_read(NvAuth::NvIndex(h), h, 8, 0)
                 })
                 .map_err(tpm_err("NV_Read"))
@@ -192,16 +198,58 @@ impl Tpm {
     ///
     /// Errors: as [`Tpm::read_counter_at`]; those of NV_Increment.
     pub fn increment_counter_at(&mut self, c: Counter) -> Result<u64> {
+        self.increment_counter_in(c, AuthSession::Password)
+    }
+
+    fn increment_counter_in(&mut self, c: Counter, session: AuthSession) -> Result<u64> {
         let (h, _) = self.counter(c)?.ok_or_else(|| c.missing())?;
         let r = self
             .ctx()
-            .execute_with_session(Some(AuthSession::Password), |ctx| {
-                ctx.nv_increment(NvAuth::NvIndex(h), h)
-            })
+            .execute_with_session(Some(session), |ctx| ctx.nv_increment(NvAuth::NvIndex(h), h))
             .map_err(tpm_err("NV_Increment"));
         let _ = self.ctx().tr_close(&mut ObjectHandle::from(h));
         r?;
-        self.read_counter_at(c)
+        self.read_counter_in(c, session)
+    }
+
+    /// An HMAC session salted to the SRK at 0x81000001, which must be the
+    /// one named `pinned` (the token's): the TPM's answers in it carry an
+    /// HMAC under a key only this TPM and sealroot hold, and cover the NV
+    /// index's name, so neither a value nor a claimed increment can be
+    /// forged between the two.
+    fn pinned_session(&mut self, pinned: &[u8]) -> Result<(Srk, AuthSession)> {
+        let srk = self.srk(false)?;
+        check_srk_name(&srk.name, pinned)?;
+        let session = self.salted_session(&srk, SessionType::Hmac)?;
+        Ok((srk, session))
+    }
+
+    /// [`Tpm::read_counter_at`] in an HMAC session salted to the SRK named
+    /// `pinned_srk` (the re-keying token's).
+    ///
+    /// Errors: as [`Tpm::read_counter_at`]; [`Error::TpmIdentity`] when
+    /// the SRK is not the pinned one; a forged answer fails ESYS's HMAC
+    /// check ([`Error::Tpm`]).
+    pub fn read_counter_authenticated(&mut self, c: Counter, pinned_srk: &[u8]) -> Result<u64> {
+        let (_srk, session) = self.pinned_session(pinned_srk)?;
+        let r = self.read_counter_in(c, session);
+        self.flush_session(session);
+        r
+    }
+
+    /// [`Tpm::increment_counter_at`] in an HMAC session salted to the SRK
+    /// named `pinned_srk`; returns the new value, read in the same session.
+    ///
+    /// Errors: as [`Tpm::read_counter_authenticated`].
+    pub fn increment_counter_authenticated(
+        &mut self,
+        c: Counter,
+        pinned_srk: &[u8],
+    ) -> Result<u64> {
+        let (_srk, session) = self.pinned_session(pinned_srk)?;
+        let r = self.increment_counter_in(c, session);
+        self.flush_session(session);
+        r
     }
 
     /// The revocation counter's name as the TPM reports it.

@@ -69,6 +69,7 @@ pub struct Pending {
     old_slot: u32,
     new_slot: u32,
     epoch: u64,
+    srk_name: Vec<u8>,
 }
 
 impl Pending {
@@ -109,7 +110,11 @@ pub fn enroll(
         )));
     }
     let new_key = fresh_key(tpm)?;
-    let epoch = tpm.ensure_counter_at(Counter::Rekey)?;
+    tpm.ensure_counter_at(Counter::Rekey)?;
+    // Read again in a session salted to the SRK the token will pin: an
+    // answer forged on the way fails its HMAC.
+    let srk = tpm.srk(true)?;
+    let epoch = tpm.read_counter_authenticated(Counter::Rekey, &srk.name)?;
     let spec = SealSpec {
         key_origin: KeyOrigin::VmRekeyed,
         rekey_epoch: Some(epoch),
@@ -134,6 +139,7 @@ pub fn enroll(
             old_slot,
             new_slot: added.keyslot,
             epoch,
+            srk_name: added.blob.srk_name.clone(),
         },
     ))
 }
@@ -154,7 +160,14 @@ pub fn finish(
     checkpoint("rekey:started");
     run(args, p.secret.as_bytes(), (p.old_slot, p.new_slot))?;
     drop(p.secret);
-    done(args, key, p.new_slot, p.epoch, session, "first boot")
+    done(
+        args,
+        key,
+        p.new_slot,
+        (p.epoch, &p.srk_name),
+        session,
+        "first boot",
+    )
 }
 
 /// Re-encrypt (or go on re-encrypting) with a progress report on the
@@ -214,13 +227,13 @@ fn done(
     args: &Target,
     key: VolumeKey,
     slot: u32,
-    epoch: u64,
+    epoch: (u64, &[u8]),
     session: &mut Session,
     what: &str,
 ) -> Result<u32> {
     let mut vol = Volume::open_with(args.device, args.luks)?;
     checkpoint("rekey:reencrypted");
-    close_epoch(session.tpm()?, epoch, args.device)?;
+    close_epoch(session.tpm()?, epoch.0, epoch.1, args.device)?;
     checkpoint("rekey:epoch-closed");
     sweep(&mut vol)?;
     if args.dry_run {
@@ -241,12 +254,15 @@ fn done(
 /// re-keying secret) is never resumed again: resumed with its roles
 /// swapped by the host, it would re-encrypt this VM's data to the image's
 /// key (docs/first-boot.md#replayed-headers). Nothing happens when the
-/// counter is past `epoch` already.
+/// counter is past `epoch` already. The counter is read and incremented in
+/// a session salted to the SRK named `srk_name` (the token's), so the
+/// TPM's answers are authenticated.
 ///
 /// Errors: [`Error::TpmIdentity`] when the counter is missing or below
-/// `epoch` (another TPM, or one rolled back); those of NV_Increment.
-pub fn close_epoch(tpm: &mut Tpm, epoch: u64, device: &Path) -> Result<()> {
-    let now = tpm.read_counter_at(Counter::Rekey)?;
+/// `epoch` (another TPM, or one rolled back), or the SRK is not the
+/// pinned one; those of NV_Read and NV_Increment.
+pub fn close_epoch(tpm: &mut Tpm, epoch: u64, srk_name: &[u8], device: &Path) -> Result<()> {
+    let now = tpm.read_counter_authenticated(Counter::Rekey, srk_name)?;
     if now < epoch {
         return Err(Error::TpmIdentity(format!(
             "{}: the TPM's re-keying counter ({now}) is below the re-keying token's epoch ({epoch}): another TPM, or a rolled-back one",
@@ -254,7 +270,7 @@ pub fn close_epoch(tpm: &mut Tpm, epoch: u64, device: &Path) -> Result<()> {
         )));
     }
     if now == epoch {
-        let n = tpm.increment_counter_at(Counter::Rekey)?;
+        let n = tpm.increment_counter_authenticated(Counter::Rekey, srk_name)?;
         info!(
             "re-keying of {} recorded as finished in the TPM (re-keying counter {n}): a header from before is never resumed",
             device.display()
@@ -350,7 +366,9 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
     // The envelope authenticated the epoch; the TPM's counter says
     // whether this re-keying already finished on this VM.
     let epoch = blob.rekey_epoch.expect("a vm-rekeyed token has an epoch");
-    let now = session.tpm()?.read_counter_at(Counter::Rekey)?;
+    let now = session
+        .tpm()?
+        .read_counter_authenticated(Counter::Rekey, &blob.srk_name)?;
     if now != epoch {
         return Err(Error::refused(
             args.device,
@@ -407,7 +425,15 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
     checkpoint("unlock:locked");
     run(args, secret.as_bytes(), (old, blob.keyslot))?;
     drop(secret);
-    done(args, key, blob.keyslot, epoch, session, "resumed").map(Some)
+    done(
+        args,
+        key,
+        blob.keyslot,
+        (epoch, &blob.srk_name),
+        session,
+        "resumed",
+    )
+    .map(Some)
 }
 
 /// A first boot cut before its re-encryption started leaves a re-keying

@@ -188,9 +188,10 @@ pub struct Opened {
     first_boot: Option<FirstBoot>,
     /// A first-boot re-keying to run after the lock.
     rekey: Option<super::rekey::Pending>,
-    /// The epoch of the re-keying token that unsealed (authenticated by
-    /// its envelope): [`finish`] records the re-keying as finished.
-    rekey_epoch: Option<u64>,
+    /// The epoch (and pinned SRK name) of the re-keying token that
+    /// unsealed, authenticated by its envelope: [`finish`] records the
+    /// re-keying as finished.
+    rekey_epoch: Option<(u64, Vec<u8>)>,
 }
 
 impl Opened {
@@ -287,7 +288,7 @@ pub fn unseal(
                     .as_ref()
                     .ok()
                     .filter(|b| b.key_origin == crate::formats::key_origin::KeyOrigin::VmRekeyed)
-                    .and_then(|b| b.rekey_epoch);
+                    .and_then(|b| b.rekey_epoch.map(|e| (e, b.srk_name.clone())));
                 return Ok(Opened {
                     key,
                     keyslot,
@@ -328,11 +329,11 @@ pub fn finish(
         let slot = super::rekey::finish(p.vol, o.key, pending, &args.rekey_target(), session)?;
         return Ok(Unlocked::rekeyed(slot));
     }
-    if let Some(epoch) = o.rekey_epoch {
+    if let Some((epoch, srk_name)) = &o.rekey_epoch {
         // A re-keyed volume (whatever the configuration says): a first boot
         // cut between the end of its re-encryption and the TPM's record of
         // it is recorded now, before the volume is opened.
-        super::rekey::close_epoch(session.tpm()?, epoch, &args.device)?;
+        super::rekey::close_epoch(session.tpm()?, *epoch, srk_name, &args.device)?;
     }
     let vol = &mut p.vol;
     if let Some(fb) = &o.first_boot {
