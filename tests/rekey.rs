@@ -84,6 +84,48 @@ impl Rk {
             .unwrap_or_else(|| panic!("no re-keying token: {j}"))
     }
 
+    /// Stop the first boot's re-encryption in the middle (at 12 MiB);
+    /// returns the copy of the disk the host keeps from then.
+    fn cut_in_the_middle(&self, tpm: &mut Swtpm) -> Vec<u8> {
+        let stop = (12u64 << 20).to_string();
+        let run = self.boot(tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(self.in_reencryption(), "{run:?}");
+        let middle = std::fs::read(&self.img.path).unwrap();
+        tpm.reboot();
+        middle
+    }
+
+    /// Resume, and cut between the end of the re-encryption and the TPM's
+    /// record of it.
+    fn cut_before_the_record(&self, tpm: &mut Swtpm) {
+        let run = self.boot(tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:reencrypted")]);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(!self.in_reencryption());
+        tpm.reboot();
+    }
+
+    /// A boot that records the end (resuming or opening), then the host
+    /// puts `middle` back: refused, nothing written. Returns the refusal.
+    fn replay_after_the_end(&self, tpm: &mut Swtpm, middle: &[u8]) -> Run {
+        let run = self.boot(tpm, &[]);
+        run.assert_exit(Exit::Ok);
+        assert!(
+            run.stderr.contains("recorded as finished in the TPM"),
+            "{run:?}"
+        );
+        std::fs::write(&self.img.path, middle).unwrap();
+        tpm.reboot();
+        let run = self.boot(tpm, &[]);
+        run.assert_exit(Exit::VolumeRefused);
+        assert!(run.stderr.contains("recorded it finished"), "{run:?}");
+        assert!(
+            std::fs::read(&self.img.path).unwrap() == middle,
+            "a replayed header was written to"
+        );
+        run
+    }
+
     fn in_reencryption(&self) -> bool {
         self.img.json()["config"]["requirements"]["mandatory"]
             .as_array()
@@ -206,44 +248,16 @@ fn an_interrupted_rekeying_resumes_only_through_the_tpm() {
 /// roles the host could swap) is never resumed, and nothing is written.
 #[test]
 fn a_header_from_before_the_end_is_never_resumed() {
-    for cut_after_reencryption in [false, true] {
+    for cut_before_the_record in [false, true] {
         let mut tpm = Swtpm::start();
         let r = rk();
-        let stop = (12u64 << 20).to_string();
-        let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
-        assert_ne!(run.code, 0, "{run:?}");
-        assert!(r.in_reencryption(), "{run:?}");
+        let middle = r.cut_in_the_middle(&mut tpm);
         let epoch = r.rekey_token()["rekey_epoch"].as_u64().unwrap();
-        let middle = std::fs::read(&r.img.path).unwrap();
-        tpm.reboot();
-        if cut_after_reencryption {
-            // Cut between the end of the re-encryption and the TPM's record
-            // of it: the next (ordinary) boot records it first.
-            let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:reencrypted")]);
-            assert_ne!(run.code, 0, "{run:?}");
-            assert!(!r.in_reencryption());
-            tpm.reboot();
+        if cut_before_the_record {
+            r.cut_before_the_record(&mut tpm);
         }
-        let run = r.boot(&tpm, &[]);
-        run.assert_exit(Exit::Ok);
-        assert!(
-            run.stderr.contains("recorded as finished in the TPM"),
-            "{run:?}"
-        );
-        // The host puts the middle of the re-encryption back.
-        std::fs::write(&r.img.path, &middle).unwrap();
-        tpm.reboot();
-        let run = r.boot(&tpm, &[]);
-        run.assert_exit(Exit::VolumeRefused);
-        assert!(
-            run.stderr.contains("recorded it finished")
-                && run.stderr.contains(&format!("epoch {epoch}")),
-            "{run:?}"
-        );
-        assert!(
-            std::fs::read(&r.img.path).unwrap() == middle,
-            "a replayed header was written to"
-        );
+        let run = r.replay_after_the_end(&mut tpm, &middle);
+        assert!(run.stderr.contains(&format!("epoch {epoch}")), "{run:?}");
         // PCR 15 is locked: nothing unseals again in this boot.
         let again = r.boot(&tpm, &[]);
         assert_ne!(again.code, 0, "{again:?}");
@@ -259,15 +273,8 @@ fn a_header_from_before_the_end_is_never_resumed() {
 fn a_forged_epoch_beside_the_real_token_does_not_skip_the_record() {
     let mut tpm = Swtpm::start();
     let r = rk();
-    let stop = (12u64 << 20).to_string();
-    let run = r.boot(&tpm, &[("SEALROOT_TEST_REKEY_STOP_AT", &stop)]);
-    assert_ne!(run.code, 0, "{run:?}");
-    let middle = std::fs::read(&r.img.path).unwrap();
-    tpm.reboot();
-    let run = r.boot(&tpm, &[("SEALROOT_TEST_CRASH_AT", "rekey:reencrypted")]);
-    assert_ne!(run.code, 0, "{run:?}");
-    assert!(!r.in_reencryption());
-    tpm.reboot();
+    let middle = r.cut_in_the_middle(&mut tpm);
+    r.cut_before_the_record(&mut tpm);
     // The real token moves up; a copy with epoch 0 takes its id.
     let j = r.img.json();
     let (tid, real) = j["tokens"]
@@ -302,17 +309,7 @@ fn a_forged_epoch_beside_the_real_token_does_not_skip_the_record() {
         "--json-file",
         p(&rf),
     ]);
-    let run = r.boot(&tpm, &[]);
-    run.assert_exit(Exit::Ok);
-    assert!(
-        run.stderr.contains("recorded as finished in the TPM"),
-        "{run:?}"
-    );
-    std::fs::write(&r.img.path, &middle).unwrap();
-    tpm.reboot();
-    let run = r.boot(&tpm, &[]);
-    run.assert_exit(Exit::VolumeRefused);
-    assert!(run.stderr.contains("recorded it finished"), "{run:?}");
+    r.replay_after_the_end(&mut tpm, &middle);
 }
 
 /// A second volume cannot ask for re-keying: one key's lock per boot.

@@ -93,6 +93,18 @@ depends() {
     return 0
 }
 
+# Install the kernel modules named after WHY (what needs them), each of
+# which must exist, built in or as a module.
+sealroot_require_modules() {
+    local why=$1 m
+    shift
+    for m in "$@"; do
+        modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||
+            sealroot_fail "kernel $kernel has no $m, neither built in nor as a module ($why needs it)"
+    done
+    hostonly='' instmods -c "$@" || sealroot_fail "cannot install the kernel modules $*"
+}
+
 installkernel() {
     local m
     # shellcheck disable=SC2086 # lists of module names
@@ -102,22 +114,12 @@ installkernel() {
     # shellcheck disable=SC2086
     hostonly='' instmods $SEALROOT_TPM_MODULES
     if sealroot_wants_rekey; then
-        for m in $SEALROOT_REKEY_MODULES; do
-            modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||
-                sealroot_fail "kernel $kernel has no $m, neither built in nor as a module (first-boot re-keying needs it)"
-        done
         # shellcheck disable=SC2086
-        hostonly='' instmods -c $SEALROOT_REKEY_MODULES ||
-            sealroot_fail "cannot install the kernel modules $SEALROOT_REKEY_MODULES"
+        sealroot_require_modules "first-boot re-keying" $SEALROOT_REKEY_MODULES
     fi
     if sealroot_wants_ephemeral; then
-        for m in $SEALROOT_EPHEMERAL_MODULES; do
-            modinfo -k "$kernel" "$m" >/dev/null 2>&1 ||
-                sealroot_fail "kernel $kernel has no $m, neither built in nor as a module (an ephemeral volume or the overlay root needs it)"
-        done
         # shellcheck disable=SC2086
-        hostonly='' instmods -c $SEALROOT_EPHEMERAL_MODULES ||
-            sealroot_fail "cannot install the kernel modules $SEALROOT_EPHEMERAL_MODULES"
+        sealroot_require_modules "an ephemeral volume or the overlay root" $SEALROOT_EPHEMERAL_MODULES
     fi
     for m in $SEALROOT_TPM_MODULES; do
         modinfo -k "$kernel" "$m" >/dev/null 2>&1 && return 0

@@ -208,16 +208,7 @@ pub fn resume(
             "{}: recovering the re-encryption step a power cut interrupted",
             path.display()
         );
-        d.reencrypt_handle()
-            .reencrypt_init_by_passphrase(
-                None,
-                secret,
-                Some(old),
-                Some(new),
-                None,
-                params(CryptReencrypt::RECOVERY, 0),
-            )
-            .map_err(|e| Error::luks(path, format!("re-encryption recovery: {e}")))?;
+        init(&mut d, path, secret, (old, new), CryptReencrypt::RECOVERY)?;
         d = device(path, header)?;
     }
     let state = d
@@ -228,19 +219,36 @@ pub fn resume(
         // The recovery finished it (the cut came after the last step).
         return Ok(());
     }
-    d.reencrypt_handle()
-        .reencrypt_init_by_passphrase(
-            None,
-            secret,
-            Some(old),
-            Some(new),
-            None,
-            params(CryptReencrypt::RESUME_ONLY, 0),
-        )
-        .map_err(|e| Error::luks(path, format!("resuming re-encryption: {e}")))?;
+    init(
+        &mut d,
+        path,
+        secret,
+        (old, new),
+        CryptReencrypt::RESUME_ONLY,
+    )?;
     d.reencrypt_handle()
         .reencrypt2::<Report>(Some(c_progress), Some(&mut report))
         .map_err(|e| Error::luks(path, format!("re-encryption stopped: {e}")))
+}
+
+/// `crypt_reencrypt_init_by_passphrase` on a header already in
+/// re-encryption: `RECOVERY` (redo a step cut short) or `RESUME_ONLY`.
+fn init(
+    d: &mut CryptDevice,
+    path: &Path,
+    secret: &[u8],
+    (old, new): (u32, u32),
+    flags: CryptReencrypt,
+) -> Result<()> {
+    let what = if flags.contains(CryptReencrypt::RECOVERY) {
+        "re-encryption recovery"
+    } else {
+        "resuming re-encryption"
+    };
+    d.reencrypt_handle()
+        .reencrypt_init_by_passphrase(None, secret, Some(old), Some(new), None, params(flags, 0))
+        .map(|_| ())
+        .map_err(|e| Error::luks(path, format!("{what}: {e}")))
 }
 
 /// Both metadata copies of the header at `hpath` (`None`: not LUKS2).
