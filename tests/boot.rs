@@ -219,7 +219,7 @@ fn print_config_is_safe_to_eval() {
         r.stdout,
         "SEALROOT_NAME='root'\nSEALROOT_DEVICE='UUID=0a1b'\nSEALROOT_PATH='/dev/disk/by-uuid/0a1b'\n\
          SEALROOT_TCTI='device:/dev/tpmrm0'\nSEALROOT_TRIES='2'\nSEALROOT_PROMPT_TIMEOUT='60'\n\
-         SEALROOT_PROVISION_KEY=''\nSEALROOT_POLICY_KEY=''\nSEALROOT_BLOB=''\nSEALROOT_ON_FAILURE='poweroff'\nSEALROOT_HEADER=''\nSEALROOT_FLAGS=''\nSEALROOT_STATE=''\n"
+         SEALROOT_PROVISION_KEY=''\nSEALROOT_POLICY_KEY=''\nSEALROOT_BLOB=''\nSEALROOT_ON_FAILURE='poweroff'\nSEALROOT_HEADER=''\nSEALROOT_FLAGS=''\nSEALROOT_STATE=''\nSEALROOT_RECOVERY='prompt'\n"
     );
 
     // rd.sealroot=0 wins before anything else is parsed: empty values,

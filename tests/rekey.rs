@@ -379,15 +379,69 @@ fn rekey_option_is_strict() {
     assert!(e.contains("rd.sealroot.rekey takes no"), "{e}");
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey").is_ok());
     assert!(parse_cmdline("rd.sealroot.device=/dev/vda rd.sealroot.rekey=2").is_err());
+    let r = rk();
+    let file = r.img.file("cmdline-rekey");
+    std::fs::write(
+        &file,
+        "rd.sealroot.device=/dev/vda rd.sealroot.rekey=maybe\n",
+    )
+    .unwrap();
     let bad = Args::new("boot")
         .arg("--dry-run")
         .opt("crypttab", "/nonexistent")
-        .opt(
-            "cmdline",
-            "rd.sealroot.device=/dev/vda rd.sealroot.rekey=maybe",
-        )
+        .opt("cmdline-file", &file)
         .run();
-    assert_eq!(bad.code, 2, "{bad:?}");
+    bad.assert_exit(Exit::Usage);
+    assert!(bad.stderr.contains("rd.sealroot.rekey"), "{bad:?}");
+}
+
+/// Written first, for the host that writes the kernel command line of an
+/// image whose root re-keys: it cannot turn sealroot off, add another name
+/// for the root's disk, ask for a shell, or pick a primary volume that gets
+/// the console recovery prompt; each is exit 2, and the initramfs scripts
+/// fail closed on it.
+#[test]
+fn the_command_line_cannot_open_a_rekey_root_another_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let tab = dir.path().join("crypttab");
+    std::fs::write(
+        &tab,
+        "root UUID=0a1b none sealroot,sealroot-rekey\ndata UUID=0c0d none sealroot\n",
+    )
+    .unwrap();
+    let file = dir.path().join("cmdline");
+    let config = |cmdline: &str| {
+        std::fs::write(&file, format!("{cmdline}\n")).unwrap();
+        Args::new("boot")
+            .arg("--print-config")
+            .opt("crypttab", &tab)
+            .opt("cmdline-file", &file)
+            .run()
+    };
+    for (cmdline, says) in [
+        ("rd.sealroot=0", "rd.sealroot=0 is refused"),
+        (
+            "rd.sealroot.device=/dev/vda2 rd.sealroot.name=root2 root=/dev/mapper/root2",
+            "cannot add volume root2",
+        ),
+        ("rd.sealroot.on-failure=shell", "on-failure=shell"),
+    ] {
+        let r = config(cmdline);
+        r.assert_exit(Exit::Usage);
+        assert!(r.stderr.contains(says), "{cmdline}: {r:?}");
+        assert!(r.stdout.is_empty(), "{cmdline}: {r:?}");
+    }
+    // Whichever volume is the primary one: no console recovery.
+    for cmdline in ["root=/dev/mapper/root", "root=/dev/mapper/data"] {
+        let r = config(cmdline);
+        r.assert_exit(Exit::Ok);
+        assert!(r.stdout.contains("SEALROOT_RECOVERY='none'\n"), "{r:?}");
+    }
+    // Without re-keying, rd.sealroot=0 and the prompt are as ever.
+    std::fs::write(&tab, "root UUID=0a1b none sealroot\n").unwrap();
+    config("rd.sealroot=0").assert_exit(Exit::Ok);
+    let r = config("root=/dev/mapper/root");
+    assert!(r.stdout.contains("SEALROOT_RECOVERY='prompt'\n"), "{r:?}");
 }
 
 /// A header that `cryptsetup reencrypt --init-only` left: checked and

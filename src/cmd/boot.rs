@@ -50,7 +50,16 @@ pub struct BootArgs {
 /// Errors: [`Error::Usage`] naming the option or crypttab line;
 /// [`Error::Io`] for an unreadable crypttab.
 pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<VolumeCfg>)> {
+    let usage = |e: String| Error::Usage(format!("boot configuration: {e}"));
     if bootcfg::disabled(&args.cmdline) {
+        // An image that re-keys its root keeps sealroot on: without it,
+        // cryptsetup's own prompt (cryptroot, systemd-cryptsetup) would take
+        // the image's keys (docs/first-boot.md#recovery).
+        if crypttab(args).is_ok_and(|t| t.iter().any(|v| v.opts.rekey)) {
+            return Err(usage(
+                "rd.sealroot=0 is refused: this image re-keys its root at first boot (sealroot-rekey), and cryptsetup's own prompt would take the image's keys".into(),
+            ));
+        }
         info!("rd.sealroot=0: sealroot opens nothing this boot (and locks PCR 15)");
         let off = bootcfg::CmdlineCfg {
             disabled: true,
@@ -58,22 +67,42 @@ pub fn configuration(args: &BootArgs) -> Result<(bootcfg::CmdlineCfg, Vec<Volume
         };
         return Ok((off, vec![]));
     }
-    let usage = |e: String| Error::Usage(format!("boot configuration: {e}"));
     let cmdline = bootcfg::parse_cmdline(&args.cmdline).map_err(usage)?;
-    let crypttab = match std::fs::read_to_string(&args.crypttab) {
+    let crypttab = crypttab(args)?;
+    let vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
+    // An image that re-keys its root: the command line names no volume the
+    // crypttab does not (another name for the root's disk would be opened
+    // without the re-keying's rules).
+    if crypttab.iter().any(|v| v.opts.rekey) {
+        if let Some(v) = vols
+            .iter()
+            .find(|v| !crypttab.iter().any(|c| c.device == v.device))
+        {
+            return Err(usage(format!(
+                "this image re-keys its root at first boot (sealroot-rekey): the command line cannot add volume {} ({}); name a crypttab volume",
+                v.name, v.device
+            )));
+        }
+    }
+    Ok((cmdline, vols))
+}
+
+/// The volumes of `--crypttab` (none when the file does not exist).
+///
+/// Errors: [`Error::Usage`] for a line sealroot refuses; [`Error::Io`].
+fn crypttab(args: &BootArgs) -> Result<Vec<VolumeCfg>> {
+    match std::fs::read_to_string(&args.crypttab) {
         Ok(t) => {
             let tab = bootcfg::parse_crypttab_warn(&t)
                 .map_err(|e| Error::Usage(format!("{}: {e}", args.crypttab.display())))?;
             for w in &tab.warnings {
                 log::warn!("{}: {w}", args.crypttab.display());
             }
-            tab.volumes
+            Ok(tab.volumes)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
-        Err(e) => return Err(Error::io(&args.crypttab, e)),
-    };
-    let vols = bootcfg::resolve(&cmdline, &crypttab).map_err(usage)?;
-    Ok((cmdline, vols))
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(Error::io(&args.crypttab, e)),
+    }
 }
 
 /// What one boot opened (mapping name, outcome; the primary volume
@@ -205,7 +234,12 @@ fn first_boot_states(
 pub fn print_config(args: &BootArgs) -> Result<String> {
     let (_, vols) = configuration(args)?;
     let sealed = bootcfg::sealed_in_boot_order(&vols, &args.cmdline);
-    let out = bootcfg::export(sealed.first(), &args.tpm.tcti);
+    let mut out = bootcfg::export(sealed.first(), &args.tpm.tcti);
+    // An image that re-keys its root offers no console recovery, whichever
+    // volume the command line makes the primary one.
+    if vols.iter().any(|v| v.opts.rekey) || crypttab(args)?.iter().any(|v| v.opts.rekey) {
+        out = out.replace("SEALROOT_RECOVERY='prompt'\n", "SEALROOT_RECOVERY='none'\n");
+    }
     // Only ephemeral volumes: the scripts still fail closed as the first
     // one's on-failure= says (docs/ephemeral.md#in-the-initramfs).
     match vols.iter().find_map(|v| v.opts.on_failure) {

@@ -214,9 +214,10 @@ impl Tpm {
 
     /// An HMAC session salted to the SRK at 0x81000001, which must be the
     /// one named `pinned` (the token's): the TPM's answers in it carry an
-    /// HMAC under a key only this TPM and sealroot hold, and cover the NV
-    /// index's name, so neither a value nor a claimed increment can be
-    /// forged between the two.
+    /// HMAC under a key only this TPM and sealroot hold, so neither a value
+    /// nor a claimed increment can be forged between the two; and the
+    /// command's HMAC covers the NV index's name, so the TPM refuses a
+    /// command for an index whose name was forged to sealroot.
     fn pinned_session(&mut self, pinned: &[u8]) -> Result<(Srk, AuthSession)> {
         let srk = self.srk(false)?;
         check_srk_name(&srk.name, pinned)?;

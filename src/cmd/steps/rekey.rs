@@ -365,7 +365,9 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
     let secret = unseal_secret(&blob, args, session)?;
     // The envelope authenticated the epoch; the TPM's counter says
     // whether this re-keying already finished on this VM.
-    let epoch = blob.rekey_epoch.expect("a vm-rekeyed token has an epoch");
+    let epoch = blob
+        .rekey_epoch
+        .ok_or_else(|| Error::blob("re-keying token", "no rekey_epoch"))?;
     let now = session
         .tpm()?
         .read_counter_authenticated(Counter::Rekey, &blob.srk_name)?;

@@ -52,14 +52,15 @@ fn resolve_volumes(cmdline: &CmdlineCfg, crypttab: &[VolumeCfg]) -> Result<Vec<V
             );
         }
         // Command-line options without a device (PCRs, TCTI, timeout)
-        // refine every crypttab entry.
-        return Ok(crypttab
+        // refine every crypttab entry, under the same rules.
+        return crypttab
             .iter()
-            .map(|v| VolumeCfg {
-                opts: c.or(&v.opts),
-                ..v.clone()
+            .map(|v| {
+                let opts = c.or(&v.opts);
+                super::volume::check_rekey(&opts, "rd.sealroot.")?;
+                Ok(VolumeCfg { opts, ..v.clone() })
             })
-            .collect());
+            .collect();
     };
     let base = crypttab.iter().find(|v| &v.device == dev);
     let opts = c.or(&base.map(|b| b.opts.clone()).unwrap_or_default());

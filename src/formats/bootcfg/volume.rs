@@ -204,11 +204,18 @@ impl EphemeralOpts {
 /// Re-keying (`sealroot-rekey`) seals its token to PCRs only: its resume
 /// after a power cut unseals without a signed policy, so a policy key would
 /// leave a half re-keyed volume that nothing opens
-/// (docs/first-boot.md#mode-2-re-keying-the-root-at-first-boot).
+/// (docs/first-boot.md#mode-2-re-keying-the-root-at-first-boot). And it
+/// takes no `on-failure=shell`: the console's shell would open the root
+/// with the image's keys (docs/first-boot.md#recovery).
 pub(crate) fn check_rekey(opts: &VolumeOpts, prefix: &str) -> Result<(), String> {
     if opts.rekey && opts.policy_key.is_some() {
         return Err(format!(
             "{prefix}rekey takes no {prefix}policy-key (the re-keying token is sealed to PCRs, so that a power cut in the middle can be resumed)"
+        ));
+    }
+    if opts.rekey && opts.on_failure == Some(super::OnFailure::Shell) {
+        return Err(format!(
+            "{prefix}rekey takes no {prefix}on-failure=shell (the console is the host's, and the image's keys would open the root there)"
         ));
     }
     Ok(())
