@@ -326,14 +326,11 @@ impl Blob {
             }
             (_, None) => None,
         };
-        let key_origin = match (&w.key_origin, fingerprint) {
-            (None, _) => KeyOrigin::Image,
-            (Some(o), Some(_)) => KeyOrigin::parse_token(o)?,
-            (Some(_), None) => return Err(format!("key_origin needs version {FORMAT_VERSION}")),
-        };
-        if (key_origin == KeyOrigin::VmRekeyed) != w.rekey_epoch.is_some() {
-            return Err("rekey_epoch is present exactly when key_origin is vm-rekeyed".into());
-        }
+        let key_origin = key_origin_of(
+            w.key_origin.as_deref(),
+            w.rekey_epoch,
+            fingerprint.is_some(),
+        )?;
         Ok(Blob {
             keyslot: w.keyslot,
             assigned,
@@ -431,6 +428,24 @@ impl Blob {
             rekey_epoch: self.rekey_epoch,
         }
     }
+}
+
+/// A token's `key_origin` (absent: the image's key; version 2 only) and
+/// whether its `rekey_epoch` goes with it (exactly for `vm-rekeyed`).
+fn key_origin_of(
+    key_origin: Option<&str>,
+    rekey_epoch: Option<u64>,
+    versioned: bool,
+) -> std::result::Result<KeyOrigin, String> {
+    let origin = match (key_origin, versioned) {
+        (None, _) => KeyOrigin::Image,
+        (Some(o), true) => KeyOrigin::parse_token(o)?,
+        (Some(_), false) => return Err(format!("key_origin needs version {FORMAT_VERSION}")),
+    };
+    if (origin == KeyOrigin::VmRekeyed) != rekey_epoch.is_some() {
+        return Err("rekey_epoch is present exactly when key_origin is vm-rekeyed".into());
+    }
+    Ok(origin)
 }
 
 /// The digest of a blob's platform requirement (SEV-SNP or TDX; each

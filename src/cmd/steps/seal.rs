@@ -58,6 +58,24 @@ pub struct Added {
     pub secret: Key32,
 }
 
+/// The firmware PCRs of `all` (every PCR but sealroot's own) and their
+/// values now.
+///
+/// Errors: those of PCR_Read.
+fn firmware_values(tpm: &mut Tpm, all: &[u32]) -> Result<(Vec<u32>, Vec<pcr::Digest>)> {
+    let firmware: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|&p| p != pcr::SELF_PCR)
+        .collect();
+    let values = if firmware.is_empty() {
+        vec![]
+    } else {
+        tpm.pcr_read(&firmware)?
+    };
+    Ok((firmware, values))
+}
+
 /// Create a secret, seal it, and add its keyslot (holding `key`, the
 /// volume key, already checked) and token (or blob file). The token binds
 /// the volume key's fingerprint. The PCRs are read before the SRK is
@@ -82,16 +100,7 @@ pub fn add_sealed(
     } else {
         pcr::with_self(spec.pcrs)
     };
-    let firmware: Vec<u32> = all
-        .iter()
-        .copied()
-        .filter(|&p| p != pcr::SELF_PCR)
-        .collect();
-    let fw_values = if firmware.is_empty() {
-        vec![]
-    } else {
-        tpm.pcr_read(&firmware)?
-    };
+    let (firmware, fw_values) = firmware_values(tpm, &all)?;
     if !spec.allow_zero_pcrs {
         refuse_zero_pcrs(&firmware, &fw_values)?;
     }
