@@ -351,8 +351,11 @@ fn unseal_secret(blob: &Blob, args: &Target, session: &mut Session) -> Result<Ke
 /// lock and libcryptsetup.
 pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Option<u32>> {
     let hdr = args.luks.header.as_deref();
-    reencrypt::repair_torn(args.device, hdr)?;
+    // The header in re-encryption is read from its newest valid copy
+    // without writing; a torn copy is repaired only once the TPM allowed
+    // the resume (a replayed header is refused with nothing written).
     let Some(st) = reencrypt::in_progress(args.device, hdr)? else {
+        reencrypt::repair_torn(args.device, hdr)?;
         discard_unstarted(args)?;
         return Ok(None);
     };
@@ -386,6 +389,7 @@ pub fn resume_if_interrupted(args: &Target, session: &mut Session) -> Result<Opt
             },
         ));
     }
+    reencrypt::repair_torn(args.device, hdr)?;
     if !st.pbkdf2_keyslots.contains(&blob.keyslot) {
         return Err(Error::refused(
             args.device,
